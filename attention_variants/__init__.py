@@ -1,0 +1,9 @@
+"""Attention implementations to benchmark, each registered under a name with its semantics family."""
+
+from attention_variants.case import Case
+from attention_variants.registry import FAMILIES, Prepared, Variant, available, get, names, register
+
+# Importing a variant module registers it. A new variant: one new file + one line here.
+from attention_variants import im2col, slide, window, natten  # noqa: E402,F401  isort: skip
+
+__all__ = ["Case", "FAMILIES", "Prepared", "Variant", "available", "get", "names", "register"]

@@ -1,0 +1,129 @@
+"""Float64 oracles, one per semantics family.
+
+Written from the definitions (explicit index gathers and dense masks), never by calling a
+variant's code, so that a variant and its oracle cannot share a bug. All take canonical
+tensors (batch, heads, height, width, head_dim) and return the same shape.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _softmax_weighted_sum(q: Tensor, keys: Tensor, values: Tensor, valid: Tensor | None) -> Tensor:
+    """Attention of q (..., D) over stacked neighbours keys/values (..., S, D)."""
+    logits = torch.einsum("...d,...sd->...s", q, keys) * q.shape[-1] ** -0.5
+    if valid is not None:
+        logits = logits.masked_fill(~valid, float("-inf"))
+    return torch.einsum("...s,...sd->...d", logits.softmax(dim=-1), values)
+
+
+def _offsets(kernel_size: int) -> list[tuple[int, int]]:
+    r = kernel_size // 2
+    return [(di, dj) for di in range(-r, r + 1) for dj in range(-r, r + 1)]
+
+
+def _shifted(x: Tensor, di: int, dj: int) -> tuple[Tensor, Tensor]:
+    """Return x[i + di, j + dj] for every (i, j), zero outside, and the inside mask."""
+    height, width = x.shape[2], x.shape[3]
+    rows = torch.arange(height) + di
+    cols = torch.arange(width) + dj
+    inside = ((rows >= 0) & (rows < height))[:, None] & ((cols >= 0) & (cols < width))[None, :]
+    gathered = x[:, :, rows.clamp(0, height - 1)][:, :, :, cols.clamp(0, width - 1)]
+    return gathered * inside[None, None, :, :, None], inside
+
+
+def _local(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, masked: bool) -> Tensor:
+    keys, values, valid = [], [], []
+    for di, dj in _offsets(kernel_size):
+        key, inside = _shifted(k, di, dj)
+        value, _ = _shifted(v, di, dj)
+        keys.append(key)
+        values.append(value)
+        valid.append(inside.expand(q.shape[:4]))
+    mask = torch.stack(valid, dim=-1) if masked else None
+    return _softmax_weighted_sum(q, torch.stack(keys, dim=-2), torch.stack(values, dim=-2), mask)
+
+
+def local_zero_pad(q: Tensor, k: Tensor, v: Tensor, kernel_size: int) -> Tensor:
+    """Return k x k local attention where outside pixels are zero keys/values in the softmax."""
+    return _local(q, k, v, kernel_size, masked=False)
+
+
+def local_masked(q: Tensor, k: Tensor, v: Tensor, kernel_size: int) -> Tensor:
+    """Return k x k local attention with outside pixels excluded from the softmax."""
+    return _local(q, k, v, kernel_size, masked=True)
+
+
+def local_deformed(
+    q: Tensor, k: Tensor, v: Tensor, kernel_size: int, deform_weight: Tensor, deform_bias: Tensor
+) -> Tensor:
+    """Return Slide attention with deformed shifting, from its two-branch definition.
+
+    Slot s (offset s of the k x k square) sees key k[i + di_s, j + dj_s] plus the learned
+    depthwise mix sum_t w[c, s, t] * k[i + di_t, j + dj_t] + b[c, s] (zero padding), where
+    w is deform_weight of shape (head_dim, k*k, k*k) shared by all heads.
+    """
+    shifted_k = torch.stack([_shifted(k, di, dj)[0] for di, dj in _offsets(kernel_size)], dim=-2)
+    shifted_v = torch.stack([_shifted(v, di, dj)[0] for di, dj in _offsets(kernel_size)], dim=-2)
+    w = deform_weight.to(torch.float64)
+    b = deform_bias.to(torch.float64)
+    keys = shifted_k + torch.einsum("bhxytc,cst->bhxysc", shifted_k, w) + b.T
+    values = shifted_v + torch.einsum("bhxytc,cst->bhxysc", shifted_v, w) + b.T
+    return _softmax_weighted_sum(q, keys, values, None)
+
+
+def neighborhood(q: Tensor, k: Tensor, v: Tensor, kernel_size: int) -> Tensor:
+    """Return NATTEN's neighbourhood attention: the k x k window clamped inside the image."""
+    height, width = q.shape[2], q.shape[3]
+    r = kernel_size // 2
+    row_start = (torch.arange(height) - r).clamp(0, height - kernel_size)
+    col_start = (torch.arange(width) - r).clamp(0, width - kernel_size)
+    rows = row_start[:, None] + torch.arange(kernel_size)  # (height, k)
+    cols = col_start[:, None] + torch.arange(kernel_size)  # (width, k)
+    row_idx = rows[:, None, :, None].expand(height, width, kernel_size, kernel_size).reshape(height, width, -1)
+    col_idx = cols[None, :, None, :].expand(height, width, kernel_size, kernel_size).reshape(height, width, -1)
+    keys = k[:, :, row_idx, col_idx]  # (B, H, height, width, k*k, D)
+    values = v[:, :, row_idx, col_idx]
+    return _softmax_weighted_sum(q, keys, values, None)
+
+
+def window(q: Tensor, k: Tensor, v: Tensor, window_size: int, shift: int = 0) -> Tensor:
+    """Return Swin window attention as dense attention with a same-window mask.
+
+    With a cyclic shift s, Swin's roll + region mask is the same as cutting the image into
+    windows whose borders sit at s, s + w, ... with no wrap-around: pixel i is in group
+    floor((i - s) / w). That is the independent definition used here.
+    """
+    batch, heads, height, width, dim = q.shape
+    group_rows = torch.div(torch.arange(height) - shift, window_size, rounding_mode="floor")
+    group_cols = torch.div(torch.arange(width) - shift, window_size, rounding_mode="floor")
+    group = (group_rows[:, None] * (width + 1) + group_cols[None, :]).reshape(-1)
+    same_window = group[:, None] == group[None, :]
+    flat = lambda x: x.reshape(batch, heads, height * width, dim)  # noqa: E731
+    logits = flat(q) @ flat(k).transpose(-1, -2) * dim**-0.5
+    weights = logits.masked_fill(~same_window, float("-inf")).softmax(dim=-1)
+    return (weights @ flat(v)).reshape(batch, heads, height, width, dim)
+
+
+def window_shifted(q: Tensor, k: Tensor, v: Tensor, window_size: int) -> Tensor:
+    """Return shifted-window (Swin SW-MSA) attention with shift window_size // 2."""
+    return window(q, k, v, window_size, shift=window_size // 2)
+
+
+ORACLES = {
+    "local-zero-pad": local_zero_pad,
+    "local-masked": local_masked,
+    "local-deformed": local_deformed,
+    "neighborhood": neighborhood,
+    "window": window,
+    "window-shifted": window_shifted,
+}
+
+
+def oracle(family: str, q: Tensor, k: Tensor, v: Tensor, kernel_size: int, **kwargs: object) -> Tensor:
+    """Return the float64 reference output of `family` for canonical q, k, v."""
+    as64 = lambda x: x.detach().to("cpu", torch.float64)  # noqa: E731
+    kwargs = {name: as64(value) if isinstance(value, Tensor) else value for name, value in kwargs.items()}
+    return ORACLES[family](as64(q), as64(k), as64(v), kernel_size, **kwargs)
