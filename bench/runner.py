@@ -1,0 +1,166 @@
+"""Runs a sweep: each case -> one row (measured, checked against its oracle, or why not)."""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import attention_variants as av
+from attention_variants.case import Case
+from attention_variants.reference import oracle
+from bench import env, memory, timing
+from bench.results import append_rows
+
+# Largest |variant - float64 oracle| accepted per dtype; above it the row is a `mismatch`.
+TOLERANCE = {"float64": 1e-9, "float32": 1e-4, "float16": 1e-2, "bfloat16": 6e-2}
+# The oracle gathers k*k neighbours in float64: past this many elements, check a reduced copy.
+ORACLE_ELEMENT_BUDGET = 10_000_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How cases are measured (the same for every case of a run)."""
+
+    threads: int
+    warmup_s: float = 0.05
+    min_run_s: float = 0.1
+    max_run_s: float = 1.0
+    seed: int = 0
+
+
+def make_inputs(case: Case, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return seeded canonical q, k, v (batch, heads, height, width, head_dim) on the case's device."""
+    generator = torch.Generator().manual_seed(seed)
+    shape = (case.batch, case.heads, case.height, case.width, case.head_dim)
+    return tuple(torch.randn(shape, generator=generator).to(case.device, case.torch_dtype) for _ in range(3))
+
+
+def analytic_gflop(case: Case) -> float:
+    """Return the useful GFLOP of the case: QK^T and AV over the k*k keys each query sees.
+
+    2 FLOP per multiply-add, 2 matmul-like products, softmax ignored; backward counts as
+    twice the forward (gradients for q, k, v), so forward_backward is 3x.
+    """
+    keys_per_query = case.kernel_size**2  # a window of w = k has as many keys as the k x k square
+    forward = 4 * case.batch * case.heads * case.height * case.width * keys_per_query * case.head_dim
+    return forward * (3 if case.needs_grad else 1) / 1e9
+
+
+def oracle_error(variant: av.Variant, case: Case, seed: int) -> tuple[float, str]:
+    """Return max |output - float64 oracle| of the variant on the case, and a note on what was checked."""
+    work = case.batch * case.heads * case.height * case.width * case.kernel_size**2 * case.head_dim
+    checked = case if work <= ORACLE_ELEMENT_BUDGET else case.replace(batch=1, heads=1)
+    q, k, v = make_inputs(checked, seed)
+    prepared = variant.build(checked, q, k, v)
+    with torch.no_grad():
+        out = prepared.to_canonical(prepared.fn(*prepared.inputs))
+    expected = oracle(variant.family, q, k, v, checked.kernel_size, **prepared.oracle_kwargs)
+    error = (out.detach().to("cpu", torch.float64) - expected).abs().max().item()
+    note = "" if checked is case else "max_abs_err on a reduced copy (batch 1, heads 1)"
+    return error, note
+
+
+def timed_callable(prepared: av.Prepared, case: Case) -> Callable[[], object]:
+    """Return the zero-argument closure to time: forward, or forward then backward to the inputs."""
+    fn = torch.compile(prepared.fn) if case.compiled else prepared.fn
+    if not case.needs_grad:
+        inputs = prepared.inputs
+        return lambda: fn(*inputs)
+    inputs = tuple(t.detach().requires_grad_(True) for t in prepared.inputs)
+    grad_out = torch.randn_like(fn(*inputs))
+
+    def forward_backward():
+        return torch.autograd.grad(fn(*inputs), inputs, grad_out)
+
+    return forward_backward
+
+
+def _failure(err: BaseException) -> tuple[str, str]:
+    first_line = (str(err).strip().splitlines() or [""])[0][:300]
+    status = "oom" if isinstance(err, (torch.OutOfMemoryError, MemoryError)) else "error"
+    return status, f"{type(err).__name__}: {first_line}"
+
+
+def measure_case(case: Case, settings: Settings) -> dict[str, object]:
+    """Return the measured columns of one case (status, timing, memory, error vs the oracle)."""
+    variant = av.get(case.variant)
+    reason = env.device_unavailable(case.device) or variant.supports(case)
+    if reason:
+        return {"status": "skipped", "reason": reason}
+    try:
+        error, note = oracle_error(variant, case, settings.seed)
+        q, k, v = make_inputs(case, settings.seed + 1)
+        prepared = variant.build(case, q, k, v)
+        fn = timed_callable(prepared, case)
+        measured = timing.measure(fn, case.device, settings.threads, settings.warmup_s, settings.min_run_s, settings.max_run_s)
+        peak_mb = memory.peak_memory_mb(fn, case.device)
+    except Exception as err:  # a failing variant is data, not the end of the sweep
+        status, reason = _failure(err)
+        return {"status": status, "reason": reason}
+    notes = [note] if note else []
+    status = "ok"
+    if not error <= TOLERANCE[case.dtype]:
+        status = "mismatch"
+        notes.insert(0, f"max_abs_err {error:.3g} > tolerance {TOLERANCE[case.dtype]:g} for {case.dtype}")
+    if measured.noisy:
+        notes.append(f"noisy: IQR is {measured.iqr_ms / measured.median_ms:.0%} of the median")
+    gflop = analytic_gflop(case)
+    return {
+        "status": status,
+        "reason": "; ".join(notes),
+        "median_ms": measured.median_ms,
+        "iqr_ms": measured.iqr_ms,
+        "min_ms": measured.min_ms,
+        "n_measurements": measured.n_measurements,
+        "peak_mem_mb": peak_mb,
+        "throughput_per_s": case.batch / (measured.median_ms / 1e3),
+        "gflop": gflop,
+        "gflop_per_s": gflop / (measured.median_ms / 1e3),
+        "max_abs_err": error,
+        "backend": prepared.backend,
+    }
+
+
+def run_case(case: Case, settings: Settings, run_id: str, machine: dict[str, object]) -> dict[str, object]:
+    """Return the full results row of one case."""
+    variant = av.get(case.variant)
+    row = {
+        "run_id": run_id,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **case.key(),
+        "family": variant.family,
+        "device_name": env.device_name(case.device),
+        **machine,
+        "gflop": analytic_gflop(case),
+    }
+    row.update(measure_case(case, settings))
+    gc.collect()
+    if case.device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()  # a long sweep otherwise fragments the allocator
+    return row
+
+
+def run_sweep(
+    cases: list[Case],
+    settings: Settings,
+    out: Path,
+    run_id: str,
+    on_start: Callable[[Case], None] = lambda case: None,
+    on_row: Callable[[Case, dict[str, object]], None] = lambda case, row: None,
+) -> list[dict[str, object]]:
+    """Run every case, appending each row to `out` as soon as it is measured; return the rows."""
+    torch.set_num_threads(settings.threads)
+    machine = env.fingerprint(settings.threads)
+    rows = []
+    for case in cases:
+        on_start(case)
+        row = run_case(case, settings, run_id, machine)
+        append_rows(out, [row])
+        rows.append(row)
+        on_row(case, row)
+    return rows

@@ -1,0 +1,187 @@
+"""Sweeps: presets (TOML), CLI overrides, validation, and expansion into cases."""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import attention_variants as av
+from attention_variants.case import DTYPES, PASSES, Case
+
+PRESET_DIR = Path(__file__).parent / "presets"
+DEVICES = ("cpu", "cuda", "mps")
+Resolution = tuple[int, int]
+
+
+class SpecError(ValueError):
+    """A bad sweep definition; its message is one line that names the bad value."""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The axes of a sweep (the cases are their cartesian product) and the timing budget."""
+
+    variants: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ("cpu",)
+    dtypes: tuple[str, ...] = ("float32",)
+    batch: tuple[int, ...] = (1,)
+    resolutions: tuple[Resolution, ...] = ((28, 28),)
+    heads: tuple[int, ...] = (2,)
+    stages: tuple[tuple[int, int], ...] = ()  # (resolution, heads) pairs; replace the product of both
+    head_dim: tuple[int, ...] = (32,)
+    kernel_sizes: tuple[int, ...] = (7,)
+    passes: tuple[str, ...] = ("forward",)
+    compiled: tuple[bool, ...] = (False,)
+    warmup_s: float = 0.05
+    min_run_s: float = 0.1
+    max_run_s: float = 1.0
+
+
+AXES = tuple(f.name for f in fields(Sweep))
+TIMING_KEYS = ("warmup_s", "min_run_s", "max_run_s")
+
+
+def preset_names() -> list[str]:
+    """Return the names of the presets in bench/presets."""
+    return sorted(path.stem for path in PRESET_DIR.glob("*.toml"))
+
+
+def parse_resolution(value: object) -> Resolution:
+    """Return (height, width) from 56, "56" or "56x28"."""
+    if isinstance(value, bool):
+        raise SpecError(f"bad resolution {value!r}: expected N or HxW")
+    if isinstance(value, int):
+        return (value, value)
+    text = str(value).lower().strip()
+    parts = text.split("x")
+    if len(parts) not in (1, 2) or not all(p.strip().lstrip("-").isdigit() for p in parts):
+        raise SpecError(f"bad resolution {value!r}: expected N or HxW, e.g. 56 or 56x28")
+    height, width = (int(parts[0]), int(parts[-1]))
+    return (height, width)
+
+
+def _as_int(axis: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise SpecError(f"bad {axis} value {value!r}: expected an integer")
+    try:
+        return int(value)
+    except ValueError:
+        raise SpecError(f"bad {axis} value {value!r}: expected an integer") from None
+
+
+def _as_bool(axis: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise SpecError(f"bad {axis} value {value!r}: expected true or false")
+
+
+def _axis_values(axis: str, raw: object) -> tuple:
+    if axis in TIMING_KEYS:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw < 0:
+            raise SpecError(f"bad {axis} {raw!r}: expected a non-negative number of seconds")
+        return float(raw)
+    items = raw if isinstance(raw, list) else [raw]
+    if axis == "resolutions":
+        return tuple(parse_resolution(item) for item in items)
+    if axis == "stages":
+        if not all(isinstance(s, list) and len(s) == 2 for s in items):
+            raise SpecError(f"bad stages {raw!r}: expected [[resolution, heads], ...]")
+        return tuple((_as_int("stages", r), _as_int("stages", h)) for r, h in items)
+    if axis in ("batch", "heads", "head_dim", "kernel_sizes"):
+        return tuple(_as_int(axis, item) for item in items)
+    if axis == "compiled":
+        return tuple(_as_bool(axis, item) for item in items)
+    if not all(isinstance(item, str) for item in items):
+        raise SpecError(f"bad {axis} {raw!r}: expected a list of names")
+    return tuple(item.strip() for item in items)
+
+
+def load_preset(name: str) -> dict[str, object]:
+    """Return the raw axes of preset `name` (a name in bench/presets or a path to a TOML file)."""
+    path = Path(name) if name.endswith(".toml") else PRESET_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise SpecError(f"unknown preset {name!r} (known: {', '.join(preset_names())})")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"preset {path}: invalid TOML: {err}") from None
+    unknown = sorted(set(data) - set(AXES))
+    if unknown:
+        raise SpecError(f"preset {path}: unknown key {unknown[0]!r} (known: {', '.join(AXES)})")
+    return data
+
+
+def parse_cli_list(axis: str, text: str) -> list[str]:
+    """Return the comma-separated values of a CLI flag, rejecting empty items."""
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise SpecError(f"bad --{axis.replace('_', '-')} value {text!r}: expected a comma-separated list")
+    return items
+
+
+def make_sweep(preset: str = "quick", overrides: dict[str, object] | None = None) -> Sweep:
+    """Return the validated sweep: the preset's axes with `overrides` (raw values) on top."""
+    raw = load_preset(preset)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if "resolutions" in overrides or "heads" in overrides:
+        raw.pop("stages", None)  # explicit axes replace the preset's paired stages
+    raw.update(overrides)
+    values = {axis: _axis_values(axis, value) for axis, value in raw.items()}
+    sweep = replace(Sweep(), **values)
+    if not sweep.variants:
+        sweep = replace(sweep, variants=tuple(av.names()))
+    validate(sweep)
+    return sweep
+
+
+def validate(sweep: Sweep) -> None:
+    """Raise SpecError naming the first bad value of the sweep."""
+    known = {"variant": av.names(), "device": DEVICES, "dtype": tuple(DTYPES), "pass": PASSES}
+    for kind, chosen in (("variant", sweep.variants), ("device", sweep.devices), ("dtype", sweep.dtypes), ("pass", sweep.passes)):
+        for value in chosen:
+            if value not in known[kind]:
+                raise SpecError(f"unknown {kind} {value!r} (known: {', '.join(known[kind])})")
+    sizes = {"batch": sweep.batch, "heads": sweep.heads, "head_dim": sweep.head_dim, "kernel_sizes": sweep.kernel_sizes}
+    sizes["resolutions"] = tuple(side for res in _shapes(sweep) for side in res[0])
+    sizes["stages heads"] = tuple(heads for _, heads in _shapes(sweep))
+    for axis, values in sizes.items():
+        if not values:
+            raise SpecError(f"empty axis {axis!r}")
+        for value in values:
+            if value <= 0:
+                raise SpecError(f"non-positive {axis} value {value}")
+    for kernel in sweep.kernel_sizes:
+        if kernel % 2 == 0:
+            raise SpecError(f"even kernel size {kernel}: local attention needs an odd kernel (a centred square)")
+        for (height, width), _ in _shapes(sweep):
+            if kernel > min(height, width):
+                raise SpecError(f"kernel size {kernel} is larger than the image {height}x{width}")
+    if sweep.min_run_s > sweep.max_run_s:
+        raise SpecError(f"min_run_s {sweep.min_run_s} exceeds max_run_s {sweep.max_run_s}")
+
+
+def _shapes(sweep: Sweep) -> list[tuple[Resolution, int]]:
+    if sweep.stages:
+        return [((res, res), heads) for res, heads in sweep.stages]
+    return [(res, heads) for res in sweep.resolutions for heads in sweep.heads]
+
+
+def cases(sweep: Sweep) -> list[Case]:
+    """Return every case of the sweep, largest work first (limits allocator fragmentation)."""
+    product = itertools.product(
+        sweep.variants, sweep.devices, sweep.dtypes, sweep.batch, _shapes(sweep),
+        sweep.head_dim, sweep.kernel_sizes, sweep.passes, sweep.compiled,
+    )
+    expanded = [
+        Case(variant, device, dtype, batch, height, width, heads, head_dim, kernel, pass_name, compiled)
+        for variant, device, dtype, batch, ((height, width), heads), head_dim, kernel, pass_name, compiled in product
+    ]
+    work = lambda c: c.batch * c.heads * c.height * c.width * c.head_dim * c.kernel_size**2  # noqa: E731
+    return sorted(expanded, key=work, reverse=True)

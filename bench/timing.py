@@ -1,0 +1,71 @@
+"""Timing with torch.utils.benchmark: warm-up by time, then adaptive repeated measurement.
+
+Why this way: a fixed warm-up count is too short for slow cases and wasteful for fast ones,
+so warm-up runs for a time budget (first call included: compile, caches, allocator).
+`Timer.adaptive_autorange` then picks a block size so that timer overhead is negligible,
+synchronises CUDA around each block, and repeats blocks until IQR/median < 10 % or the
+time budget is spent (at least 4 blocks unless one block alone exceeds the budget).
+Times are per call: torch divides each block by its number of calls, so nothing here
+multiplies by an iteration count again. Medians, never means: one preemption on a shared
+machine moves a mean, not a median.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.utils import benchmark
+
+NOISY_IQR_FRACTION = 0.10
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What was observed: per-call statistics in milliseconds."""
+
+    median_ms: float
+    iqr_ms: float
+    min_ms: float
+    n_measurements: int
+    warmup_calls: int
+
+    @property
+    def noisy(self) -> bool:
+        return self.iqr_ms > NOISY_IQR_FRACTION * self.median_ms
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued work on `device` to finish."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    elif device == "mps":
+        torch.mps.synchronize()
+
+
+def warm_up(fn: Callable[[], object], device: str, seconds: float, max_calls: int = 1000) -> int:
+    """Call fn for at least `seconds` (and at least twice); return how many calls were made."""
+    calls, start = 0, time.perf_counter()
+    while calls < 2 or (time.perf_counter() - start < seconds and calls < max_calls):
+        fn()
+        synchronize(device)
+        calls += 1
+    return calls
+
+
+def measure(
+    fn: Callable[[], object], device: str, threads: int, warmup_s: float, min_run_s: float, max_run_s: float
+) -> Timing:
+    """Return the timing of fn after warm-up, measured by torch.utils.benchmark."""
+    warmup_calls = warm_up(fn, device, warmup_s)
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    m = timer.adaptive_autorange(threshold=NOISY_IQR_FRACTION, min_run_time=min_run_s, max_run_time=max_run_s)
+    return Timing(
+        median_ms=m.median * 1e3,
+        iqr_ms=m.iqr * 1e3,
+        min_ms=min(m.times) * 1e3,
+        n_measurements=len(m.times),
+        warmup_calls=warmup_calls,
+    )
