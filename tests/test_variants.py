@@ -6,7 +6,7 @@ import torch
 import attention_variants as av
 from attention_variants import slide
 from attention_variants.case import Case
-from attention_variants.reference import local_deformed, local_masked, local_zero_pad, neighborhood, oracle
+from attention_variants.reference import ORACLES, local_deformed, local_masked, local_zero_pad, neighborhood, oracle
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
 SHAPES = [(9, 13, 3), (11, 8, 5), (15, 14, 7)]  # odd and non-square (height, width, kernel)
@@ -103,3 +103,23 @@ def test_deformed_oracle_reduces_to_zero_pad_without_learned_kernel():
     taps = 9
     zero = local_deformed(q, k, v, 3, torch.zeros(3, taps, taps), torch.zeros(3, taps))
     torch.testing.assert_close(zero, local_zero_pad(q, k, v, 3))
+
+
+@pytest.mark.parametrize("name", av.names())
+def test_variant_gradients_match_oracle(name):
+    case = _runnable_case(name, 9, 14, 3, "cpu", "float32").replace(pass_name="forward_backward")
+    reason = av.get(name).supports(case)
+    if reason:
+        pytest.skip(reason)
+    inputs = [t.double().requires_grad_(True) for t in _inputs(case)]
+    weights = torch.randn(inputs[0].shape, dtype=torch.float64)
+    leaves = [t.detach().float().requires_grad_(True) for t in inputs]
+    prepared = av.get(name).build(case, *leaves)  # layout conversion is differentiable
+    out = prepared.to_canonical(prepared.fn(*prepared.inputs))
+    grads = torch.autograd.grad((out.double() * weights).sum(), leaves)
+    # oracle() detaches its inputs; call the family's function to keep the float64 graph
+    expected_out = ORACLES[av.get(name).family](*inputs, case.kernel_size, **{
+        key: value.double() if isinstance(value, torch.Tensor) else value for key, value in prepared.oracle_kwargs.items()})
+    expected = torch.autograd.grad((expected_out * weights).sum(), inputs)
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-4)
