@@ -55,12 +55,14 @@ class Worker:
         self.cap = isolation.max_memory_bytes
         self.log_path = Path(tempfile.mkstemp(dir=log_dir, prefix="worker-", suffix=".log")[1])
         read_fd, write_fd = os.pipe()
+        lifeline_read, self.lifeline = os.pipe()  # closes when this process ends, however it ends
         command = [sys.executable, "-c", BOOT, json.dumps([os.path.abspath(p) for p in sys.path]),
-                   "--result-fd", str(write_fd), *(f"--plugin={m}" for m in isolation.plugins)]
+                   f"--result-fd={write_fd}", f"--lifeline-fd={lifeline_read}", *(f"--plugin={m}" for m in isolation.plugins)]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log,
-                                            pass_fds=(write_fd,), start_new_session=True)
+                                            pass_fds=(write_fd, lifeline_read), start_new_session=True)
         os.close(write_fd)
+        os.close(lifeline_read)
         self.results_fd = read_fd
         self.buffer = b""
 
@@ -149,6 +151,7 @@ class Worker:
             except OSError:
                 pass
         os.close(self.results_fd)
+        os.close(self.lifeline)
         self.log_path.unlink(missing_ok=True)
 
 

@@ -10,7 +10,6 @@ process, and the parent turns that into the row instead.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import faulthandler
 import gc
 import json
@@ -18,31 +17,24 @@ import os
 import resource
 import signal
 import sys
-import threading
-import time
 
 BOOT = "import sys, json; sys.path[:] = json.loads(sys.argv[1]); from bench.worker import main; sys.exit(main(sys.argv[2:]))"
 EXIT_STARTUP_FAILED = 3
 
 
-def _die_with_parent() -> None:
-    # A sweep killed by SIGKILL cannot kill its worker: the worker must notice on its own,
-    # or a hanging case would outlive the sweep forever.
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
+def _die_with_sweep(lifeline_fd: int) -> None:
+    # A sweep killed by SIGKILL cannot kill its worker. So a small process forked here (before
+    # torch is imported, so the fork is cheap and safe) waits for the sweep's end of the lifeline
+    # pipe to close, then kills this worker's whole process group: a hanging case and any
+    # process it started never outlive the sweep.
+    if os.fork() == 0:
         try:
-            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os.killpg(os.getpgid(0), signal.SIGKILL)  # this worker and its children
-
-    threading.Thread(target=watch, daemon=True).start()
-    if os.getppid() != parent:
-        os._exit(1)
+            while os.read(lifeline_fd, 1):
+                pass
+        finally:
+            os.killpg(0, signal.SIGKILL)
+            os._exit(0)
+    os.close(lifeline_fd)
 
 
 def _limit_address_space(device: str, max_memory_bytes: int | None) -> None:
@@ -101,9 +93,10 @@ def main(argv: list[str]) -> int:
     """Serve tasks from stdin until it closes; return the exit status."""
     parser = argparse.ArgumentParser(prog="bench.worker")
     parser.add_argument("--result-fd", type=int, required=True)
+    parser.add_argument("--lifeline-fd", type=int, required=True)
     parser.add_argument("--plugin", action="append", default=[])
     args = parser.parse_args(argv)
-    _die_with_parent()
+    _die_with_sweep(args.lifeline_fd)
     faulthandler.enable()  # a segfault or abort leaves "Fatal Python error: ..." in the log
     import attention_variants  # noqa: F401  the import cost is paid once per worker, not per case
     import bench.runner  # noqa: F401
