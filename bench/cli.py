@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import time
 import uuid
 from pathlib import Path
@@ -95,12 +96,13 @@ def new_run_id() -> str:
 
 
 def _isolation(args: argparse.Namespace) -> Isolation:
-    checks = (("--case-timeout", args.case_timeout, args.case_timeout > 0),
-              ("--max-memory-gb", args.max_memory_gb, args.max_memory_gb is None or args.max_memory_gb > 0),
-              ("--cases-per-worker", args.cases_per_worker, args.cases_per_worker >= 0))
-    for flag, value, good in checks:  # `> 0` is False for NaN too
-        if not good or value in (float("inf"), float("-inf")):
-            raise CliError(f"bad {flag} {value}: expected a positive finite number")
+    checks = (("--case-timeout", args.case_timeout, 0 < args.case_timeout < math.inf, "a positive number of seconds"),
+              ("--max-memory-gb", args.max_memory_gb, args.max_memory_gb is None or 0 < args.max_memory_gb < math.inf,
+               "a positive number of GB"),
+              ("--cases-per-worker", args.cases_per_worker, args.cases_per_worker >= 0, "0 or more"))
+    for flag, value, good, expected in checks:  # comparisons are False for NaN, so NaN is rejected too
+        if not good:
+            raise CliError(f"bad {flag} {value}: expected {expected}")
     return Isolation(args.case_timeout, args.max_memory_gb, args.cases_per_worker, tuple(args.plugin))
 
 
@@ -116,7 +118,8 @@ def _resume(args: argparse.Namespace, cases: list[Case], console: Console) -> tu
         console.print(f"[yellow]note[/]: {args.resume} ended with a partial row (a killed writer); it is ignored and rerun")
     keys = recorded[list(results.CASE_KEY)].astype(str).itertuples(index=False, name=None)
     todo = pending(cases, keys)
-    run_id = str(recorded["run_id"].iloc[-1]) if len(recorded) else new_run_id()  # a resumed run keeps its id
+    ids = recorded["run_id"].dropna()
+    run_id = str(ids.iloc[-1]) if len(ids) else new_run_id()  # a resumed run keeps its id
     console.print(f"resume {args.resume}: {len(cases) - len(todo)} of {len(cases)} cases already recorded, {len(todo)} to run")
     if len(todo) == len(cases) and len(recorded):
         console.print("[yellow]note[/]: no case of this sweep is in the file: are the sweep options the same?")
