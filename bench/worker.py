@@ -75,6 +75,8 @@ def run_task(task: dict[str, object]) -> dict[str, object]:
     finally:
         _limit_address_space(case.device, None)
         gc.collect()
+        if case.device.startswith("cuda") and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the next case of this worker starts from a clean allocator
 
 
 def _import_plugins(plugins: list[str]) -> str | None:
