@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +18,9 @@ from rich.table import Table
 import attention_variants as av
 from attention_variants.case import Case
 from bench import env, spec
-from bench.runner import Settings, run_sweep
+from bench import results
+from bench.isolation import Isolation
+from bench.runner import Settings, pending, run_sweep
 from bench.summary import print_failures, summary_table
 
 SWEEP_FLAGS = {  # CLI flag -> sweep axis; values are comma-separated lists
@@ -43,8 +46,9 @@ def load_plugins(modules: list[str]) -> None:
     for module in modules:
         try:
             importlib.import_module(module)
-        except Exception as err:  # any import-time failure is the plugin's, reported in one line
-            raise CliError(f"plugin {module!r} failed to import: {type(err).__name__}: {err}") from None
+        except (Exception, SystemExit) as err:  # any import-time failure is the plugin's, reported in one line
+            first_line = (str(err).strip().splitlines() or [""])[0]
+            raise CliError(f"plugin {module!r} failed to import: {type(err).__name__}: {first_line}") from None
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +68,15 @@ def configure_sweep(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--min-run-s", type=float, help="least measuring time per case (preset's min_run_s)")
     parser.add_argument("--max-run-s", type=float, help="most measuring time per case (preset's max_run_s)")
+    # -- reliability (docs/reliability.md) --
+    parser.add_argument("--resume", type=Path, metavar="RESULTS.csv",
+                        help="append to RESULTS.csv, skipping the cases it already holds (same sweep options)")
+    parser.add_argument("--case-timeout", type=float, default=Isolation.case_timeout_s, metavar="SECONDS",
+                        help="kill a case's worker after this long and record `timeout` (default: %(default)g)")
+    parser.add_argument("--max-memory-gb", type=float, metavar="GB",
+                        help="memory one case may add to its worker; past it the case is `oom` (default: 80%% of this machine's memory)")
+    parser.add_argument("--cases-per-worker", type=int, default=Isolation.cases_per_worker, metavar="N",
+                        help="cases one worker process runs before it is replaced; 0: no isolation (default: %(default)s)")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -82,17 +95,57 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
+def _isolation(args: argparse.Namespace) -> Isolation:
+    checks = (("--case-timeout", args.case_timeout, 0 < args.case_timeout < math.inf, "a positive number of seconds"),
+              ("--max-memory-gb", args.max_memory_gb, args.max_memory_gb is None or 0 < args.max_memory_gb < math.inf,
+               "a positive number of GB"),
+              ("--cases-per-worker", args.cases_per_worker, args.cases_per_worker >= 0, "0 or more"))
+    for flag, value, good, expected in checks:  # comparisons are False for NaN, so NaN is rejected too
+        if not good:
+            raise CliError(f"bad {flag} {value}: expected {expected}")
+    return Isolation(args.case_timeout, args.max_memory_gb, args.cases_per_worker, tuple(args.plugin))
+
+
+def _resume(args: argparse.Namespace, cases: list[Case], console: Console) -> tuple[Path, str, list[Case]]:
+    """Return where to write, the run id, and the cases still to run (all of them without --resume)."""
+    if args.resume is None:
+        run_id = new_run_id()
+        return args.out or Path("results") / f"{run_id}.csv", run_id, cases
+    if args.out is not None and args.out.resolve() != args.resume.resolve():
+        raise CliError("--out and --resume name different files: --resume appends to its own file")
+    recorded = results.load(args.resume)
+    if recorded.attrs.get("partial_last_line"):
+        console.print(f"[yellow]note[/]: {args.resume} ended with a partial row (a killed writer); it is ignored and rerun")
+    keys = recorded[list(results.CASE_KEY)].astype(str).itertuples(index=False, name=None)
+    todo = pending(cases, keys)
+    ids = recorded["run_id"].dropna()
+    run_id = str(ids.iloc[-1]) if len(ids) else new_run_id()  # a resumed run keeps its id
+    console.print(f"resume {args.resume}: {len(cases) - len(todo)} of {len(cases)} cases already recorded, {len(todo)} to run")
+    if len(todo) == len(cases) and len(recorded):
+        console.print("[yellow]note[/]: no case of this sweep is in the file: are the sweep options the same?")
+    return args.resume, run_id, todo
+
+
+def failure_counts(frame: pd.DataFrame) -> str:
+    """Return a one-line count of the rows by outcome, e.g. '6 cases: 2 ok, 4 failed (1 error, 1 oom, ...)'."""
+    counts = frame["status"].value_counts()
+    failed = counts.drop(["ok", "skipped"], errors="ignore")
+    parts = [f"{counts.get('ok', 0)} ok"] + ([f"{counts['skipped']} skipped"] if "skipped" in counts else [])
+    detail = ", ".join(f"{n} {status}" for status, n in failed.sort_index().items())
+    parts.append(f"{failed.sum()} failed" + (f" ({detail})" if detail else ""))
+    return f"{len(frame)} cases: " + ", ".join(parts)
+
+
 def run_sweep_command(args: argparse.Namespace) -> int:
     """Run the sweep the arguments describe; return the exit status."""
     load_plugins(args.plugin)
     if args.threads < 1:
         raise CliError(f"bad --threads {args.threads}: expected a positive integer")
+    isolation = _isolation(args)
     sweep = spec.make_sweep(args.preset, _overrides(args))
-    cases = spec.cases(sweep)
-    run_id = new_run_id()
-    out = args.out or Path("results") / f"{run_id}.csv"
-    settings = Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed)
     console = Console(stderr=True)
+    out, run_id, cases = _resume(args, spec.cases(sweep), console)
+    settings = Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed)
     console.print(f"run {run_id}: {len(cases)} cases, {settings.threads} threads, {env.cpu_name()} -> {out}")
     rows: list[dict[str, object]] = []
     interrupted = False
@@ -108,7 +161,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             progress.advance(task)
 
         try:
-            run_sweep(cases, settings, out, run_id, on_start=on_start, on_row=on_row)
+            run_sweep(cases, settings, out, run_id, on_start=on_start, on_row=on_row, isolation=isolation)
         except KeyboardInterrupt:
             interrupted = True
     frame = pd.DataFrame(rows)
@@ -117,9 +170,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         stdout.width = max(stdout.width, 110)  # keep the table readable when piped to a file
         stdout.print(summary_table(frame, title=f"run {run_id}"))
         print_failures(frame, console)
+        console.print(failure_counts(frame))
     console.print(f"{len(rows)} of {len(cases)} rows written to {out}")
     if interrupted:
-        console.print("[yellow]interrupted[/]: the rows above are saved")
+        console.print("[yellow]interrupted[/]: the rows above are saved; finish with --resume " + str(out))
         return 130
     return 0
 

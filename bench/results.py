@@ -52,6 +52,9 @@ SCHEMA: dict[str, str] = {
 }
 COLUMNS = tuple(SCHEMA)
 CASE_KEY = ("variant", "device", "dtype", "batch", "height", "width", "heads", "head_dim", "kernel_size", "pass", "compiled")
+# Without these a CSV is not a results file. Other columns may be missing (files written
+# before a column was added): they load as empty.
+REQUIRED = ("run_id", *CASE_KEY, "status")
 
 
 class ResultsError(ValueError):
@@ -83,8 +86,8 @@ def append_rows(path: str | Path, rows: Iterable[Mapping[str, object]]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     existing = path.read_text() if path.exists() else ""
-    if existing and not existing.endswith("\n"):
-        existing += "\n"
+    existing, _ = _complete(existing)  # a torn last row (a killed writer) is dropped, not glued to ours
+    existing = _in_schema(existing, path)
     text = existing + _rows_csv(rows, header=not existing)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -98,19 +101,98 @@ def append_rows(path: str | Path, rows: Iterable[Mapping[str, object]]) -> None:
         raise
 
 
-def load(path: str | Path) -> pd.DataFrame:
-    """Return the results CSV at `path` as a DataFrame with the schema's dtypes."""
-    path = Path(path)
+def _complete(text: str) -> tuple[str, bool]:
+    """Return text ending with a whole row: a torn last row is cut off; and whether one was."""
+    if not text or text.endswith("\n"):
+        return text, False
+    start = _last_record_start(text)
+    try:
+        last = list(csv.reader(io.StringIO(text[start:]), strict=True))
+        header = next(csv.reader(io.StringIO(text), strict=True))
+    except csv.Error:
+        return text[:start], True
+    if start == 0 or (len(last) == 1 and len(last[0]) == len(header)):
+        return text + "\n", False  # a whole row that only lacks its newline
+    return text[:start], True
+
+
+def _last_record_start(text: str) -> int:
+    # The last newline outside quotes; quotes are doubled inside fields, so parity tells.
+    total, after = text.count('"'), 0
+    for index in range(len(text) - 1, -1, -1):
+        if text[index] == '"':
+            after += 1
+        elif text[index] == "\n" and (total - after) % 2 == 0:
+            return index + 1
+    return 0
+
+
+def _in_schema(text: str, path: Path) -> str:
+    """Return the existing CSV text under the current header (older files gain the new columns)."""
+    if not text:
+        return text
+    header = next(csv.reader(io.StringIO(text)))
+    if header == list(COLUMNS):
+        return text
+    unknown = [column for column in header if column not in SCHEMA]
+    if unknown or len(set(header)) != len(header):
+        raise ResultsError(f"{path} has columns this version does not write ({', '.join(unknown[:3]) or 'duplicates'}); append to a new file")
+    return _rows_csv(csv.DictReader(io.StringIO(text)), header=True)
+
+
+def _read_text(path: Path) -> str:
     if not path.is_file():
         raise ResultsError(f"no results file at {path}")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ResultsError(f"{path} is not a results CSV: {str(err).splitlines()[0]}") from None
-    missing = [column for column in COLUMNS if column not in frame.columns]
-    if missing:
-        raise ResultsError(f"{path} is not a results CSV: missing column(s) {', '.join(missing)}")
-    return _typed(frame, path)
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise ResultsError(f"cannot read {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path} is not a results CSV: it is not UTF-8 text") from None
+    if "\x00" in text:
+        raise ResultsError(f"{path} is not a results CSV: it holds binary data")
+    if not text.strip():
+        raise ResultsError(f"{path} is not a results CSV: the file is empty")
+    return text
+
+
+def _records(text: str, path: Path) -> tuple[list[str], list[list[str]]]:
+    """Return the header and the rows of CSV text, each row with as many fields as the header."""
+    reader = csv.reader(io.StringIO(text), strict=True)
+    try:
+        header = next(reader)
+        missing = [column for column in REQUIRED if column not in header]
+        if missing:
+            raise ResultsError(f"{path} is not a results CSV: no column {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+        if len(set(header)) != len(header):
+            raise ResultsError(f"{path} is not a results CSV: a column name is repeated in its header")
+        rows = []
+        for row in reader:
+            if row and len(row) != len(header):
+                raise ResultsError(f"{path}: line {reader.line_num} has {len(row)} fields, the header {len(header)}")
+            if row:
+                rows.append(row)
+    except csv.Error as err:
+        raise ResultsError(f"{path} is not a results CSV: line {reader.line_num}: {err}") from None
+    return header, rows
+
+
+def load(path: str | Path) -> pd.DataFrame:
+    """Return the results CSV at `path` as a DataFrame with the schema's dtypes.
+
+    A torn last row (a writer killed mid-line) is left out and flagged in
+    `frame.attrs["partial_last_line"]`; anything else malformed is a one-line ResultsError.
+    """
+    path = Path(path)
+    text, torn = _complete(_read_text(path))
+    header, rows = _records(text, path)
+    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    for column in COLUMNS:
+        if column not in frame.columns:
+            frame[column] = ""
+    frame = _typed(frame, path)
+    frame.attrs["partial_last_line"] = torn
+    return frame
 
 
 def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -122,11 +204,15 @@ def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
             elif dtype == "float64":
                 frame[column] = pd.to_numeric(text).astype("float64")
             elif dtype == "boolean":
-                frame[column] = text.str.lower().map({"true": True, "false": False}).astype("boolean")
+                flags = text.str.lower().map({"true": True, "false": False})
+                if (flags.isna() & text.notna()).any():
+                    raise ValueError(f"expected true or false, got {text[flags.isna() & text.notna()].iloc[0]!r}")
+                frame[column] = flags.astype("boolean")
             else:
                 frame[column] = text.astype("string")
         except (ValueError, TypeError) as err:
-            raise ResultsError(f"{path}: column {column!r} has a bad value ({err})") from None
+            first_line = (str(err).strip().splitlines() or [""])[0]
+            raise ResultsError(f"{path}: column {column!r} has a bad value ({first_line})") from None
     bad = sorted(set(frame["status"].dropna()) - set(STATUSES))
     if bad:
         raise ResultsError(f"{path}: unknown status {bad[0]!r} (known: {', '.join(STATUSES)})")

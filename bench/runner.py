@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -14,7 +15,8 @@ import attention_variants as av
 from attention_variants.case import Case
 from attention_variants.reference import oracle
 from bench import env, memory, timing
-from bench.results import append_rows
+from bench.isolation import Isolation, WorkerPool
+from bench.results import CASE_KEY, append_rows
 
 # Largest |variant - float64 oracle| accepted per dtype; above it the row is a `mismatch`.
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4, "float16": 1e-2, "bfloat16": 6e-2}
@@ -80,10 +82,21 @@ def timed_callable(prepared: av.Prepared, case: Case) -> Callable[[], object]:
     return forward_backward
 
 
+# Allocation failures that torch and the C++ runtime report as RuntimeError rather than MemoryError.
+_ALLOCATION_FAILURES = ("out of memory", "can't allocate memory", "cannot allocate memory", "std::bad_alloc")
+
+
 def _failure(err: BaseException) -> tuple[str, str]:
     first_line = (str(err).strip().splitlines() or [""])[0][:300]
-    status = "oom" if isinstance(err, (torch.OutOfMemoryError, MemoryError)) else "error"
-    return status, f"{type(err).__name__}: {first_line}"
+    out_of_memory = isinstance(err, (torch.OutOfMemoryError, MemoryError)) or (
+        isinstance(err, RuntimeError) and any(text in str(err).lower() for text in _ALLOCATION_FAILURES))
+    return ("oom" if out_of_memory else "error"), f"{type(err).__name__}: {first_line}"
+
+
+def failure_columns(err: BaseException) -> dict[str, object]:
+    """Return the status and reason columns of a case that raised err."""
+    status, reason = _failure(err)
+    return {"status": status, "reason": reason}
 
 
 def measure_case(case: Case, settings: Settings) -> dict[str, object]:
@@ -126,23 +139,42 @@ def measure_case(case: Case, settings: Settings) -> dict[str, object]:
     }
 
 
-def run_case(case: Case, settings: Settings, run_id: str, machine: dict[str, object]) -> dict[str, object]:
-    """Return the full results row of one case."""
-    variant = av.get(case.variant)
-    row = {
+def case_row(case: Case, run_id: str, machine: dict[str, object]) -> dict[str, object]:
+    """Return the columns of a case's row that do not depend on measuring it."""
+    return {
         "run_id": run_id,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **case.key(),
-        "family": variant.family,
+        "family": av.get(case.variant).family,
         "device_name": env.device_name(case.device),
         **machine,
         "gflop": analytic_gflop(case),
     }
-    row.update(measure_case(case, settings))
+
+
+def run_case(case: Case, settings: Settings, run_id: str, machine: dict[str, object]) -> dict[str, object]:
+    """Return the full results row of one case, measured in this process."""
+    row = case_row(case, run_id, machine)
+    try:
+        row.update(measure_case(case, settings))
+    except Exception as err:  # e.g. a plugin's supports() raising: still a row
+        row.update(failure_columns(err))
     gc.collect()
     if case.device.startswith("cuda") and torch.cuda.is_available():
         torch.cuda.empty_cache()  # a long sweep otherwise fragments the allocator
     return row
+
+
+def pending(cases: list[Case], recorded: Iterable[tuple[str, ...]]) -> list[Case]:
+    """Return the cases whose CASE_KEY (as text) is not among `recorded`, in order."""
+    done = set(recorded)
+    return [case for case in cases if case_key_text(case) not in done]
+
+
+def case_key_text(case: Case) -> tuple[str, ...]:
+    """Return the case's CASE_KEY values as text (how they compare with a loaded CSV's)."""
+    key = case.key()
+    return tuple(str(key[column]) for column in CASE_KEY)
 
 
 def run_sweep(
@@ -152,15 +184,26 @@ def run_sweep(
     run_id: str,
     on_start: Callable[[Case], None] = lambda case: None,
     on_row: Callable[[Case, dict[str, object]], None] = lambda case, row: None,
+    isolation: Isolation | None = Isolation(),
 ) -> list[dict[str, object]]:
-    """Run every case, appending each row to `out` as soon as it is measured; return the rows."""
+    """Run every case, appending each row to `out` as soon as it is measured; return the rows.
+
+    With `isolation` (the default) each case runs in a worker subprocess (bench.isolation);
+    with None, or cases_per_worker 0, in this process, where a crash ends the sweep.
+    An interrupt (Ctrl-C) kills the running worker and propagates; finished rows are on disk.
+    """
     torch.set_num_threads(settings.threads)
     machine = env.fingerprint(settings.threads)
     rows = []
-    for case in cases:
-        on_start(case)
-        row = run_case(case, settings, run_id, machine)
-        append_rows(out, [row])
-        rows.append(row)
-        on_row(case, row)
+    in_process = isolation is None or isolation.cases_per_worker == 0
+    with contextlib.nullcontext() if in_process else WorkerPool(isolation) as pool:
+        for case in cases:
+            on_start(case)
+            if in_process:
+                row = run_case(case, settings, run_id, machine)
+            else:
+                row = {**case_row(case, run_id, machine), **pool.measure(case, asdict(settings))}
+            append_rows(out, [row])
+            rows.append(row)
+            on_row(case, row)
     return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -84,8 +85,8 @@ def _as_bool(axis: str, value: object) -> bool:
 
 def _axis_values(axis: str, raw: object) -> tuple:
     if axis in TIMING_KEYS:
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw < 0:
-            raise SpecError(f"bad {axis} {raw!r}: expected a non-negative number of seconds")
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw < math.inf:
+            raise SpecError(f"bad {axis} {raw!r}: expected a non-negative, finite number of seconds")
         return float(raw)
     items = raw if isinstance(raw, list) else [raw]
     if axis == "resolutions":
@@ -109,9 +110,11 @@ def load_preset(name: str) -> dict[str, object]:
     if not path.is_file():
         raise SpecError(f"unknown preset {name!r} (known: {', '.join(preset_names())})")
     try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"preset {path}: invalid TOML: {err}") from None
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise SpecError(f"preset {path}: invalid TOML: {(str(err).splitlines() or [''])[0]}") from None
+    except OSError as err:
+        raise SpecError(f"preset {path}: cannot read it: {err.strerror}") from None
     unknown = sorted(set(data) - set(AXES))
     if unknown:
         raise SpecError(f"preset {path}: unknown key {unknown[0]!r} (known: {', '.join(AXES)})")
@@ -144,6 +147,9 @@ def make_sweep(preset: str = "quick", overrides: dict[str, object] | None = None
 def validate(sweep: Sweep) -> None:
     """Raise SpecError naming the first bad value of the sweep."""
     known = {"variant": av.names(), "device": DEVICES, "dtype": tuple(DTYPES), "pass": PASSES}
+    for axis in ("devices", "dtypes", "passes", "compiled"):
+        if not getattr(sweep, axis):
+            raise SpecError(f"empty axis {axis!r}")
     for kind, chosen in (("variant", sweep.variants), ("device", sweep.devices), ("dtype", sweep.dtypes), ("pass", sweep.passes)):
         for value in chosen:
             if value not in known[kind]:

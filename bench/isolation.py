@@ -1,0 +1,221 @@
+"""Parent side of case isolation: run each case in a worker subprocess, with a timeout and a memory cap.
+
+Why a worker that serves a small group of cases, not one process per case: starting Python
+and importing torch costs seconds (docs/reliability.md has the figures), far more than a
+typical case. Isolation holds anyway: each row is reported before the next case starts, a
+worker that crashes, hangs, exceeds the cap or reports a failure is killed (with its
+children) and replaced, so the case that was running is the one blamed and the next case
+starts in a fresh process. A worker also retires after `cases_per_worker` cases, which
+bounds what one case can leave behind (allocator fragmentation, caches).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from attention_variants.case import Case
+from bench.worker import BOOT, EXIT_STARTUP_FAILED
+
+POLL_S = 0.2  # how often the parent checks the clock and the worker's memory while it waits
+RETIRE_AFTER = ("error", "oom", "timeout")  # a failed case may have left the process unusable
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How cases are isolated: limits per case and how many cases one worker serves."""
+
+    case_timeout_s: float = 300.0
+    max_memory_gb: float | None = None  # memory one case may add to its worker; None: 80 % of this machine's
+    cases_per_worker: int = 10  # 0: no worker, cases run in the sweep's own process
+    plugins: tuple[str, ...] = ()
+    startup_timeout_s: float = 180.0
+
+    @property
+    def max_memory_bytes(self) -> int:
+        gb = self.max_memory_gb if self.max_memory_gb is not None else 0.8 * psutil.virtual_memory().total / 2**30
+        return int(gb * 2**30)
+
+
+class Worker:
+    """One live worker subprocess, in its own process group, with a log of its output."""
+
+    def __init__(self, isolation: Isolation, log_dir: Path) -> None:
+        self.isolation = isolation
+        self.cap = isolation.max_memory_bytes
+        self.log_path = Path(tempfile.mkstemp(dir=log_dir, prefix="worker-", suffix=".log")[1])
+        read_fd, write_fd = os.pipe()
+        lifeline_read, self.lifeline = os.pipe()  # closes when this process ends, however it ends
+        command = [sys.executable, "-c", BOOT, json.dumps([os.path.abspath(p) for p in sys.path]),
+                   f"--result-fd={write_fd}", f"--lifeline-fd={lifeline_read}", *(f"--plugin={m}" for m in isolation.plugins)]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log,
+                                            pass_fds=(write_fd, lifeline_read), start_new_session=True)
+        os.close(write_fd)
+        os.close(lifeline_read)
+        self.results_fd = read_fd
+        self.buffer = b""
+
+    def start(self) -> dict[str, object] | None:
+        """Wait until the worker is ready; return the failure row if it never is, else None."""
+        message = self._next_message(self.isolation.startup_timeout_s, "start-up limit")
+        if "ready" in message:
+            return None
+        reason = str(message.get("reason", message))
+        if not reason.startswith("worker failed to start"):
+            reason = f"worker failed to start: {reason}"
+        return {"status": "error", "reason": reason}
+
+    def run(self, case: Case, task_settings: dict[str, object]) -> dict[str, object]:
+        """Return the measured columns of the case, or a failure row when the worker did not report."""
+        task = {"case": asdict(case), "settings": task_settings, "max_memory_bytes": self.cap}
+        try:
+            self.process.stdin.write((json.dumps(task) + "\n").encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the worker died; _next_message says how
+        return self._next_message(self.isolation.case_timeout_s, "--case-timeout", _tree_rss(self.process.pid))
+
+    def _next_message(self, timeout_s: float, limit: str, base_rss: int = 0) -> dict[str, object]:
+        """Return the worker's next message, or the failure row (status, reason) when none comes."""
+        deadline = time.monotonic() + timeout_s
+        cap = base_rss + self.cap
+        while b"\n" not in self.buffer:
+            if self._read(POLL_S):
+                continue
+            if self.process.poll() is not None and not self._read(0):
+                return self._death_row()
+            if time.monotonic() > deadline:
+                self.kill()
+                return {"status": "timeout", "reason": f"no result within {timeout_s:g} s ({limit}); worker killed"}
+            if _tree_rss(self.process.pid) > cap:
+                self.kill()
+                return {"status": "oom", "reason": f"the case grew its worker's resident memory by more than {self.cap / 2**30:.3g} GB (--max-memory-gb); worker killed"}
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def _read(self, timeout_s: float) -> bool:
+        ready, _, _ = select.select([self.results_fd], [], [], timeout_s)
+        if not ready:
+            return False
+        chunk = os.read(self.results_fd, 1 << 16)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def _death_row(self) -> dict[str, object]:
+        code = self.process.wait()
+        if code == EXIT_STARTUP_FAILED:
+            return {"status": "error", "reason": f"worker failed to start: {_log_hint(self.log_path, last_line=True)}"}
+        if code >= 0:
+            return {"status": "error", "reason": f"worker exited with status {code}; {_log_hint(self.log_path, last_line=True)}"}
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
+        hint = _log_hint(self.log_path)
+        if name == "SIGKILL":  # we kill only after deciding the row, so this came from the kernel's OOM killer
+            return {"status": "oom", "reason": "worker killed by SIGKILL (the system probably ran out of memory)"}
+        return {"status": "error", "reason": f"worker killed by {name}{'; ' + hint if hint else ''}"}
+
+    def kill(self) -> None:
+        """Kill the worker and every process it started, then reap it."""
+        try:
+            family = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.Error:
+            family = []
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # the worker leads its own process group
+        except (ProcessLookupError, PermissionError):
+            pass
+        for child in family:  # children that left the group (setsid) are still its descendants
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+        self.process.wait()
+
+    def close(self) -> None:
+        """Stop the worker (killing it if it is still alive) and release its pipe and log."""
+        if self.process.poll() is None:
+            self.kill()
+        for stream in (self.process.stdin,):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        os.close(self.results_fd)
+        os.close(self.lifeline)
+        self.log_path.unlink(missing_ok=True)
+
+
+def _tree_rss(pid: int) -> int:
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for process in family:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def _log_hint(log_path: Path, last_line: bool = False) -> str:
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 8192))
+            lines = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    for marker in ("what():", "Fatal Python error"):  # a C++ exception, then faulthandler's headline
+        found = [line for line in lines if marker in line]
+        if found:
+            return found[-1][:300]
+    return lines[-1][:300] if last_line and lines else ""
+
+
+class WorkerPool:
+    """At most one live worker: started on demand, replaced after a failure or `cases_per_worker` cases."""
+
+    def __init__(self, isolation: Isolation) -> None:
+        self.isolation = isolation
+        self.log_dir = tempfile.TemporaryDirectory(prefix="bench-workers-")
+        self.worker: Worker | None = None
+        self.served = 0
+
+    def measure(self, case: Case, task_settings: dict[str, object]) -> dict[str, object]:
+        """Return the measured columns of the case, run in a worker."""
+        if self.worker is None:
+            self.worker, self.served = Worker(self.isolation, Path(self.log_dir.name)), 0
+            failure = self.worker.start()
+            if failure:
+                self.retire()
+                return failure
+        measured = self.worker.run(case, task_settings)
+        self.served += 1
+        if measured.get("status") in RETIRE_AFTER or self.served >= self.isolation.cases_per_worker:
+            self.retire()
+        return measured
+
+    def retire(self) -> None:
+        """Stop the current worker, if any."""
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.retire()
+        self.log_dir.cleanup()

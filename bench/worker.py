@@ -1,0 +1,115 @@
+"""Worker side of case isolation: a subprocess that measures the cases its parent sends.
+
+Run by bench.isolation (never by hand) as `python -c BOOT SYS_PATH [--plugin M ...]`: it takes
+the parent's sys.path, imports torch, the variants and the plugins once, says it is ready, then
+reads one JSON task per line on stdin and writes one JSON result per line on the result fd.
+A Python failure of a case becomes a row here; a crash, a hang or a memory blow-up kills this
+process, and the parent turns that into the row instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import gc
+import json
+import os
+import resource
+import signal
+import sys
+
+BOOT = "import sys, json; sys.path[:] = json.loads(sys.argv[1]); from bench.worker import main; sys.exit(main(sys.argv[2:]))"
+EXIT_STARTUP_FAILED = 3
+
+
+def _die_with_sweep(lifeline_fd: int) -> None:
+    # A sweep killed by SIGKILL cannot kill its worker. So a small process forked here (before
+    # torch is imported, so the fork is cheap and safe) waits for the sweep's end of the lifeline
+    # pipe to close, then kills this worker's whole process group: a hanging case and any
+    # process it started never outlive the sweep.
+    if os.fork() == 0:
+        try:
+            while os.read(lifeline_fd, 1):
+                pass
+        finally:
+            os.killpg(0, signal.SIGKILL)
+            os._exit(0)
+    os.close(lifeline_fd)
+
+
+def _limit_address_space(device: str, max_memory_bytes: int | None) -> None:
+    # CPU cases: allocation past the cap fails inside the case (MemoryError or the allocator's
+    # RuntimeError), which the row records as `oom`. Not for GPU cases: CUDA reserves far more
+    # virtual address space than it uses, so a limit on it would break CUDA itself.
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = hard
+    if max_memory_bytes is not None and device == "cpu":
+        import psutil
+
+        wanted = psutil.Process().memory_info().vms + max_memory_bytes
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _failure_row(err: BaseException) -> dict[str, object]:
+    from bench.runner import failure_columns
+
+    return failure_columns(err)
+
+
+def run_task(task: dict[str, object]) -> dict[str, object]:
+    """Return the measured columns of one task (a case and its settings), failures included."""
+    import torch
+
+    from attention_variants.case import Case
+    from bench.runner import Settings, measure_case
+
+    case = Case(**task["case"])
+    settings = Settings(**task["settings"])
+    torch.set_num_threads(settings.threads)
+    try:
+        _limit_address_space(case.device, task.get("max_memory_bytes"))
+        return measure_case(case, settings)
+    except BaseException as err:  # a variant calling sys.exit or raising at support time is a row too
+        return _failure_row(err)
+    finally:
+        _limit_address_space(case.device, None)
+        gc.collect()
+        if case.device.startswith("cuda") and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the next case of this worker starts from a clean allocator
+
+
+def _import_plugins(plugins: list[str]) -> str | None:
+    import importlib
+
+    for module in plugins:
+        try:
+            importlib.import_module(module)
+        except BaseException as err:  # reported to the parent through the log, in one line
+            first = (str(err).strip().splitlines() or [""])[0]
+            return f"plugin {module!r} failed to import in the worker: {type(err).__name__}: {first}"
+    return None
+
+
+def main(argv: list[str]) -> int:
+    """Serve tasks from stdin until it closes; return the exit status."""
+    parser = argparse.ArgumentParser(prog="bench.worker")
+    parser.add_argument("--result-fd", type=int, required=True)
+    parser.add_argument("--lifeline-fd", type=int, required=True)
+    parser.add_argument("--plugin", action="append", default=[])
+    args = parser.parse_args(argv)
+    _die_with_sweep(args.lifeline_fd)
+    faulthandler.enable()  # a segfault or abort leaves "Fatal Python error: ..." in the log
+    import attention_variants  # noqa: F401  the import cost is paid once per worker, not per case
+    import bench.runner  # noqa: F401
+
+    problem = _import_plugins(args.plugin)
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_STARTUP_FAILED
+    results = os.fdopen(args.result_fd, "w", buffering=1)
+    results.write(json.dumps({"ready": os.getpid()}) + "\n")
+    for line in sys.stdin:
+        measured = run_task(json.loads(line))
+        results.write(json.dumps(measured, default=str) + "\n")
+    return 0

@@ -1,0 +1,68 @@
+"""Fault-injection variants for the reliability tests: import with `--plugin tests.plugins.faults`.
+
+Each fails in one of the ways a real variant can, when its case is built (so inside the
+worker): a Python exception, a hard crash (abort), a hang, an allocation without bound.
+They are registered only by this module, never by attention_variants.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+from attention_variants.registry import Variant, register
+
+CHUNK_ELEMENTS = 2**25  # 128 MiB of float32 per step
+PID_FILE = "FAULTS_PID_FILE"  # env var: where fault-hangs writes "worker_pid child_pid"
+# A child that lifts the address-space limit it inherited and grows without bound: only the
+# parent's watch on the worker's resident memory (children included) can stop it.
+CHILD_HOG = """
+import resource, time
+hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+held = []
+while True:
+    held.append(b"x" * (64 << 20))
+    time.sleep(0.02)
+"""
+
+
+def _raises(case, q, k, v):
+    raise RuntimeError("injected failure for the reliability tests\nthis second line must not reach the CSV")
+
+
+def _aborts(case, q, k, v):
+    os.abort()
+
+
+def _sleeps_forever(case, q, k, v):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])  # a timeout must end it too
+    if os.environ.get(PID_FILE):
+        with open(os.environ[PID_FILE], "w") as pid_file:
+            pid_file.write(f"{os.getpid()} {child.pid}")
+    while True:
+        time.sleep(3600)
+
+
+def _allocates_without_bound(case, q, k, v):
+    held = []
+    while True:  # each chunk is written, so it is resident, not just reserved
+        held.append(torch.ones(CHUNK_ELEMENTS, device=case.device))
+
+
+def _allocates_in_child(case, q, k, v):
+    subprocess.run([sys.executable, "-c", CHILD_HOG])
+
+
+for _name, _build, _what in (
+    ("fault-raises", _raises, "raises RuntimeError"),
+    ("fault-aborts", _aborts, "calls os.abort() (SIGABRT)"),
+    ("fault-hangs", _sleeps_forever, "sleeps forever"),
+    ("fault-allocates", _allocates_without_bound, "allocates memory without bound"),
+    ("fault-allocates-in-child", _allocates_in_child, "starts a process that allocates without bound"),
+):
+    register(Variant(_name, "local-zero-pad", _build, description=f"test fault: {_what}"))

@@ -1,0 +1,220 @@
+"""Reliability: isolated cases, recorded failures, kill-and-resume without loss, one-line bad-input errors.
+
+The fault variants (tests/plugins/faults.py) crash, hang and exhaust memory on purpose, so
+they are only ever imported by the sweeps these tests start as subprocesses, never here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+import run_bench
+from attention_variants.case import Case
+from bench import results
+from bench.runner import _failure, case_key_text, pending
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ["--resolutions", "14", "--min-run-s", "0.01", "--max-run-s", "0.05", "--threads", "1"]
+FAULTS = ["--plugin", "tests.plugins.faults"]
+
+
+def sweep(*args: str, env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen:
+    """Start `run_bench.py sweep ARGS` as a subprocess of its own."""
+    return subprocess.Popen([sys.executable, "run_bench.py", "sweep", *args], cwd=REPO, env={**os.environ, "COLUMNS": "250", **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def gone(pid: int, within_s: float = 10.0) -> bool:
+    """Return whether process pid has ended (or is a zombie) within the time given."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_fault_sweep_records_every_failure_and_finishes(tmp_path: Path) -> None:
+    out, pid_file = tmp_path / "faults.csv", tmp_path / "hang.pid"
+    variants = "im2col,window,fault-raises,fault-aborts,fault-hangs,fault-allocates,fault-allocates-in-child"
+    process = sweep(*FAULTS, "--variants", variants, *TINY, "--case-timeout", "5", "--max-memory-gb", "1",
+                    "--out", str(out), env={"FAULTS_PID_FILE": str(pid_file)})
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr
+    frame = results.load(out)
+    assert sorted(frame["variant"]) == sorted(variants.split(","))  # one row per case
+    by_variant = frame.set_index("variant")
+    statuses = by_variant["status"].to_dict()
+    assert statuses == {
+        "im2col": "ok", "window": "ok", "fault-raises": "error", "fault-aborts": "error",
+        "fault-hangs": "timeout", "fault-allocates": "oom", "fault-allocates-in-child": "oom",
+    }
+    reasons = by_variant["reason"].to_dict()
+    assert reasons["fault-raises"] == "RuntimeError: injected failure for the reliability tests"
+    assert "SIGABRT" in reasons["fault-aborts"]
+    assert "--case-timeout" in reasons["fault-hangs"]
+    assert "allocate" in reasons["fault-allocates"]  # failed inside the worker, under its address-space cap
+    assert "--max-memory-gb" in reasons["fault-allocates-in-child"]  # killed by the parent's watch
+    assert "7 cases: 2 ok, 5 failed (2 error, 2 oom, 1 timeout)" in stderr
+    worker_pid, child_pid = map(int, pid_file.read_text().split())
+    assert gone(worker_pid) and gone(child_pid)  # a timeout kills the worker's children too
+
+
+def test_sigkill_then_resume_holds_every_case_once(tmp_path: Path) -> None:
+    out, pid_file = tmp_path / "run.csv", tmp_path / "hang.pid"
+    variants = "im2col,window,fault-hangs,window-shifted,slide"
+    options = [*FAULTS, "--variants", variants, *TINY]
+    first = sweep(*options, "--out", str(out), "--case-timeout", "120", env={"FAULTS_PID_FILE": str(pid_file)})
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() or not pid_file.read_text().strip():  # the third case hangs: kill mid-case
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()[1]
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    worker_pid, child_pid = map(int, pid_file.read_text().split())
+    assert gone(worker_pid) and gone(child_pid)  # the worker noticed its sweep died
+    assert len(results.load(out)) == 2
+    with out.open("a") as handle:  # and a writer killed mid-line left a torn row behind
+        handle.write("20261125-000000-abcdef,2026-11-25T00:00:00,window,window,cpu")
+    second = sweep(*options, "--resume", str(out), "--case-timeout", "3")
+    _, stderr = second.communicate(timeout=240)
+    assert second.returncode == 0, stderr
+    assert "2 of 5 cases already recorded, 3 to run" in stderr
+    frame = results.load(out)
+    assert out.read_text().splitlines()[0].split(",") == list(results.COLUMNS)
+    keys = list(frame[list(results.CASE_KEY)].astype(str).itertuples(index=False, name=None))
+    assert len(keys) == len(set(keys)) == 5  # every case exactly once
+    assert frame["run_id"].nunique() == 1  # a resumed run keeps its id
+    assert frame.set_index("variant")["status"].to_dict() == {
+        "im2col": "ok", "window": "ok", "fault-hangs": "timeout", "window-shifted": "ok", "slide": "ok"}
+
+
+def run_main(argv: list[str]) -> tuple[int, list[str]]:
+    """Return the exit status and stderr lines of run_bench.main(argv), run in this process."""
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        status = run_bench.main(argv)
+    return status, stderr.getvalue().strip().splitlines()
+
+
+GOOD_HEADER = ",".join(results.COLUMNS)
+BAD_CSVS = {
+    "empty": "",
+    "foreign": "name,score\nalice,3\n",
+    "binary": "\x00\x01\x02garbage",
+    "short row in the middle": f"{GOOD_HEADER}\n1,2,3\n{GOOD_HEADER.replace('run_id', 'x')}\n",
+    "bad status": GOOD_HEADER + "\n" + ",".join("r t im2col local-zero-pad cpu c float32 1 14 14 2 32 7 forward false banana".split()
+                                                 + [""] * (len(results.COLUMNS) - 16)) + "\n",
+    "repeated column": GOOD_HEADER + ",status\n",
+}
+BAD_PRESETS = {
+    "unknown key": 'devcies = ["cpu"]\n',
+    "wrong type": 'batch = "two"\n',
+    "infinite time": "max_run_s = inf\n",
+    "empty axis": "dtypes = []\n",
+    "invalid TOML": "batch = [1,\n",
+}
+
+
+@pytest.mark.parametrize("name", BAD_CSVS)
+def test_corrupt_resume_csv_is_one_line_exit_2(tmp_path: Path, name: str) -> None:
+    csv_path = tmp_path / "bad.csv"
+    csv_path.write_text(BAD_CSVS[name])
+    status, lines = run_main(["--variants", "im2col", *TINY, "--resume", str(csv_path)])
+    assert status == 2 and len(lines) == 1 and str(csv_path) in lines[0], lines
+    with pytest.raises(results.ResultsError):
+        results.load(csv_path)  # what plot and gate read through
+
+
+@pytest.mark.parametrize("name", BAD_PRESETS)
+def test_bad_preset_is_one_line_exit_2(tmp_path: Path, name: str) -> None:
+    preset = tmp_path / "bad.toml"
+    preset.write_text(BAD_PRESETS[name])
+    status, lines = run_main(["--preset", str(preset), "--out", str(tmp_path / "never.csv")])
+    assert status == 2 and len(lines) == 1, lines
+    assert not (tmp_path / "never.csv").exists()
+
+
+@pytest.mark.parametrize("source", ["raise ImportError('no such backend\\nsecond line')", "import sys; sys.exit(3)",
+                                    "this is not python"])
+def test_plugin_that_fails_to_import_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+    (tmp_path / "broken_plugin.py").write_text(source + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    status, lines = run_main(["--plugin", "broken_plugin", "--out", str(tmp_path / "never.csv")])
+    assert status == 2 and len(lines) == 1 and "broken_plugin" in lines[0], lines
+
+
+@pytest.mark.parametrize("flag,value", [("--case-timeout", "0"), ("--case-timeout", "nan"), ("--max-memory-gb", "-1"),
+                                        ("--cases-per-worker", "-2")])
+def test_bad_isolation_option_is_one_line_exit_2(tmp_path: Path, flag: str, value: str) -> None:
+    status, lines = run_main([flag, value, "--out", str(tmp_path / "never.csv")])
+    assert status == 2 and len(lines) == 1 and flag in lines[0], lines
+
+
+def test_bad_input_from_a_real_process_has_no_traceback(tmp_path: Path) -> None:
+    csv_path = tmp_path / "foreign.csv"
+    csv_path.write_text(BAD_CSVS["foreign"])
+    process = sweep("--resume", str(csv_path))
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2 and stderr.strip().count("\n") == 0 and "Traceback" not in stderr, stderr
+
+
+def row(variant: str, **changes: object) -> dict[str, object]:
+    """Return a minimal results row of a 14x14 case."""
+    return {"run_id": "r", "timestamp": "t", **Case(variant, height=14, width=14).key(), "family": "f", "status": "ok", **changes}
+
+
+def test_torn_last_line_is_ignored_by_load_and_cut_by_append(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    results.append_rows(path, [row("im2col"), row("window")])
+    whole = path.read_text()
+    path.write_text(whole + whole.splitlines()[1][:25])  # a writer killed mid-row
+    frame = results.load(path)
+    assert len(frame) == 2 and frame.attrs["partial_last_line"]
+    results.append_rows(path, [row("slide")])
+    assert path.read_text() == whole + results._rows_csv([row("slide")], header=False)
+    assert not results.load(path).attrs["partial_last_line"]
+
+
+def test_whole_last_row_without_newline_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    results.append_rows(path, [row("im2col"), row("window", reason='a "quoted", multi\nline reason')])
+    path.write_text(path.read_text().rstrip("\n"))
+    frame = results.load(path)
+    assert list(frame["variant"]) == ["im2col", "window"] and not frame.attrs["partial_last_line"]
+
+
+def test_file_from_an_older_schema_loads_and_gains_new_columns_on_append(tmp_path: Path) -> None:
+    path = tmp_path / "old.csv"
+    old_columns = results.COLUMNS[:-1]
+    path.write_text(",".join(old_columns) + "\n" + ",".join(str(row("im2col").get(c, "")) for c in old_columns) + "\n")
+    assert results.load(path)[results.COLUMNS[-1]].isna().all()
+    results.append_rows(path, [row("window")])
+    assert path.read_text().splitlines()[0] == GOOD_HEADER and len(results.load(path)) == 2
+
+
+def test_allocation_failures_are_oom_and_reasons_one_line() -> None:
+    assert _failure(MemoryError())[0] == "oom"
+    assert _failure(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes"))[0] == "oom"
+    assert _failure(RuntimeError("CUDA error: out of memory"))[0] == "oom"
+    assert _failure(ValueError("shape mismatch\ndetails")) == ("error", "ValueError: shape mismatch")
+
+
+def test_pending_skips_recorded_cases_only() -> None:
+    cases = [Case("im2col"), Case("window"), Case("im2col", batch=2)]
+    assert pending(cases, [case_key_text(Case("window"))]) == [Case("im2col"), Case("im2col", batch=2)]
+    frame_keys = [("im2col", "cpu", "float32", "1", "28", "28", "2", "32", "7", "forward", "False")]
+    assert pending(cases, frame_keys) == [Case("window"), Case("im2col", batch=2)]
