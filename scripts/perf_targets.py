@@ -2,11 +2,11 @@
 
 Target case: batch 8, 2 heads, 56x56, head_dim 32, k=7, float32, forward, CPU, 2 threads.
 Every registered `local-zero-pad` variant is measured through the harness (bench.runner),
-eagerly and, with --compiled, under torch.compile too; the script prints each one's speed-up
+eagerly and (those named by --compiled) under torch.compile too; the script prints each one's speed-up
 over Im2Col and its fraction of the calibrated compute roofline, then the two targets:
 best exact variant >= 20x faster than Im2Col, and within 4x of the compute roofline.
 
-    flock /tmp/bench.lock python scripts/perf_targets.py --compiled --out results/perf_targets.csv
+    flock /tmp/bench.lock python scripts/perf_targets.py --compiled local-fused,local-halo --out results/perf_targets.csv
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ SPEEDUP_TARGET = 20.0
 ROOFLINE_TARGET = 4.0  # at most this many times slower than the compute roofline
 
 
-def target_cases(compiled: bool) -> list[Case]:
-    """Return the target case for every local-zero-pad variant (and compiled copies, if asked)."""
+def target_cases(compiled: list[str]) -> list[Case]:
+    """Return the target case for every local-zero-pad variant, plus compiled copies of `compiled`."""
     names = [v.name for v in av.available() if v.family == "local-zero-pad"]
-    cases = [Case(variant=name, **TARGET) for name in names]
-    if compiled:
-        cases += [Case(variant=name, compiled=True, **TARGET) for name in names if name != "im2col"]
-    return cases
+    unknown = sorted(set(compiled) - set(names))
+    if unknown:
+        raise ValueError(f"--compiled: not a local-zero-pad variant: {', '.join(unknown)} (known: {', '.join(names)})")
+    return [Case(variant=name, **TARGET) for name in names] + [Case(variant=name, compiled=True, **TARGET) for name in compiled]
 
 
 def ratios(rows: pd.DataFrame) -> pd.DataFrame:
@@ -68,14 +68,19 @@ def main() -> int:
     """Measure the target case, print the ratio table and the verdicts; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--compiled", action="store_true", help="also measure each variant under torch.compile")
+    parser.add_argument("--compiled", default="", metavar="A,B,...", help="also measure these variants under torch.compile")
     parser.add_argument("--out", type=Path, help="also append the rows to this results CSV")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     settings = Settings(threads=args.threads, min_run_s=0.5, max_run_s=2.0)
     machine, run_id = env.fingerprint(args.threads), time.strftime("perf-%Y%m%d-%H%M%S")
+    try:
+        cases = target_cases([name for name in args.compiled.split(",") if name])
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 2
     rows = []
-    for case in target_cases(args.compiled):
+    for case in cases:
         print(f"measuring {case.variant}{' compiled' if case.compiled else ''} ...", file=sys.stderr, flush=True)
         rows.append(run_case(case, settings, run_id, machine))
     if args.out:
