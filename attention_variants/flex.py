@@ -55,6 +55,8 @@ def supports(case: Case) -> str | None:
         return "torch.nn.attention.flex_attention needs torch >= 2.5"
     if case.kernel_size > min(case.height, case.width):
         return f"kernel {case.kernel_size} larger than the {case.height}x{case.width} image"
+    if case.device == "cpu" and case.needs_grad:
+        return "FlexAttention has no backward on CPU"
     if not case.compiled and case.height * case.width > EAGER_MAX_TOKENS:
         return f"eager FlexAttention is dense (N x N); above {EAGER_MAX_TOKENS} tokens run it with compiled=true"
     return None
