@@ -49,6 +49,14 @@ SCHEMA: dict[str, str] = {
     "natten_version": "string",
     "git_sha": "string",
     "backend": "string",
+    # issue 7: compile time and the roofline (bench/roofline.py)
+    "compile_ms": "float64",
+    "peak_gflop_per_s": "float64",
+    "peak_gb_per_s": "float64",
+    "bytes_moved": "float64",
+    "arithmetic_intensity": "float64",
+    "roofline_fraction": "float64",
+    "bound": "string",
 }
 COLUMNS = tuple(SCHEMA)
 CASE_KEY = ("variant", "device", "dtype", "batch", "height", "width", "heads", "head_dim", "kernel_size", "pass", "compiled")

@@ -14,7 +14,7 @@ import torch
 import attention_variants as av
 from attention_variants.case import Case
 from attention_variants.reference import oracle
-from bench import env, memory, timing
+from bench import env, memory, roofline, timing
 from bench.isolation import Isolation, WorkerPool
 from bench.results import CASE_KEY, append_rows
 
@@ -99,8 +99,28 @@ def failure_columns(err: BaseException) -> dict[str, object]:
     return {"status": status, "reason": reason}
 
 
+def _first_call(prepared: av.Prepared, case: Case) -> tuple[Callable[[], object], float | None, float]:
+    """Return the timed closure after its first call, the compile time (compiled only), and the drift.
+
+    The drift is max |compiled - eager| on the timed inputs (forward only): the oracle checks
+    the eager code, so |compiled - oracle| <= oracle error + drift.
+    """
+    started = time.perf_counter()
+    fn = timed_callable(prepared, case)
+    first = fn()  # under torch.compile this call compiles
+    timing.synchronize(case.device)
+    if not case.compiled:
+        return fn, None, 0.0
+    compile_ms = (time.perf_counter() - started) * 1e3
+    if case.needs_grad:
+        return fn, compile_ms, 0.0
+    with torch.no_grad():
+        eager = prepared.fn(*prepared.inputs)
+    return fn, compile_ms, (first.detach().double() - eager.double()).abs().max().item()
+
+
 def measure_case(case: Case, settings: Settings) -> dict[str, object]:
-    """Return the measured columns of one case (status, timing, memory, error vs the oracle)."""
+    """Return the measured columns of one case (status, timing, memory, error vs the oracle, roofline)."""
     variant = av.get(case.variant)
     reason = env.device_unavailable(case.device) or variant.supports(case)
     if reason:
@@ -109,13 +129,22 @@ def measure_case(case: Case, settings: Settings) -> dict[str, object]:
         error, note = oracle_error(variant, case, settings.seed)
         q, k, v = make_inputs(case, settings.seed + 1)
         prepared = variant.build(case, q, k, v)
-        fn = timed_callable(prepared, case)
+        try:
+            fn, compile_ms, drift = _first_call(prepared, case)
+        except Exception as err:  # a variant that does not compile is an error row that says so
+            if not case.compiled:
+                raise
+            return {"status": "error", "reason": f"torch.compile failed: {_failure(err)[1]}"}
+        error += drift
         measured = timing.measure(fn, case.device, settings.threads, settings.warmup_s, settings.min_run_s, settings.max_run_s)
         peak_mb = memory.peak_memory_mb(fn, case.device)
+        peaks = roofline.peaks(case.device, case.torch_dtype, settings.threads)  # cached per process
     except Exception as err:  # a failing variant is data, not the end of the sweep
         status, reason = _failure(err)
         return {"status": status, "reason": reason}
     notes = [note] if note else []
+    if drift:
+        notes.append(f"compiled vs eager drift {drift:.3g} included in max_abs_err")
     status = "ok"
     if not error <= TOLERANCE[case.dtype]:
         status = "mismatch"
@@ -136,6 +165,8 @@ def measure_case(case: Case, settings: Settings) -> dict[str, object]:
         "gflop_per_s": gflop / (measured.median_ms / 1e3),
         "max_abs_err": error,
         "backend": prepared.backend,
+        "compile_ms": compile_ms,
+        **roofline.roofline_columns(gflop, case, measured.median_ms, peaks),
     }
 
 

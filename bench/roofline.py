@@ -1,0 +1,104 @@
+"""The roofline: the device's peak FLOP/s and memory bandwidth, measured by calibration kernels.
+
+Why calibrate instead of using a datasheet: on a shared or throttled machine the datasheet
+peak is unreachable, and the question is how far each formulation is from what *this*
+device does *now*. A large matmul stands for peak compute (the best a GEMM library gets),
+a large copy (well past the last-level cache) for memory bandwidth. Both run once per
+process, device, dtype and thread count (functools.cache) and are timed with
+torch.utils.benchmark like the cases. With per-case worker processes the parent should
+calibrate once and hand the numbers to the workers (see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch.utils import benchmark
+
+from attention_variants.case import Case
+
+MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}  # square side of the calibration GEMM
+COPY_BYTES = {"cpu": 256 << 20, "cuda": 2 << 30}  # well past L3 / L2, so it measures DRAM
+MIN_RUN_S = 0.3
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """What the calibration kernels reached: GFLOP/s of the GEMM and GB/s of the copy."""
+
+    gflop_per_s: float
+    gb_per_s: float
+
+
+def _median_s(stmt_globals: dict[str, object], threads: int) -> float:
+    timer = benchmark.Timer(stmt="fn()", globals=stmt_globals, num_threads=threads)
+    stmt_globals["fn"]()  # warm-up: allocator, library dispatch, CUDA context
+    return timer.blocked_autorange(min_run_time=MIN_RUN_S).median
+
+
+def _kind(device: str) -> str:
+    return "cuda" if device.startswith("cuda") else "cpu"
+
+
+@functools.cache
+def matmul_gflop_per_s(device: str, dtype: torch.dtype, threads: int) -> float:
+    """Return the GFLOP/s of a large square matmul in `dtype` on `device`."""
+    size = MATMUL_SIZE[_kind(device)]
+    if dtype not in (torch.float32, torch.float64) and device == "cpu":
+        size //= 2  # CPUs without native half/bf16 GEMM are slow; keep calibration short
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    seconds = _median_s({"fn": lambda: _synced(device, torch.mm, a, b)}, threads)
+    return 2 * size**3 / seconds / 1e9
+
+
+@functools.cache
+def copy_gb_per_s(device: str, threads: int) -> float:
+    """Return the GB/s of a large device-to-device copy (bytes read plus bytes written)."""
+    count = COPY_BYTES[_kind(device)] // 4
+    src = torch.randn(count, device=device)
+    dst = torch.empty_like(src)
+    seconds = _median_s({"fn": lambda: _synced(device, dst.copy_, src)}, threads)
+    return 2 * count * 4 / seconds / 1e9
+
+
+def _synced(device: str, fn, *args) -> None:
+    fn(*args)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def peaks(device: str, dtype: torch.dtype, threads: int) -> Peaks:
+    """Return the calibrated peaks of `device` for `dtype` at `threads` (cached per process)."""
+    return Peaks(matmul_gflop_per_s(device, dtype, threads), copy_gb_per_s(device, threads))
+
+
+def bytes_moved(case: Case) -> float:
+    """Return the compulsory bytes of the case: q, k, v read and the output written once.
+
+    This is what an ideal implementation must move (the same for every variant, like the
+    FLOP count); a variant that materialises k*k copies moves more and shows it as a lower
+    achieved fraction. forward_backward moves 3x (q, k, v, out, dout read; dq, dk, dv written).
+    """
+    tensor = case.batch * case.heads * case.height * case.width * case.head_dim
+    forward = 4 * tensor * torch.empty((), dtype=case.torch_dtype).element_size()
+    return float(forward * (3 if case.needs_grad else 1))
+
+
+def roofline_columns(gflop: float, case: Case, median_ms: float, found: Peaks) -> dict[str, object]:
+    """Return the roofline columns of one measured case."""
+    moved = bytes_moved(case)
+    intensity = gflop * 1e9 / moved
+    memory_gflop_per_s = intensity * found.gb_per_s  # what bandwidth allows at this intensity
+    attainable = min(found.gflop_per_s, memory_gflop_per_s)
+    achieved = gflop / (median_ms / 1e3)
+    return {
+        "peak_gflop_per_s": found.gflop_per_s,
+        "peak_gb_per_s": found.gb_per_s,
+        "bytes_moved": moved,
+        "arithmetic_intensity": intensity,
+        "roofline_fraction": achieved / attainable,
+        "bound": "compute" if found.gflop_per_s <= memory_gflop_per_s else "memory",
+    }

@@ -1,0 +1,119 @@
+"""Issue 7: the fast exact variants' own knobs, the compile axis, and the roofline columns.
+
+Every registered variant is also checked against its family's oracle by tests/test_variants.py
+(parametrised over the registry); these tests cover what that one cannot see: block shapes
+that do not tile the image, chunking, compile rows, and the roofline arithmetic.
+"""
+
+import pytest
+import torch
+
+from attention_variants import halo, local_fused
+from attention_variants.case import Case
+from attention_variants.reference import local_zero_pad
+from bench import roofline, runner
+
+TOLERANCE = {torch.float32: dict(atol=2e-5, rtol=2e-5), torch.bfloat16: dict(atol=6e-2, rtol=0)}
+
+
+def _qkv(shape, dtype=torch.float64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype) for _ in range(3)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("block", [(1, 4), (2, 3), (5, 7)])
+@pytest.mark.parametrize("height,width,kernel", [(9, 13, 3), (11, 8, 5), (15, 14, 7)])
+def test_halo_any_block_shape_matches_oracle(height, width, kernel, block, dtype):
+    q, k, v = _qkv((2, 3, height, width, 8), dtype)
+    flat = lambda t: t.reshape(6, height, width, 8)  # noqa: E731
+    for chunk in (4, 6):  # a chunk that splits batch*heads unevenly, and no split
+        out = halo.chunked(flat(q), flat(k), flat(v), kernel, block, chunk).view(2, 3, height, width, 8)
+        torch.testing.assert_close(out.double(), local_zero_pad(q.double(), k.double(), v.double(), kernel), **TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("height,width,kernel", [(9, 13, 3), (7, 12, 5), (13, 8, 7)])
+def test_fused_chunks_match_oracle(height, width, kernel, dtype):
+    q, k, v = _qkv((2, 3, height, width, 8), dtype)
+    cf = lambda t: t.permute(0, 1, 4, 2, 3).reshape(6, 8, height, width)  # noqa: E731
+    expected = local_zero_pad(q.double(), k.double(), v.double(), kernel)
+    for chunk in (1, 4, 6):
+        out = local_fused.chunked(cf(q), cf(k), cf(v), kernel, chunk).view(2, 3, 8, height, width).permute(0, 1, 3, 4, 2)
+        torch.testing.assert_close(out.double(), expected, **TOLERANCE[dtype])
+
+
+def test_fused_survives_huge_logits():
+    """The online softmax rescales: logits far beyond exp's range still give the oracle's answer."""
+    q, k, v = _qkv((1, 1, 6, 7, 4))
+    q = q * 200  # logits of order 1e2..1e3: a naive exp overflows float32
+    cf = lambda t: t.float().permute(0, 1, 4, 2, 3).reshape(1, 4, 6, 7)  # noqa: E731
+    out = local_fused.online_local_attention(cf(q), cf(k), cf(v), 3).view(1, 1, 4, 6, 7).permute(0, 1, 3, 4, 2)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.double(), local_zero_pad(q, k, v, 3), atol=1e-4, rtol=1e-4)
+
+
+def test_chunk_sizes_follow_the_cache_budget():
+    small, large = Case("local-fused", height=14, width=14), Case("local-fused", height=112, width=112)
+    assert local_fused.chunk_rows(small) > local_fused.chunk_rows(large) >= 1
+
+
+def _measure(case, monkeypatch):
+    monkeypatch.setattr(roofline, "MATMUL_SIZE", {"cpu": 128, "cuda": 128})  # calibration in ms, not s
+    monkeypatch.setattr(roofline, "COPY_BYTES", {"cpu": 1 << 20, "cuda": 1 << 20})
+    monkeypatch.setattr(roofline, "MIN_RUN_S", 0.01)
+    roofline.matmul_gflop_per_s.cache_clear()
+    roofline.copy_gb_per_s.cache_clear()
+    settings = runner.Settings(threads=torch.get_num_threads(), warmup_s=0.0, min_run_s=0.01, max_run_s=0.05)
+    return runner.measure_case(case, settings)
+
+
+def test_eager_row_has_roofline_columns_and_no_compile_time(monkeypatch):
+    row = _measure(Case("local-halo", batch=1, height=9, width=11, heads=2, head_dim=8, kernel_size=3), monkeypatch)
+    assert row["status"] == "ok", row["reason"]
+    assert row["compile_ms"] is None
+    assert row["peak_gflop_per_s"] > 0 and row["peak_gb_per_s"] > 0
+    assert row["bytes_moved"] == 4 * 2 * 9 * 11 * 8 * 4  # q, k, v read, out written, float32
+    assert row["roofline_fraction"] == pytest.approx(row["gflop_per_s"] / min(
+        row["peak_gflop_per_s"], row["arithmetic_intensity"] * row["peak_gb_per_s"]))
+
+
+def test_compile_failure_is_an_error_row_with_the_reason(monkeypatch):
+    def broken_compile(fn, *args, **kwargs):
+        def compiled(*inputs):
+            raise RuntimeError("InductorError: no C++ compiler found")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    case = Case("local-halo", batch=1, height=5, width=5, heads=1, head_dim=2, kernel_size=3, compiled=True)
+    row = _measure(case, monkeypatch)
+    assert row["status"] == "error"
+    assert row["reason"] == "torch.compile failed: RuntimeError: InductorError: no C++ compiler found"
+    eager = _measure(case.replace(compiled=False), monkeypatch)
+    assert eager["status"] == "ok", eager["reason"]  # the same variant runs eagerly
+
+
+def test_compiled_row_records_compile_time(monkeypatch):
+    torch._dynamo.reset()
+    row = _measure(Case("local-halo", batch=1, height=7, width=9, heads=1, head_dim=4, kernel_size=3, compiled=True), monkeypatch)
+    assert row["status"] == "ok", row["reason"]
+    assert row["compile_ms"] > 0
+    assert row["max_abs_err"] < 1e-4
+
+
+@pytest.mark.parametrize("intensity_flop_per_byte,bound", [(1.0, "memory"), (1000.0, "compute")])
+def test_roofline_bound_follows_the_ridge_point(intensity_flop_per_byte, bound):
+    case = Case("im2col", batch=1, height=4, width=4, heads=1, head_dim=4, kernel_size=3)
+    moved = roofline.bytes_moved(case)
+    gflop = intensity_flop_per_byte * moved / 1e9
+    peaks = roofline.Peaks(gflop_per_s=100.0, gb_per_s=10.0)  # ridge point at 10 FLOP/byte
+    columns = roofline.roofline_columns(gflop, case, median_ms=1.0, found=peaks)
+    assert columns["bound"] == bound
+    attainable = min(100.0, intensity_flop_per_byte * 10.0)
+    assert columns["roofline_fraction"] == pytest.approx(gflop / 1e-3 / attainable)
+
+
+def test_backward_moves_three_times_the_bytes():
+    case = Case("im2col", batch=2, height=5, width=6, heads=3, head_dim=4, kernel_size=3, dtype="bfloat16")
+    assert roofline.bytes_moved(case) == 4 * 2 * 3 * 5 * 6 * 4 * 2
+    assert roofline.bytes_moved(case.replace(pass_name="forward_backward")) == 3 * roofline.bytes_moved(case)
