@@ -64,6 +64,7 @@ def configure_sweep(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--min-run-s", type=float, help="least measuring time per case (preset's min_run_s)")
     parser.add_argument("--max-run-s", type=float, help="most measuring time per case (preset's max_run_s)")
+    parser.add_argument("--no-plots", action="store_true", help="do not draw the figures into plots/<run_id>/ at the end")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -118,6 +119,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         stdout.print(summary_table(frame, title=f"run {run_id}"))
         print_failures(frame, console)
     console.print(f"{len(rows)} of {len(cases)} rows written to {out}")
+    if rows and not args.no_plots:
+        from bench.plots import plot_after_sweep  # drawing stays apart from measuring
+
+        plot_after_sweep(out, console)
     if interrupted:
         console.print("[yellow]interrupted[/]: the rows above are saved")
         return 130

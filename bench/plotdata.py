@@ -129,14 +129,15 @@ def resolution_ticks(frame: pd.DataFrame) -> dict[int, str]:
 
 
 def not_ok_lines(frame: pd.DataFrame, limit: int = 8) -> list[str]:
-    """Return one footnote line per (variant, status, reason) of the rows that were not measured."""
-    bad = frame[frame["status"] != "ok"]
+    """Return one footnote line per (machine, variant, status, reason) of the rows that were not measured."""
+    bad = frame[frame["status"] != "ok"].sort_values(["height", "width", "batch"])
+    where = bad["facet"].str.split("\n").str[0] if frame["facet"].nunique() > 1 else pd.Series("", index=bad.index)
     lines = []
-    for (variant, status, reason), group in bad.groupby(["variant", "status", bad["reason"].fillna("")], sort=True):
-        cases = [case_text(row) for _, row in group.iterrows()]
+    for (place, variant, status, reason), group in bad.groupby([where, "variant", "status", bad["reason"].fillna("")]):
+        cases = list(dict.fromkeys(case_text(row) for _, row in group.iterrows()))
         shown = ", ".join(cases[:3]) + (f" and {len(cases) - 3} more" if len(cases) > 3 else "")
         reason = reason if len(reason) <= 90 else reason[:87] + "..."
-        lines.append(f"{variant}: {status} ({shown}): {reason}")
+        lines.append(f"{place + ': ' if place else ''}{variant}: {status} ({shown}): {reason}")
     if len(lines) > limit:
         lines = lines[: limit - 1] + [f"... and {len(lines) - limit + 1} more groups (see the report)"]
     return lines

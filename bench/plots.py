@@ -13,107 +13,18 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from matplotlib import ticker
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bench.plotdata import (load_results, machine_label, not_ok_lines, output_folder, panel_keys, panel_title,
-                            resolution_ticks, run_label)
+from bench.plotdata import load_results, output_folder, panel_keys, resolution_ticks
+from bench.plotlayout import HOLLOW, finish, grid, log_axis, mark_not_measured, variant_handles
 from bench.plotstyle import linestyles, resolution_label, variant_order, variant_styles
 from bench.results import ResultsError
 from bench.summary import add_speedup
 
 REFERENCE = "im2col"
 FORMATS = ("png", "svg")
-PANEL_SIZE = (4.6, 3.3)  # inches per panel
-HOLLOW = dict(markerfacecolor="none", markeredgewidth=1.4, linestyle="none", markersize=8)
-
-
-def _new_figure(n_rows: int, n_cols: int) -> Figure:
-    # _finish adds the height of the title, legend and footnote.
-    fig = Figure(figsize=(max(7.0, PANEL_SIZE[0] * n_cols + 0.8), PANEL_SIZE[1] * n_rows + 0.2), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def grid(frame: pd.DataFrame, keys: list[str]) -> tuple[Figure, list[tuple[Axes, pd.DataFrame]]]:
-    """Return a figure with one column per facet and one row per value of `keys`, and its panels' rows."""
-    facets = list(dict.fromkeys(frame["facet"]))
-    row_keys = sorted(frame[keys].drop_duplicates().itertuples(index=False, name=None), key=str)
-    fig = _new_figure(len(row_keys), len(facets))
-    axes = fig.subplots(len(row_keys), len(facets), squeeze=False, sharey="row")
-    panels = []
-    for r, row_key in enumerate(row_keys):
-        for c, facet in enumerate(facets):
-            ax = axes[r][c]
-            mask = (frame["facet"] == facet) & (frame[keys] == pd.Series(row_key, index=keys)).all(axis=1)
-            rows = frame[mask]
-            if rows.empty:
-                ax.text(0.5, 0.5, "no cases here", ha="center", va="center", transform=ax.transAxes, color="grey")
-                ax.set_xticks([]), ax.set_yticks([])
-                continue
-            title = panel_title(rows)
-            ax.set_title(f"{facet}\n{title}" if len(facets) > 1 else title, fontsize=9)
-            ax.grid(True, which="major", alpha=0.3)
-            panels.append((ax, rows))
-    return fig, panels
-
-
-def _title(frame: pd.DataFrame, what: str) -> str:
-    if frame["source"].nunique() == 1:
-        return f"{what}\n{machine_label(frame)} · {run_label(frame)}"
-    return f"{what}\n{frame['source'].nunique()} result sets side by side (one column each)"
-
-
-def _finish(fig: Figure, frame: pd.DataFrame, what: str, handles: list[Line2D], notes: list[str]) -> Figure:
-    """Add the title and the shared legend above the panels, and the footnote of what was not measured."""
-    lines = not_ok_lines(frame)
-    if lines:
-        handles = [*handles, Line2D([], [], color="grey", marker="o", **HOLLOW, label="hollow: not measured (below)")]
-        notes = ["Not measured (hollow markers):", *lines, *notes]
-    # Heights in inches, from the font sizes: title 2 lines at 11 pt, legend rows at 8 pt, notes at 7.5 pt.
-    ncols = min(4, len(handles))
-    header = 0.5 + 0.22 * -(-len(handles) // ncols) + 0.1
-    footer = 0.14 * len(notes) + 0.15
-    width, body = fig.get_size_inches()
-    height = body + header + footer
-    fig.set_size_inches(width, height)
-    fig.get_layout_engine().set(rect=(0, footer / height, 1, body / height))
-    fig.text(0.5, 1 - 0.06 / height, _title(frame, what), ha="center", va="top", fontsize=11)
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.5 / height), ncols=ncols,
-               fontsize=8, frameon=False)
-    if notes:
-        fig.text(0.01, (footer - 0.08) / height, "\n".join(notes), ha="left", va="top", fontsize=7.5, color="#444444")
-    return fig
-
-
-def variant_handles(frame: pd.DataFrame) -> list[Line2D]:
-    """Return one legend entry per variant (its colour and marker), labelled with its family."""
-    styles = variant_styles(frame["variant"])
-    families = frame.drop_duplicates("variant").set_index("variant")["family"]
-    return [Line2D([], [], color=styles[v].color, marker=styles[v].marker,
-                   label=v if families[v] == v else f"{v} ({families[v]})") for v in variant_order(frame["variant"])]
-
-
-def _log_axis(ax: Axes, axis: str, ticks: dict[float, str]) -> None:
-    """Make an axis logarithmic with ticks only at the given values."""
-    set_scale, target = (ax.set_xscale, ax.xaxis) if axis == "x" else (ax.set_yscale, ax.yaxis)
-    set_scale("log")
-    target.set_major_locator(ticker.FixedLocator(list(ticks)))
-    target.set_major_formatter(ticker.FixedFormatter(list(ticks.values())))
-    target.set_minor_locator(ticker.NullLocator())
-
-
-def _mark_not_measured(ax: Axes, rows: pd.DataFrame, x: str, styles: dict) -> None:
-    """Draw a hollow marker at the bottom of the panel for each case that has no value."""
-    for variant, group in rows.groupby("variant"):
-        style = styles[variant]
-        ax.plot(group[x], np.full(len(group), 0.04), marker=style.marker, color=style.color, **HOLLOW,
-                transform=ax.get_xaxis_transform(), gid="not-measured", clip_on=False)
-
-
 def line_figure(frame: pd.DataFrame, what: str, x: str, y: str, ylabel: str, line_by: str) -> Figure:
     """Return a figure of `y` against `x` (both log), a line per variant and `line_by` value, per panel."""
     styles = variant_styles(frame["variant"])
@@ -129,18 +40,22 @@ def line_figure(frame: pd.DataFrame, what: str, x: str, y: str, ylabel: str, lin
             ax.errorbar(group[x], group[y], yerr=spread, color=style.color, marker=style.marker,
                         linestyle=dashes[value], markersize=5, elinewidth=0.8, capsize=0, label=variant,
                         gid=f"{line_by}={value}")
-        _mark_not_measured(ax, rows[rows["status"] != "ok"], x, styles)
+        mark_not_measured(ax, rows[rows["status"] != "ok"], x, styles)
         if x == "pixels":
-            _log_axis(ax, "x", resolution_ticks(rows))
+            log_axis(ax, "x", resolution_ticks(rows))
             ax.set_xlabel("resolution (H×W, log scale by pixel count)")
         else:
-            _log_axis(ax, "x", {b: str(b) for b in sorted(rows[x].unique())})
+            log_axis(ax, "x", {b: str(b) for b in sorted(rows[x].unique())})
             ax.set_xlabel(f"{x} (log scale)")
             if rows[x].nunique() == 1:
                 ax.text(0.5, 0.5, "one batch size in this run:\nsweep --batch 1,2,4,8 for a curve",
                         transform=ax.transAxes, ha="center", va="center", fontsize=8, color="grey")
         ax.set_yscale("log")
-        ax.set_ylabel(ylabel)
+        if (rows["status"] != "ok").any() and not ok.empty:
+            low, high = ax.get_ylim()  # room at the bottom for the hollow markers, clear of the data
+            ax.set_ylim(low / (high / low) ** 0.3, high)
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel(ylabel)
         missing = rows[(rows["status"] == "ok") & ~(rows[y] > 0)]
         if not missing.empty:
             notes.append(f"{len(missing)} ok case(s) have no positive {y} (not measurable there), e.g. "
@@ -149,7 +64,7 @@ def line_figure(frame: pd.DataFrame, what: str, x: str, y: str, ylabel: str, lin
     line_handles = [Line2D([], [], color="grey", linestyle=style, label=label_of(v)) for v, style in dashes.items()]
     if y == "median_ms":
         line_handles.append(Line2D([], [], color="grey", marker="|", linestyle="none", label="bar: interquartile range"))
-    return _finish(fig, frame, what, variant_handles(frame) + line_handles, sorted(set(notes)))
+    return finish(fig, frame, what, variant_handles(frame) + line_handles, sorted(set(notes)))
 
 
 def _pixels_label(frame: pd.DataFrame, pixels: int) -> str:
@@ -217,7 +132,8 @@ def _speedup_panel(ax: Axes, rows: pd.DataFrame, styles: dict, reference: str) -
     ax.set_xlim(-0.6, len(cases) - 0.4)
     ax.set_yscale("log")
     ax.margins(y=0.25)
-    ax.set_ylabel(f"speed-up vs {reference} (×, log scale)\nabove 1×: faster, below: slower")
+    if ax.get_subplotspec().is_first_col():
+        ax.set_ylabel(f"speed-up vs {reference} (×, log scale)\nabove 1×: faster, below: slower")
 
 
 def speedup_figure(frame: pd.DataFrame, reference: str = REFERENCE) -> Figure | None:
@@ -231,7 +147,7 @@ def speedup_figure(frame: pd.DataFrame, reference: str = REFERENCE) -> Figure | 
         _speedup_panel(ax, rows, styles, reference)
     handles = [h for h in variant_handles(frame) if h.get_label().split()[0] != reference]
     what = f"Speed-up relative to {reference} (median {reference} ms / median ms; higher is better)"
-    return _finish(fig, frame, what, handles, [])
+    return finish(fig, frame, what, handles, [])
 
 
 def accuracy_figure(frame: pd.DataFrame) -> Figure:
@@ -262,11 +178,12 @@ def accuracy_figure(frame: pd.DataFrame) -> Figure:
         ax.set_xticks(range(len(order)), [f"{v}\n({families[v]})" for v in order], rotation=30, ha="right", fontsize=7.5)
         ax.set_xlim(-0.6, len(order) - 0.4)
         ax.set_yscale("log")
-        ax.set_ylabel("max |output - float64 oracle| (log scale)")
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("max |output - float64 oracle| (log scale)")
         ax.set_title(ax.get_title().split("·")[0].strip(), fontsize=9)
     notes = ["Each point is one case; outputs are compared only with the oracle of the variant's own family."]
     what = "Accuracy against the float64 oracle of each variant's family (lower is better)"
-    return _finish(fig, frame, what, variant_handles(frame), notes)
+    return finish(fig, frame, what, variant_handles(frame), notes)
 
 
 FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
@@ -290,7 +207,7 @@ def make_figures(frame: pd.DataFrame, out_dir: Path, formats: tuple[str, ...] = 
         for fmt in formats:
             path = out_dir / f"{name}.{fmt}"
             # No date in the SVG, so that re-plotting the same CSV gives the same file.
-            fig.savefig(path, dpi=120, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
+            fig.savefig(path, dpi=120, metadata={"Date": None} if fmt == "svg" else None)
             written[name].append(path)
     return written
 
