@@ -37,9 +37,10 @@ def line_figure(frame: pd.DataFrame, what: str, x: str, y: str, ylabel: str, lin
             group = group.sort_values(x)
             style = styles[variant]
             spread = (group["iqr_ms"] / 2).clip(upper=group[y] * 0.9) if y == "median_ms" else None
-            ax.errorbar(group[x], group[y], yerr=spread, color=style.color, marker=style.marker,
-                        linestyle=dashes[value], markersize=5, elinewidth=0.8, capsize=0, label=variant,
-                        gid=f"{line_by}={value}")
+            line = ax.errorbar(group[x], group[y], yerr=spread, color=style.color, marker=style.marker,
+                               linestyle=dashes[value], markersize=5, elinewidth=0.8, capsize=0)[0]
+            line.set_label(variant)
+            line.set_gid(f"{line_by}={value}")
         mark_not_measured(ax, rows[rows["status"] != "ok"], x, styles)
         if x == "pixels":
             log_axis(ax, "x", resolution_ticks(rows))

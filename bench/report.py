@@ -11,6 +11,8 @@ import pandas as pd
 from bench.plotdata import load_results, not_ok_lines, output_folder, panel_keys, resolution_ticks, run_label
 from bench.plots import FIGURES, REFERENCE, make_figures, times, with_speedup
 from bench.plotstyle import axis_text, variant_order
+from bench.results import CASE_KEY
+from bench.summary import add_speedup
 
 # What each semantics family does at the image border (the only place the local ones differ).
 BORDER_SEMANTICS = {
@@ -93,6 +95,22 @@ def accuracy_table(frame: pd.DataFrame) -> str:
     rows = [[v, *(f"{worst.loc[v, d]:.1e}" if v in worst.index and pd.notna(worst.loc[v, d]) else "-" for d in worst.columns)]
             for v in variant_order(frame["variant"])]
     return markdown_table(["variant", *worst.columns], rows)
+
+
+def compare_runs(first: pd.DataFrame, second: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
+    """Return one row per case ok in both: medians, time ratio second/first, and each one's speed-up vs reference.
+
+    Raw times compare runs on one machine; across machines compare the speed-ups, each
+    measured against the reference within its own run.
+    """
+    def ok_latest(frame: pd.DataFrame) -> pd.DataFrame:
+        latest = frame.sort_values("timestamp", kind="stable").drop_duplicates(list(CASE_KEY), keep="last")
+        measured = add_speedup(latest, reference)
+        return measured[measured["status"] == "ok"][[*CASE_KEY, "median_ms", "speedup"]]
+
+    merged = ok_latest(first).merge(ok_latest(second), on=list(CASE_KEY), suffixes=("_first", "_second"))
+    merged["time_ratio"] = merged["median_ms_second"] / merged["median_ms_first"]
+    return merged
 
 
 def _link(path: Path, md_path: Path) -> str:
