@@ -59,20 +59,22 @@ def finish(fig: Figure, frame: pd.DataFrame, what: str, handles: list[Line2D], n
     """Add the title and the shared legend above the panels, and the footnote of what was not measured."""
     lines = not_ok_lines(frame)
     if lines:
-        handles = [*handles, Line2D([], [], color="grey", marker="o", **HOLLOW, label="hollow: not measured (listed below)")]
-        notes = ["Not measured (hollow markers):", *lines, *notes]
-    # Sizes in inches from the font sizes (title 2 lines at 11 pt, legend rows at 8 pt, notes at 7.5 pt),
+        handles = [*handles, Line2D([], [], color="grey", marker="o", **HOLLOW, label="hollow: no valid result (listed below)")]
+        notes = ["No valid result (hollow markers):", *lines, *notes]
+    # Sizes in inches from the font sizes (title lines at 11 pt, legend rows at 8 pt, notes at 7.5 pt),
     # so that the saved image needs no second "tight" layout pass.
     width, body = fig.get_size_inches()
     notes = [wrapped for note in notes for wrapped in textwrap.wrap(note, int(width * 17), subsequent_indent="    ")]
     ncols = max(1, min(len(handles), int(width / 2.3)))
-    header = 0.6 + 0.22 * -(-len(handles) // ncols)
+    title = _title(frame, what)
+    title_height = 0.15 + 0.19 * (title.count("\n") + 1)
+    header = title_height + 0.22 * -(-len(handles) // ncols) + 0.15
     footer = 0.13 * len(notes) + 0.15
     height = body + header + footer
     fig.set_size_inches(width, height)
     fig.get_layout_engine().set(rect=(0, footer / height, 1, body / height))
-    fig.text(0.5, 1 - 0.06 / height, _title(frame, what), ha="center", va="top", fontsize=11)
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.5 / height), ncols=ncols,
+    fig.text(0.5, 1 - 0.06 / height, title, ha="center", va="top", fontsize=11)
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - title_height / height), ncols=ncols,
                fontsize=8, frameon=False)
     if notes:
         fig.text(0.01, (footer - 0.08) / height, "\n".join(notes), ha="left", va="top", fontsize=7.5, color="#444444")

@@ -48,9 +48,6 @@ def line_figure(frame: pd.DataFrame, what: str, x: str, y: str, ylabel: str, lin
         else:
             log_axis(ax, "x", {b: str(b) for b in sorted(rows[x].unique())})
             ax.set_xlabel(f"{x} (log scale)")
-            if rows[x].nunique() == 1:
-                ax.text(0.5, 0.5, "one batch size in this run:\nsweep --batch 1,2,4,8 for a curve",
-                        transform=ax.transAxes, ha="center", va="center", fontsize=8, color="grey")
         ax.set_yscale("log")
         if (rows["status"] != "ok").any() and not ok.empty:
             low, high = ax.get_ylim()  # room at the bottom for the hollow markers, clear of the data
@@ -62,7 +59,8 @@ def line_figure(frame: pd.DataFrame, what: str, x: str, y: str, ylabel: str, lin
             notes.append(f"{len(missing)} ok case(s) have no positive {y} (not measurable there), e.g. "
                          f"{missing['variant'].iloc[0]} {resolution_label(missing['height'].iloc[0], missing['width'].iloc[0])}")
     label_of = (lambda v: f"batch {v}") if line_by == "batch" else (lambda v: _pixels_label(frame, v))
-    line_handles = [Line2D([], [], color="grey", linestyle=style, label=label_of(v)) for v, style in dashes.items()]
+    line_handles = [Line2D([], [], color="grey", linestyle=style, label=label_of(v)) for v, style in dashes.items()
+                    if len(dashes) > 1]  # one batch (or resolution) needs no line-style key
     if y == "median_ms":
         line_handles.append(Line2D([], [], color="grey", marker="|", linestyle="none", label="bar: interquartile range"))
     return finish(fig, frame, what, variant_handles(frame) + line_handles, sorted(set(notes)))
@@ -80,7 +78,11 @@ def latency_figure(frame: pd.DataFrame) -> Figure:
 
 
 def throughput_figure(frame: pd.DataFrame) -> Figure:
-    """Return throughput (images/s) vs batch size, a line per variant and resolution."""
+    """Return throughput (images/s) vs batch size, a line per variant and resolution (vs resolution for one batch)."""
+    if frame["batch"].nunique() == 1:  # a single point per line says nothing: show the resolution axis instead
+        what = (f"Throughput vs resolution at batch {frame['batch'].iloc[0]} (higher is better)\n"
+                "one batch size in this run: sweep --batch 1,2,4,8 for throughput vs batch")
+        return line_figure(frame, what, "pixels", "throughput_per_s", "throughput (images/s, log scale)", "batch")
     return line_figure(frame, "Throughput vs batch size (higher is better)", "batch", "throughput_per_s",
                        "throughput (images/s, log scale)", "pixels")
 
