@@ -27,13 +27,19 @@ FIXED = {
     "natten": Style("#d62728", "P"),
     "local-fused": Style("#ff7f0e", "X"),
 }
-_EXTRA_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f", "#f0a30a", "#6a3d9a", "#b15928", "#fb9a99", "#005f73")
+_EXTRA_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f", "#6a3d9a", "#b15928", "#005f73")
 _EXTRA_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
-# Every (colour, marker) pair, ordered so that neighbouring slots differ in both.
-EXTRA = tuple(
-    Style(_EXTRA_COLORS[i % len(_EXTRA_COLORS)], _EXTRA_MARKERS[(i + i // len(_EXTRA_COLORS)) % len(_EXTRA_MARKERS)])
-    for i in range(len(_EXTRA_COLORS) * len(_EXTRA_MARKERS))
-)
+
+
+def _every_pair() -> tuple[Style, ...]:
+    colors, markers = len(_EXTRA_COLORS), len(_EXTRA_MARKERS)
+    # Slot i: colour i mod n; the marker moves on by one each round, so each pair occurs exactly once
+    # and neighbouring slots differ in both colour and marker.
+    return tuple(Style(_EXTRA_COLORS[i % colors], _EXTRA_MARKERS[(i % colors + i // colors) % markers])
+                 for i in range(colors * markers))
+
+
+EXTRA = _every_pair()
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 
 
