@@ -100,7 +100,7 @@ def tied_extras(frame: pd.DataFrame) -> list[str]:
 
 def panel_keys(frame: pd.DataFrame) -> list[str]:
     """Return the columns whose values make one panel row (facets are the columns)."""
-    return ["device", "dtype", "pass", *panel_extras(frame)]
+    return ["dtype", "pass", *panel_extras(frame)]  # the device is part of the facet
 
 
 def panel_title(frame: pd.DataFrame) -> str:

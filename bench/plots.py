@@ -58,6 +58,9 @@ def line_figure(frame: pd.DataFrame, what: str, x: str, y: str, ylabel: str, lin
         if not missing.empty:
             notes.append(f"{len(missing)} ok case(s) have no positive {y} (not measurable there), e.g. "
                          f"{missing['variant'].iloc[0]} {resolution_label(missing['height'].iloc[0], missing['width'].iloc[0])}")
+    for ax in fig.axes:  # a row of panels where nothing was measured: a valid log range for its hollow markers
+        if ax.get_yscale() == "log" and ax.get_ylim()[0] <= 0:
+            ax.set_ylim(1, 10)
     label_of = (lambda v: f"batch {v}") if line_by == "batch" else (lambda v: _pixels_label(frame, v))
     line_handles = [Line2D([], [], color="grey", linestyle=style, label=label_of(v)) for v, style in dashes.items()
                     if len(dashes) > 1]  # one batch (or resolution) needs no line-style key
@@ -158,7 +161,7 @@ def accuracy_figure(frame: pd.DataFrame) -> Figure:
     from bench.runner import TOLERANCE  # the limit the runner applied to mark a row `mismatch`
 
     styles = variant_styles(frame["variant"])
-    fig, panels = grid(frame, ["device", "dtype"])
+    fig, panels = grid(frame, ["dtype"])
     for ax, rows in panels:
         order = variant_order(rows["variant"])
         for i, variant in enumerate(order):
@@ -252,6 +255,9 @@ def plot_after_sweep(csv_path: Path, console) -> None:
         written = plot_csvs([csv_path])
     except ResultsError as err:
         console.print(f"[yellow]no figures[/]: {err}")
+        return
+    except Exception as err:  # the rows are saved whatever happens here: say so in one line, keep the exit status
+        console.print(f"[red]figures failed[/]: {type(err).__name__}: {err} (retry: run_bench.py plot {csv_path})")
         return
     folder = next(iter(written.values()))[0].parent if written else None
     console.print(f"figures ({', '.join(written)}) in {folder}/ (skip with --no-plots)")

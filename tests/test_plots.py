@@ -197,3 +197,18 @@ def test_bad_format_is_a_usage_error(one_run):
     with pytest.raises(SystemExit) as exit_info:
         run_bench.main(["plot", str(one_run), "--formats", "gif"])
     assert exit_info.value.code == 2
+
+
+def test_a_device_where_nothing_ran_is_a_panel_of_hollow_markers(tmp_path):
+    rows = grid_rows(["im2col", "window"], [14], [1])
+    rows += [row(v, device="cuda", device_name="cuda (not available)", status="skipped", reason="no cuda here")
+             for v in ("im2col", "window")]
+    frame = load_results([write_csv(tmp_path / "r.csv", rows)])
+    for name, build in plots.FIGURES.items():
+        fig = build(frame)
+        fig.savefig(tmp_path / f"{name}.png")  # draws: a log axis with no data must not fail
+        titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        assert len(titles) == 2 and "cuda (not available)" in titles[1], name
+    latency = plots.latency_figure(frame)
+    cuda = [ax for ax in latency.axes if "cuda" in ax.get_title()][0]
+    assert [line.get_gid() for line in cuda.lines] == ["not-measured", "not-measured"]
