@@ -1,11 +1,11 @@
-"""Benchmark 2-D local attention: `python run_bench.py [sweep|list] ...` (sweep is the default)."""
+"""Benchmark 2-D local attention: `python run_bench.py [sweep|list|plot|report] ...` (sweep is the default)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from bench import cli
+from bench import cli, plots, report
 from bench.results import ResultsError
 from bench.spec import SpecError
 
@@ -13,6 +13,8 @@ from bench.spec import SpecError
 COMMANDS = {
     "sweep": (cli.configure_sweep, cli.run_sweep_command, "run a sweep and write a results CSV (default)"),
     "list": (cli.configure_list, cli.run_list_command, "list the variants and whether they run here"),
+    "plot": (plots.configure_plot, plots.run_plot_command, "draw the figures of results CSV(s) into plots/<run_id>/"),
+    "report": (report.configure_report, report.run_report_command, "write a markdown summary next to a results CSV"),
 }
 BAD_INPUT = (SpecError, ResultsError, cli.CliError)
 

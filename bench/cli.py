@@ -77,6 +77,7 @@ def configure_sweep(parser: argparse.ArgumentParser) -> None:
                         help="memory one case may add to its worker; past it the case is `oom` (default: 80%% of this machine's memory)")
     parser.add_argument("--cases-per-worker", type=int, default=Isolation.cases_per_worker, metavar="N",
                         help="cases one worker process runs before it is replaced; 0: no isolation (default: %(default)s)")
+    parser.add_argument("--no-plots", action="store_true", help="do not draw the figures into plots/<run_id>/ at the end")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -172,6 +173,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         print_failures(frame, console)
         console.print(failure_counts(frame))
     console.print(f"{len(rows)} of {len(cases)} rows written to {out}")
+    if rows and not args.no_plots:
+        from bench.plots import plot_after_sweep  # drawing stays apart from measuring
+
+        plot_after_sweep(out, console)
     if interrupted:
         console.print("[yellow]interrupted[/]: the rows above are saved; finish with --resume " + str(out))
         return 130

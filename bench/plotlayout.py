@@ -1,0 +1,107 @@
+"""The frame shared by all figures: a grid of panels, title, legend, footnote of unmeasured cases."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+from matplotlib import ticker
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from bench.plotdata import machine_label, not_ok_lines, panel_title, run_label
+from bench.plotstyle import variant_order, variant_styles
+
+PANEL_SIZE = (4.6, 3.3)  # inches per panel
+HOLLOW = dict(markerfacecolor="none", markeredgewidth=1.4, linestyle="none", markersize=8)
+
+
+def new_figure(n_rows: int, n_cols: int) -> Figure:
+    # _finish adds the height of the title, legend and footnote.
+    fig = Figure(figsize=(max(7.0, PANEL_SIZE[0] * n_cols + 0.8), PANEL_SIZE[1] * n_rows + 0.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def grid(frame: pd.DataFrame, keys: list[str]) -> tuple[Figure, list[tuple[Axes, pd.DataFrame]]]:
+    """Return a figure with one column per facet and one row per value of `keys`, and its panels' rows."""
+    facets = list(dict.fromkeys(frame["facet"]))
+    row_keys = sorted(frame[keys].drop_duplicates().itertuples(index=False, name=None), key=str)
+    fig = new_figure(len(row_keys), len(facets))
+    axes = fig.subplots(len(row_keys), len(facets), squeeze=False, sharey="row")
+    panels = []
+    for r, row_key in enumerate(row_keys):
+        for c, facet in enumerate(facets):
+            ax = axes[r][c]
+            mask = (frame["facet"] == facet) & (frame[keys] == pd.Series(row_key, index=keys)).all(axis=1)
+            rows = frame[mask]
+            if rows.empty:
+                ax.text(0.5, 0.5, "no cases here", ha="center", va="center", transform=ax.transAxes, color="grey")
+                ax.set_xticks([]), ax.set_yticks([])
+                continue
+            title = panel_title(rows)
+            ax.set_title(f"{facet}\n{title}" if len(facets) > 1 else title, fontsize=9)
+            ax.grid(True, which="major", alpha=0.3)
+            panels.append((ax, rows))
+    return fig, panels
+
+
+def _title(frame: pd.DataFrame, what: str) -> str:
+    if frame["source"].nunique() == 1:
+        return f"{what}\n{machine_label(frame)} · {run_label(frame)}"
+    return f"{what}\n{frame['source'].nunique()} result sets side by side (one column each)"
+
+
+def finish(fig: Figure, frame: pd.DataFrame, what: str, handles: list[Line2D], notes: list[str]) -> Figure:
+    """Add the title and the shared legend above the panels, and the footnote of what was not measured."""
+    lines = not_ok_lines(frame)
+    if lines:
+        handles = [*handles, Line2D([], [], color="grey", marker="o", **HOLLOW, label="hollow: no valid result (listed below)")]
+        notes = ["No valid result (hollow markers):", *lines, *notes]
+    # Sizes in inches from the font sizes (title lines at 11 pt, legend rows at 8 pt, notes at 7.5 pt),
+    # so that the saved image needs no second "tight" layout pass.
+    width, body = fig.get_size_inches()
+    notes = [wrapped for note in notes for wrapped in textwrap.wrap(note, int(width * 17), subsequent_indent="    ")]
+    ncols = max(1, min(len(handles), int(width / 2.3)))
+    title = _title(frame, what)
+    title_height = 0.15 + 0.19 * (title.count("\n") + 1)
+    header = title_height + 0.22 * -(-len(handles) // ncols) + 0.15
+    footer = 0.13 * len(notes) + 0.15
+    height = body + header + footer
+    fig.set_size_inches(width, height)
+    fig.get_layout_engine().set(rect=(0, footer / height, 1, body / height))
+    fig.text(0.5, 1 - 0.06 / height, title, ha="center", va="top", fontsize=11)
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - title_height / height), ncols=ncols,
+               fontsize=8, frameon=False)
+    if notes:
+        fig.text(0.01, (footer - 0.08) / height, "\n".join(notes), ha="left", va="top", fontsize=7.5, color="#444444")
+    return fig
+
+
+def variant_handles(frame: pd.DataFrame) -> list[Line2D]:
+    """Return one legend entry per variant (its colour and marker), labelled with its family."""
+    styles = variant_styles(frame["variant"])
+    families = frame.drop_duplicates("variant").set_index("variant")["family"]
+    return [Line2D([], [], color=styles[v].color, marker=styles[v].marker,
+                   label=v if families[v] == v else f"{v} ({families[v]})") for v in variant_order(frame["variant"])]
+
+
+def log_axis(ax: Axes, axis: str, ticks: dict[float, str]) -> None:
+    """Make an axis logarithmic with ticks only at the given values."""
+    set_scale, target = (ax.set_xscale, ax.xaxis) if axis == "x" else (ax.set_yscale, ax.yaxis)
+    set_scale("log")
+    target.set_major_locator(ticker.FixedLocator(list(ticks)))
+    target.set_major_formatter(ticker.FixedFormatter(list(ticks.values())))
+    target.set_minor_locator(ticker.NullLocator())
+
+
+def mark_not_measured(ax: Axes, rows: pd.DataFrame, x: str, styles: dict) -> None:
+    """Draw a hollow marker near the bottom of the panel for each case that has no value."""
+    for level, (variant, group) in enumerate(rows.groupby("variant")):
+        style = styles[variant]
+        # Stacked by variant so that two variants failing at the same x stay visible.
+        ax.plot(group[x], np.full(len(group), 0.04 + 0.07 * level), marker=style.marker, color=style.color, **HOLLOW,
+                transform=ax.get_xaxis_transform(), gid="not-measured", clip_on=False)

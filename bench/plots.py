@@ -1,0 +1,263 @@
+"""Figures of one results CSV, or several side by side, into plots/<run_id>/ as PNG and SVG.
+
+Plotting reads only the tidy CSV (through bench.results.load), so results from other
+machines plot the same way. Figures are built on matplotlib's object API with the Agg
+canvas: no pyplot state, no display needed, and a notebook can show the returned Figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from bench.plotdata import load_results, output_folder, panel_keys, resolution_ticks
+from bench.plotlayout import HOLLOW, finish, grid, log_axis, mark_not_measured, variant_handles
+from bench.plotstyle import linestyles, resolution_label, variant_order, variant_styles
+from bench.results import ResultsError
+from bench.summary import add_speedup
+
+REFERENCE = "im2col"
+FORMATS = ("png", "svg")
+def line_figure(frame: pd.DataFrame, what: str, x: str, y: str, ylabel: str, line_by: str) -> Figure:
+    """Return a figure of `y` against `x` (both log), a line per variant and `line_by` value, per panel."""
+    styles = variant_styles(frame["variant"])
+    dashes = linestyles(frame[line_by])
+    fig, panels = grid(frame, panel_keys(frame))
+    notes: list[str] = []
+    for ax, rows in panels:
+        ok = rows[(rows["status"] == "ok") & (rows[y] > 0)]
+        for (variant, value), group in ok.groupby(["variant", line_by]):
+            group = group.sort_values(x)
+            style = styles[variant]
+            spread = (group["iqr_ms"] / 2).clip(upper=group[y] * 0.9) if y == "median_ms" else None
+            line = ax.errorbar(group[x], group[y], yerr=spread, color=style.color, marker=style.marker,
+                               linestyle=dashes[value], markersize=5, elinewidth=0.8, capsize=0)[0]
+            line.set_label(variant)
+            line.set_gid(f"{line_by}={value}")
+        mark_not_measured(ax, rows[rows["status"] != "ok"], x, styles)
+        if x == "pixels":
+            log_axis(ax, "x", resolution_ticks(rows))
+            ax.set_xlabel("resolution (H×W, log scale by pixel count)")
+        else:
+            log_axis(ax, "x", {b: str(b) for b in sorted(rows[x].unique())})
+            ax.set_xlabel(f"{x} (log scale)")
+        ax.set_yscale("log")
+        if (rows["status"] != "ok").any() and not ok.empty:
+            low, high = ax.get_ylim()  # room at the bottom for the hollow markers, clear of the data
+            ax.set_ylim(low / (high / low) ** 0.3, high)
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel(ylabel)
+        missing = rows[(rows["status"] == "ok") & ~(rows[y] > 0)]
+        if not missing.empty:
+            notes.append(f"{len(missing)} ok case(s) have no positive {y} (not measurable there), e.g. "
+                         f"{missing['variant'].iloc[0]} {resolution_label(missing['height'].iloc[0], missing['width'].iloc[0])}")
+    for ax in fig.axes:  # a row of panels where nothing was measured: a valid log range for its hollow markers
+        if ax.get_yscale() == "log" and ax.get_ylim()[0] <= 0:
+            ax.set_ylim(1, 10)
+    label_of = (lambda v: f"batch {v}") if line_by == "batch" else (lambda v: _pixels_label(frame, v))
+    line_handles = [Line2D([], [], color="grey", linestyle=style, label=label_of(v)) for v, style in dashes.items()
+                    if len(dashes) > 1]  # one batch (or resolution) needs no line-style key
+    if y == "median_ms":
+        line_handles.append(Line2D([], [], color="grey", marker="|", linestyle="none", label="bar: interquartile range"))
+    return finish(fig, frame, what, variant_handles(frame) + line_handles, sorted(set(notes)))
+
+
+def _pixels_label(frame: pd.DataFrame, pixels: int) -> str:
+    row = frame[frame["pixels"] == pixels].iloc[0]
+    return resolution_label(row["height"], row["width"])
+
+
+def latency_figure(frame: pd.DataFrame) -> Figure:
+    """Return median latency vs resolution (log-log), a line per variant and batch size."""
+    return line_figure(frame, "Latency vs resolution (median; lower is better)", "pixels", "median_ms",
+                       "median latency (ms, log scale)", "batch")
+
+
+def throughput_figure(frame: pd.DataFrame) -> Figure:
+    """Return throughput (images/s) vs batch size, a line per variant and resolution (vs resolution for one batch)."""
+    if frame["batch"].nunique() == 1:  # a single point per line says nothing: show the resolution axis instead
+        what = (f"Throughput vs resolution at batch {frame['batch'].iloc[0]} (higher is better)\n"
+                "one batch size in this run: sweep --batch 1,2,4,8 for throughput vs batch")
+        return line_figure(frame, what, "pixels", "throughput_per_s", "throughput (images/s, log scale)", "batch")
+    return line_figure(frame, "Throughput vs batch size (higher is better)", "batch", "throughput_per_s",
+                       "throughput (images/s, log scale)", "pixels")
+
+
+def memory_figure(frame: pd.DataFrame) -> Figure:
+    """Return peak extra memory of one call vs resolution (log-log), a line per variant and batch size."""
+    return line_figure(frame, "Peak memory of one call vs resolution (lower is better)", "pixels", "peak_mem_mb",
+                       "peak extra memory (MiB, log scale)", "batch")
+
+
+def with_speedup(frame: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
+    """Return frame with `speedup` vs the reference, matched within each source CSV and facet."""
+    parts = [add_speedup(group, reference) for _, group in frame.groupby(["source", "facet"], sort=False)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def times(ratio: float) -> str:
+    """Return a ratio as a short label: '28×', '1.3×', '0.27×', '0.005×'."""
+    if ratio >= 10:
+        return f"{ratio:.0f}×"
+    return f"{ratio:.1f}×" if ratio >= 1 else f"{ratio:.2g}×"
+
+
+def _speedup_panel(ax: Axes, rows: pd.DataFrame, styles: dict, reference: str) -> None:
+    cases = rows[["pixels", "height", "width", "batch"]].drop_duplicates().sort_values(["pixels", "batch"])
+    others = [v for v in variant_order(rows["variant"]) if v != reference]
+    width = 0.8 / max(len(others), 1)
+    for i, case in enumerate(cases.itertuples(index=False)):
+        here = rows[(rows["pixels"] == case.pixels) & (rows["batch"] == case.batch)].set_index("variant")
+        if reference not in here.index or here.loc[reference, "status"] != "ok":
+            ax.text(i, 1, f"no {reference}\nreference", ha="center", va="bottom", fontsize=7, color="grey")
+            continue
+        for j, variant in enumerate(others):
+            if variant not in here.index:
+                continue
+            x, style, row = i - 0.4 + width * (j + 0.5), styles[variant], here.loc[variant]
+            if row["status"] != "ok":
+                ax.plot([x], [1], marker=style.marker, color=style.color, **HOLLOW, gid="not-measured")
+                continue
+            speedup = row["speedup"]
+            ax.bar(x, speedup - 1, bottom=1, width=width * 0.9, color=style.color, alpha=0.85, gid=variant)
+            ax.plot([x], [speedup], marker=style.marker, color=style.color, markersize=4, linestyle="none",
+                    markeredgecolor="white", markeredgewidth=0.5)
+            ax.annotate(times(speedup), (x, speedup), xytext=(0, 3 if speedup >= 1 else -3),
+                        textcoords="offset points", ha="center", va="bottom" if speedup >= 1 else "top",
+                        fontsize=6.5, rotation=90)
+    ax.axhline(1, color="black", linewidth=1.2, gid="reference")
+    ax.text(1.01, 1, f"1× = {reference}", transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=7.5)
+    ax.set_xticks(range(len(cases)), [f"{resolution_label(c.height, c.width)}\nbatch {c.batch}" for c in cases.itertuples()])
+    ax.set_xlim(-0.6, len(cases) - 0.4)
+    ax.set_yscale("log")
+    ax.margins(y=0.25)
+    if ax.get_subplotspec().is_first_col():
+        ax.set_ylabel(f"speed-up vs {reference} (×, log scale)\nabove 1×: faster, below: slower")
+
+
+def speedup_figure(frame: pd.DataFrame, reference: str = REFERENCE) -> Figure | None:
+    """Return bars of each variant's speed-up over the reference per case (None without reference rows)."""
+    if not ((frame["variant"] == reference) & (frame["status"] == "ok")).any():
+        return None
+    data = with_speedup(frame, reference)
+    styles = variant_styles(data["variant"])
+    fig, panels = grid(data, panel_keys(data))
+    for ax, rows in panels:
+        _speedup_panel(ax, rows, styles, reference)
+    handles = [h for h in variant_handles(frame) if h.get_label().split()[0] != reference]
+    what = f"Speed-up relative to {reference} (median {reference} ms / median ms; higher is better)"
+    return finish(fig, frame, what, handles, [])
+
+
+def accuracy_figure(frame: pd.DataFrame) -> Figure:
+    """Return max |output - float64 oracle| per variant (a point per case), a panel per device and dtype."""
+    from bench.runner import TOLERANCE  # the limit the runner applied to mark a row `mismatch`
+
+    styles = variant_styles(frame["variant"])
+    fig, panels = grid(frame, ["dtype"])
+    for ax, rows in panels:
+        order = variant_order(rows["variant"])
+        for i, variant in enumerate(order):
+            group = rows[rows["variant"] == variant]
+            style, measured = styles[variant], group[group["max_abs_err"].notna()]
+            jitter = np.linspace(-0.15, 0.15, len(measured)) if len(measured) > 1 else np.zeros(len(measured))
+            errors = measured["max_abs_err"].clip(lower=1e-16)  # an exact 0 sits at the floor of the log axis
+            fill = [style.color if s == "ok" else "none" for s in measured["status"]]
+            ax.scatter(i + jitter, errors, marker=style.marker, c=fill, edgecolors=style.color, s=30, gid=variant)
+            unmeasured = group[group["max_abs_err"].isna()]
+            if not unmeasured.empty:
+                ax.plot([i], [0.04], marker=style.marker, color=style.color, **HOLLOW,
+                        transform=ax.get_xaxis_transform(), gid="not-measured")
+        tolerance = TOLERANCE.get(str(rows["dtype"].iloc[0]))
+        if tolerance:
+            ax.axhline(tolerance, color="#b22222", linestyle="--", linewidth=1, gid="tolerance")
+            ax.text(0.99, tolerance, f"tolerance {tolerance:g}", color="#b22222", fontsize=7, ha="right",
+                    va="bottom", transform=ax.get_yaxis_transform())
+        families = rows.drop_duplicates("variant").set_index("variant")["family"]
+        ax.set_xticks(range(len(order)), [f"{v}\n({families[v]})" for v in order], rotation=30, ha="right", fontsize=7.5)
+        ax.set_xlim(-0.6, len(order) - 0.4)
+        ax.set_yscale("log")
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("max |output - float64 oracle| (log scale)")
+        ax.set_title(ax.get_title().split("·")[0].strip(), fontsize=9)
+    notes = ["Each point is one case; outputs are compared only with the oracle of the variant's own family."]
+    what = "Accuracy against the float64 oracle of each variant's family (lower is better)"
+    return finish(fig, frame, what, variant_handles(frame), notes)
+
+
+FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
+    "latency": latency_figure,
+    "speedup": speedup_figure,
+    "throughput": throughput_figure,
+    "memory": memory_figure,
+    "accuracy": accuracy_figure,
+}
+
+
+def make_figures(frame: pd.DataFrame, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> dict[str, list[Path]]:
+    """Write every figure of `frame` into out_dir; return figure name -> files written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, list[Path]] = {}
+    for name, build in FIGURES.items():
+        fig = build(frame)
+        if fig is None:
+            continue
+        written[name] = []
+        for fmt in formats:
+            path = out_dir / f"{name}.{fmt}"
+            # No date in the SVG, so that re-plotting the same CSV gives the same file.
+            fig.savefig(path, dpi=120, metadata={"Date": None} if fmt == "svg" else None)
+            written[name].append(path)
+    return written
+
+
+def plot_csvs(paths: list[Path], out_dir: Path | None = None, formats: tuple[str, ...] = FORMATS) -> dict[str, list[Path]]:
+    """Load the CSVs and write their figures (default folder: plots/<run_id>); return what was written."""
+    frame = load_results(paths)
+    return make_figures(frame, out_dir or Path("plots") / output_folder(frame), formats)
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    unknown = [fmt for fmt in chosen if fmt not in ("png", "svg", "pdf")]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"bad format {unknown[0] if unknown else text!r} (known: png, svg, pdf)")
+    return chosen
+
+
+def configure_plot(parser: argparse.ArgumentParser) -> None:
+    """Add the plot command's options."""
+    parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS.csv",
+                        help="results CSV(s); several are compared side by side")
+    parser.add_argument("--out-dir", type=Path, help="folder for the figures (default: plots/<run_id>)")
+    parser.add_argument("--formats", type=_formats, default=FORMATS, help="comma-separated: png, svg, pdf (default: png,svg)")
+
+
+def run_plot_command(args: argparse.Namespace) -> int:
+    """Write the figures of the given CSVs and print their paths; return the exit status."""
+    written = plot_csvs(args.results, args.out_dir, args.formats)
+    for name in FIGURES:
+        print(f"{name:<11}" + ("  ".join(str(p) for p in written[name]) if name in written else
+                               f"not drawn: no ok {REFERENCE} rows to compare with"))
+    return 0
+
+
+def plot_after_sweep(csv_path: Path, console) -> None:
+    """Draw the figures of a CSV a sweep just wrote; a CSV with nothing to plot is reported, not raised."""
+    try:
+        written = plot_csvs([csv_path])
+    except ResultsError as err:
+        console.print(f"[yellow]no figures[/]: {err}")
+        return
+    except Exception as err:  # the rows are saved whatever happens here: say so in one line, keep the exit status
+        console.print(f"[red]figures failed[/]: {type(err).__name__}: {err} (retry: run_bench.py plot {csv_path})")
+        return
+    folder = next(iter(written.values()))[0].parent if written else None
+    console.print(f"figures ({', '.join(written)}) in {folder}/ (skip with --no-plots)")

@@ -1,0 +1,95 @@
+"""Fixed look of the figures: one colour and marker per variant, line styles, short labels."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Iterable
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one variant is drawn in every figure."""
+
+    color: str
+    marker: str
+
+
+# The seed variants keep these styles whatever else a run holds; im2col, the reference, is dark.
+FIXED = {
+    "im2col": Style("#3b3b3b", "o"),
+    "slide": Style("#1f77b4", "s"),
+    "slide-deformed": Style("#17becf", "^"),
+    "window": Style("#2ca02c", "D"),
+    "window-shifted": Style("#98c13d", "v"),
+    "natten": Style("#d62728", "P"),
+    "local-fused": Style("#ff7f0e", "X"),
+}
+_EXTRA_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f", "#6a3d9a", "#b15928", "#005f73")
+_EXTRA_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
+
+
+def _every_pair() -> tuple[Style, ...]:
+    colors, markers = len(_EXTRA_COLORS), len(_EXTRA_MARKERS)
+    # Slot i: colour i mod n; the marker moves on by one each round, so each pair occurs exactly once
+    # and neighbouring slots differ in both colour and marker.
+    return tuple(Style(_EXTRA_COLORS[i % colors], _EXTRA_MARKERS[(i % colors + i // colors) % markers])
+                 for i in range(colors * markers))
+
+
+EXTRA = _every_pair()
+LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+
+
+def variant_styles(names: Iterable[str]) -> dict[str, Style]:
+    """Return a style per variant name: fixed for known ones, a name hash for the others.
+
+    Hashing the name (not its position) keeps a plugin variant's look the same from one
+    run to the next; a collision within one figure set moves to the next free slot.
+    """
+    styles: dict[str, Style] = {}
+    taken: set[int] = set()
+    for name in sorted(set(names)):
+        if name in FIXED:
+            styles[name] = FIXED[name]
+            continue
+        slot = zlib.crc32(name.encode()) % len(EXTRA)
+        while slot in taken and len(taken) < len(EXTRA):
+            slot = (slot + 1) % len(EXTRA)
+        taken.add(slot)
+        styles[name] = EXTRA[slot]
+    return styles
+
+
+def variant_order(names: Iterable[str]) -> list[str]:
+    """Return the variants in a stable order: the fixed ones first (in FIXED order), then by name."""
+    present = set(names)
+    return [name for name in FIXED if name in present] + sorted(present - set(FIXED))
+
+
+def linestyles(values: Iterable[object]) -> dict[object, object]:
+    """Return a line style per value (e.g. batch size), in sorted order."""
+    ordered = sorted(set(values))
+    return {value: LINESTYLES[i % len(LINESTYLES)] for i, value in enumerate(ordered)}
+
+
+def resolution_label(height: int, width: int) -> str:
+    """Return '56×56' for a resolution."""
+    return f"{height}×{width}"
+
+
+AXIS_WORDS = {"heads": "heads", "head_dim": "head dim", "kernel_size": "kernel", "compiled": "compiled"}
+
+
+def axis_text(column: str, value: object) -> str:
+    """Return a reader's label for one case axis value, e.g. 'kernel 7' or 'compiled'."""
+    if column == "compiled":
+        return "compiled" if value is True else "eager"
+    return f"{AXIS_WORDS.get(column, column)} {value}"
+
+
+def case_text(row: pd.Series) -> str:
+    """Return a compact description of a row's case for footnotes, e.g. '28×28 b2 float32 forward'."""
+    return f"{resolution_label(row['height'], row['width'])} b{row['batch']} {row['dtype']} {row['pass']}"

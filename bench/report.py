@@ -1,0 +1,168 @@
+"""A markdown summary of one results CSV, written next to it: tables, machine, figures, semantics."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from bench.plotdata import load_results, not_ok_lines, output_folder, panel_keys, resolution_ticks, run_label
+from bench.plots import FIGURES, REFERENCE, make_figures, times, with_speedup
+from bench.plotstyle import axis_text, variant_order
+from bench.results import CASE_KEY
+from bench.summary import add_speedup
+
+# What each semantics family does at the image border (the only place the local ones differ).
+BORDER_SEMANTICS = {
+    "local-zero-pad": "k×k square centred on the query; pixels outside the image are zero keys and zero values "
+                      "that still take part in the softmax (a zero logit), so border outputs are pulled towards 0.",
+    "local-masked": "the same square; pixels outside the image are left out of the softmax, so a border query "
+                    "attends to fewer than k×k keys.",
+    "local-deformed": "Slide attention's deformed shifting: the zero-padded square's keys and values plus a learned "
+                      "depthwise k×k mix (zero padding), merged into the shift kernels for inference.",
+    "neighborhood": "NATTEN: the k×k window is shifted inward at the border, so every query attends to exactly "
+                    "k×k real pixels.",
+    "window": "Swin W-MSA: non-overlapping w×w windows (w = kernel size); a query attends only inside its own "
+              "window. A resolution that w does not divide is a skipped case.",
+    "window-shifted": "Swin SW-MSA: windows displaced by w/2 (cyclic shift); the mask stops attention across the "
+                      "wrap-around, so border windows are partial.",
+}
+FINGERPRINT = ("host", "device_name", "cpu", "gpu", "threads", "torch_version", "natten_version", "git_sha")
+NOISY = 0.10  # IQR / median above this marks a cell as noisy
+
+
+def markdown_table(header: list[str], rows: list[list[str]], numbers: bool = True) -> str:
+    """Return a GitHub markdown table; with `numbers`, the columns after the first are right-aligned."""
+    align = [":--", *[("--:" if numbers else ":--")] * (len(header) - 1)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Return (heading, rows) per table: one per device/dtype/pass/batch (and any varied extra axis)."""
+    keys = [*panel_keys(frame), "batch"]
+    groups = []
+    for values, rows in frame.groupby(keys, sort=True, dropna=False):
+        parts = [axis_text(k, v) if k not in ("device", "dtype", "pass", "batch") else f"{k} {v}" for k, v in zip(keys, values)]
+        groups.append((", ".join(parts), rows))
+    return groups
+
+
+def milliseconds(value: float) -> str:
+    """Return a latency with about three significant digits and no exponent: '1055', '12.3', '0.431'."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}" if value >= 1 else f"{value:.3f}"
+
+
+def _cell_ms(row: pd.Series) -> str:
+    if row["status"] != "ok":
+        return row["status"]
+    noisy = pd.notna(row["iqr_ms"]) and row["iqr_ms"] > NOISY * row["median_ms"]
+    return milliseconds(row["median_ms"]) + (" ~" if noisy else "")
+
+
+def _cell_speedup(row: pd.Series) -> str:
+    if row["status"] != "ok":
+        return row["status"]
+    return times(row["speedup"]) if pd.notna(row["speedup"]) else "-"
+
+
+def pivot_table(rows: pd.DataFrame, cell) -> str:
+    """Return a markdown table variant x resolution whose cells are cell(row)."""
+    ticks = resolution_ticks(rows)
+    table = []
+    for variant in variant_order(rows["variant"]):
+        mine = rows[rows["variant"] == variant].set_index("pixels")
+        family = mine["family"].iloc[0]
+        table.append([f"{variant} ({family})", *(cell(mine.loc[p]) if p in mine.index else "" for p in ticks)])
+    return markdown_table(["variant (family)", *(label.replace("\n", " ") for label in ticks.values())], table)
+
+
+def fingerprint_table(frame: pd.DataFrame) -> str:
+    """Return the machine fingerprint of the rows as a two-column markdown table."""
+    rows = [[column, ", ".join(str(v) for v in dict.fromkeys(frame[column].dropna())) or "-"] for column in FINGERPRINT]
+    rows.append(["runs", ", ".join(sorted(frame["run_id"].dropna().unique()))])
+    rows.append(["measured", f"{frame['timestamp'].min()} to {frame['timestamp'].max()}"])
+    rows.append(["rows", ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items())])
+    return markdown_table(["", "value"], rows, numbers=False)
+
+
+def accuracy_table(frame: pd.DataFrame) -> str:
+    """Return the largest max_abs_err per variant and dtype."""
+    worst = frame.pivot_table(index="variant", columns="dtype", values="max_abs_err", aggfunc="max")
+    rows = [[v, *(f"{worst.loc[v, d]:.1e}" if v in worst.index and pd.notna(worst.loc[v, d]) else "-" for d in worst.columns)]
+            for v in variant_order(frame["variant"])]
+    return markdown_table(["variant", *worst.columns], rows)
+
+
+def compare_runs(first: pd.DataFrame, second: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
+    """Return one row per case ok in both: medians, time ratio second/first, and each one's speed-up vs reference.
+
+    Raw times compare runs on one machine; across machines compare the speed-ups, each
+    measured against the reference within its own run.
+    """
+    def ok_latest(frame: pd.DataFrame) -> pd.DataFrame:
+        latest = frame.sort_values("timestamp", kind="stable").drop_duplicates(list(CASE_KEY), keep="last")
+        measured = add_speedup(latest, reference)
+        return measured[measured["status"] == "ok"][[*CASE_KEY, "median_ms", "speedup"]]
+
+    merged = ok_latest(first).merge(ok_latest(second), on=list(CASE_KEY), suffixes=("_first", "_second"))
+    merged["time_ratio"] = merged["median_ms_second"] / merged["median_ms_first"]
+    return merged
+
+
+def _link(path: Path, md_path: Path) -> str:
+    # Relative when the report and the figure share a tree (the usual results/ + plots/), else absolute.
+    path, folder = path.resolve(), md_path.resolve().parent
+    return os.path.relpath(path, folder) if os.path.commonpath([path, folder]) != "/" else str(path)
+
+
+def render(frame: pd.DataFrame, csv_path: Path, md_path: Path, figures: dict[str, list[Path]]) -> str:
+    """Return the markdown report of the rows of one CSV."""
+    data = with_speedup(frame, REFERENCE) if (frame["variant"] == REFERENCE).any() else frame.assign(speedup=float("nan"))
+    parts = [f"# Local attention benchmark: {run_label(frame)}", "",
+             f"Results: `{csv_path}`. Median latency of one call; `~` marks a noisy cell (IQR above "
+             f"{NOISY:.0%} of the median). Compare speeds as ratios measured in the same run.", "",
+             "## Machine", "", fingerprint_table(frame), "", "## Median latency (ms)", ""]
+    for heading, rows in _groups(data):
+        parts += [f"**{heading}**", "", pivot_table(rows, _cell_ms), ""]
+    parts += [f"## Speed-up relative to {REFERENCE} (higher is faster)", ""]
+    for heading, rows in _groups(data):
+        parts += [f"**{heading}**", "", pivot_table(rows, _cell_speedup), ""]
+    parts += ["## Accuracy: largest max |output - float64 oracle|", "", accuracy_table(frame), ""]
+    lines = not_ok_lines(frame, limit=50)
+    parts += ["## Cases not measured", "", *([f"- {line}" for line in lines] or ["None: every case ran."]), ""]
+    parts += ["## Figures", ""]
+    parts += [f"![{name}]({_link(paths[0], md_path)})" for name, paths in figures.items()] or ["No figures drawn."]
+    parts += ["", "## Border semantics of the families", "",
+              "Speed is comparable across families (the same k×k keys per query); outputs only within a family.", ""]
+    present = frame.drop_duplicates("variant").groupby("family")["variant"].apply(list)
+    rows = [[family, ", ".join(present.get(family, [])) or "-", text] for family, text in BORDER_SEMANTICS.items()]
+    parts += [markdown_table(["family", "variants here", "at the border"], rows, numbers=False), ""]
+    return "\n".join(parts)
+
+
+def configure_report(parser: argparse.ArgumentParser) -> None:
+    """Add the report command's options."""
+    parser.add_argument("results", type=Path, metavar="RESULTS.csv", help="results CSV; the report is RESULTS.md")
+    parser.add_argument("--no-plots", action="store_true", help="do not draw the figures (link none)")
+
+
+def figures_for(frame: pd.DataFrame, csv_path: Path) -> dict[str, list[Path]]:
+    """Return the CSV's figures in plots/<run_id>/: those already drawn after the CSV changed, else new ones."""
+    folder = Path("plots") / output_folder(frame)
+    fresh = {name: [folder / f"{name}.png"] for name in FIGURES
+             if (folder / f"{name}.png").is_file() and (folder / f"{name}.png").stat().st_mtime >= csv_path.stat().st_mtime}
+    return fresh or make_figures(frame, folder)
+
+
+def run_report_command(args: argparse.Namespace) -> int:
+    """Write the markdown report next to the CSV (with its figures); return 0."""
+    frame = load_results([args.results])
+    figures = {} if args.no_plots else figures_for(frame, args.results)
+    md_path = args.results.with_suffix(".md")
+    md_path.write_text(render(frame, args.results, md_path, figures))
+    print(md_path)
+    return 0

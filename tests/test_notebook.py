@@ -1,0 +1,76 @@
+"""A real tiny sweep draws its figures, and the analysis notebook runs top to bottom on its CSV."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+import run_bench
+from bench.plots import FIGURES
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK = REPO / "notebooks" / "analysis.ipynb"
+TINY = ["--variants", "im2col,window", "--resolutions", "14", "--batch", "1,2", "--devices", "cpu",
+        "--min-run-s", "0.01", "--max-run-s", "0.05"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """Run a tiny real sweep (figures on) in a scratch folder; return (folder, CSV)."""
+    folder = tmp_path_factory.mktemp("sweep")
+    csv = folder / "results" / "tiny.csv"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        assert run_bench.main([*TINY, "--out", str(csv)]) == 0
+    return folder, csv
+
+
+def test_a_sweep_draws_its_figures_unless_told_not_to(sweep, tmp_path, monkeypatch):
+    folder, csv = sweep
+    run_id = pd.read_csv(csv)["run_id"].iloc[0]
+    drawn = sorted(p.name for p in (folder / "plots" / run_id).iterdir())
+    assert drawn == sorted(f"{name}.{fmt}" for name in FIGURES for fmt in ("png", "svg"))
+    monkeypatch.chdir(tmp_path)
+    assert run_bench.main([*TINY, "--variants", "window", "--batch", "1", "--out", "r.csv", "--no-plots"]) == 0
+    assert not (tmp_path / "plots").exists()
+
+
+def _with_parameters(results: Path, compare: Path | None) -> nbformat.NotebookNode:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    [cell] = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    cell.source = f"RESULTS_CSV = {str(results)!r}\nCOMPARE_CSV = {str(compare) if compare else None!r}"
+    return notebook
+
+
+def _outputs(notebook: nbformat.NotebookNode) -> list[dict]:
+    return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+
+
+def test_notebook_runs_top_to_bottom_and_compares_two_runs(sweep, tmp_path):
+    _, csv = sweep
+    # A second "machine": the same rows under another host and run id, with window skipped.
+    other = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    other["host"], other["run_id"] = "other-machine", "20990101-000000-ffffff"
+    window = other["variant"] == "window"
+    other.loc[window, ["status", "reason", "median_ms"]] = ["skipped", "window: not on this machine", ""]
+    other_csv = tmp_path / "other.csv"
+    other.to_csv(other_csv, index=False)
+
+    notebook = _with_parameters(csv, other_csv)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
+    outputs = _outputs(notebook)
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert f"python:  {sys.executable}" in text  # the kernel is this environment's python
+    assert str(csv) in text
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 5 + 2  # five figures, then latency and speed-up of the two runs side by side
+    html = "\n".join(o["data"].get("text/html", "") for o in outputs if "data" in o)
+    assert "time_ratio" in html and "im2col" in html
+    markdown = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
+    assert markdown and "## Median latency (ms)" in markdown[0]

@@ -1,0 +1,89 @@
+"""The markdown report: tables from the CSV's numbers, machine, figures, border semantics; bad input."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import run_bench
+from attention_variants.registry import FAMILIES
+from bench.report import BORDER_SEMANTICS, compare_runs, markdown_table
+from bench.results import load
+from synthetic_results import grid_rows, row, write_csv
+
+
+@pytest.fixture
+def report_csv(tmp_path):
+    rows = grid_rows(["im2col", "slide", "window"], [14, 28], [1])
+    rows.append(row("natten", 1, 14, status="skipped", reason="natten is not installed"))
+    rows.append(row("natten", 1, 28, status="oom", reason="CUDA out of memory"))
+    return write_csv(tmp_path / "results" / "run.csv", rows)
+
+
+def table_after(markdown: str, heading: str) -> list[list[str]]:
+    """Return the cells of the first markdown table after `heading`."""
+    lines = markdown.split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        block.append([cell.strip() for cell in line.strip("|").split("|")])
+    return block
+
+
+def test_report_is_written_next_to_the_csv_with_the_key_tables(report_csv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_bench.main(["report", str(report_csv)]) == 0
+    md_path = report_csv.with_suffix(".md")
+    assert capsys.readouterr().out.strip() == str(md_path)
+    text = md_path.read_text()
+    medians = table_after(text, "## Median latency (ms)")
+    assert medians[0] == ["variant (family)", "14×14", "28×28"]
+    body = {cells[0]: cells[1:] for cells in medians[2:]}
+    assert body["im2col (local-zero-pad)"] == ["10.0", "40.0"]  # 10 ms x 784 / 196 at 28x28
+    assert body["window (window)"] == ["1.00", "4.00"]
+    assert body["natten (neighborhood)"] == ["skipped", "oom"]
+    speedups = {cells[0]: cells[1:] for cells in table_after(text, "## Speed-up relative to im2col")[2:]}
+    assert speedups["slide (local-zero-pad)"] == ["2.0×", "2.0×"] and speedups["window (window)"] == ["10×", "10×"]
+    assert "| host | synthetic-a |" in text and "Synthetic CPU of synthetic-a" in text
+    assert "natten: oom (28×28 b1 float32 forward): CUDA out of memory" in text
+    links = re.findall(r"!\[(\w+)\]\(([^)]+)\)", text)
+    assert [name for name, _ in links] == ["latency", "speedup", "throughput", "memory", "accuracy"]
+    assert all((md_path.parent / link).resolve().is_file() for _, link in links)
+    for family in FAMILIES:
+        assert f"| {family} |" in text
+
+
+def test_every_family_has_a_border_note():
+    assert set(BORDER_SEMANTICS) == set(FAMILIES)
+
+
+def test_report_without_plots_links_none(report_csv, capsys):
+    assert run_bench.main(["report", str(report_csv), "--no-plots"]) == 0
+    assert "No figures drawn." in report_csv.with_suffix(".md").read_text()
+
+
+def test_report_of_a_csv_with_only_failed_rows_is_one_clear_line(tmp_path, capsys):
+    csv = write_csv(tmp_path / "bad.csv", [row("im2col", status="timeout", reason="ran past 60 s")])
+    assert run_bench.main(["report", str(csv)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no ok rows" in err and "1 timeout" in err
+    assert not Path(tmp_path / "bad.md").exists()
+
+
+def test_compare_runs_matches_cases_and_gives_ratios(tmp_path):
+    first = write_csv(tmp_path / "a.csv", grid_rows(["im2col", "slide"], [14], [1]))
+    slower = [row(v, 1, 14, host="b", run_id="20260102-000000-bbbbbb", median_ms=m) for v, m in (("im2col", 20.0), ("slide", 5.0))]
+    second = write_csv(tmp_path / "b.csv", slower)
+    table = compare_runs(load(first), load(second)).set_index("variant")
+    assert table.loc["im2col", "time_ratio"] == pytest.approx(2.0) and table.loc["slide", "time_ratio"] == pytest.approx(1.0)
+    assert table.loc["slide", "speedup_first"] == pytest.approx(2.0)
+    assert table.loc["slide", "speedup_second"] == pytest.approx(4.0)
+
+
+def test_markdown_table_alignment():
+    assert markdown_table(["a", "b"], [["x", "1"]]).splitlines() == ["| a | b |", "|:--|--:|", "| x | 1 |"]
+    assert markdown_table(["a", "b"], [["x", "y"]], numbers=False).splitlines()[1] == "|:--|:--|"
