@@ -1,11 +1,11 @@
-"""Benchmark 2-D local attention: `python run_bench.py [sweep|list] ...` (sweep is the default)."""
+"""Benchmark 2-D local attention: `python run_bench.py [sweep|list|gate] ...` (sweep is the default)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from bench import cli
+from bench import cli, gate
 from bench.results import ResultsError
 from bench.spec import SpecError
 
@@ -13,8 +13,9 @@ from bench.spec import SpecError
 COMMANDS = {
     "sweep": (cli.configure_sweep, cli.run_sweep_command, "run a sweep and write a results CSV (default)"),
     "list": (cli.configure_list, cli.run_list_command, "list the variants and whether they run here"),
+    "gate": (gate.configure_gate, gate.run_gate_command, "compare results with a baseline CSV; exit 1 on a regression"),
 }
-BAD_INPUT = (SpecError, ResultsError, cli.CliError)
+BAD_INPUT = (SpecError, ResultsError, cli.CliError, gate.GateError)
 
 
 class OneLineParser(argparse.ArgumentParser):
