@@ -8,25 +8,25 @@
 # fastest run, which is the one least disturbed by other load (docs/gate.md). One thread per
 # case: with 2 threads, any neighbouring process stalls the pair and the timings jump.
 # On a shared machine, wrap it in `flock /tmp/bench.lock` so that benchmarks never overlap.
-# Environment: PYTHON (default: python), BENCH_CI_REPEATS (default 3; 5 for --refresh),
-# BENCH_CI_DIR (default results/ci), BENCH_GATE_ARGS (extra gate flags, e.g. "--tolerance 0.3").
+# The tolerance is wide because this must never fail on noise on a shared 2-core machine:
+# docs/gate.md has the false-alarm and detection studies that chose it.
+# Environment: PYTHON (default: python), BENCH_CI_REPEATS (default 5), BENCH_CI_TOLERANCE
+# (default below), BENCH_CI_DIR (default results/ci), BENCH_SWEEP_ARGS (extra sweep flags).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
+TOLERANCE=${BENCH_CI_TOLERANCE:-0.75}
+REPEATS=${BENCH_CI_REPEATS:-5}
 DIR=${BENCH_CI_DIR:-results/ci}
 BASELINE=results/baseline/ci.csv
 mkdir -p "$DIR"
 
-if [[ "${1:-}" == "--refresh" ]]; then
-    OUT=$BASELINE
-    REPEATS=${BENCH_CI_REPEATS:-5}
-else
-    OUT=$DIR/current.csv
-    REPEATS=${BENCH_CI_REPEATS:-3}
-fi
+OUT=$DIR/current.csv
+[[ "${1:-}" == "--refresh" ]] && OUT=$DIR/baseline.csv  # moved over the baseline once complete
 rm -f "$OUT"
 for i in $(seq "$REPEATS"); do
-    if ! "$PYTHON" run_bench.py --preset ci --threads 1 --out "$OUT" > "$DIR/sweep-$i.log" 2>&1; then
+    # shellcheck disable=SC2086  # BENCH_SWEEP_ARGS is a list of flags
+    if ! "$PYTHON" run_bench.py --preset ci --threads 1 --out "$OUT" ${BENCH_SWEEP_ARGS:-} > "$DIR/sweep-$i.log" 2>&1; then
         tail -n 20 "$DIR/sweep-$i.log" >&2
         echo "ci_gate: sweep $i of $REPEATS failed (log: $DIR/sweep-$i.log)" >&2
         exit 2
@@ -34,8 +34,8 @@ for i in $(seq "$REPEATS"); do
     echo "ci_gate: sweep $i of $REPEATS done -> $OUT"
 done
 if [[ "${1:-}" == "--refresh" ]]; then
+    mv "$OUT" "$BASELINE"
     echo "ci_gate: baseline refreshed: $BASELINE (commit it)"
     exit 0
 fi
-# shellcheck disable=SC2086  # BENCH_GATE_ARGS is a list of flags
-exec "$PYTHON" run_bench.py gate --baseline "$BASELINE" --current "$OUT" --markdown "$DIR/gate.md" ${BENCH_GATE_ARGS:-}
+exec "$PYTHON" run_bench.py gate --baseline "$BASELINE" --current "$OUT" --tolerance "$TOLERANCE" --markdown "$DIR/gate.md"
