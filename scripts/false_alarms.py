@@ -5,8 +5,9 @@ Run it alone on the machine's benchmark slot:
 
     flock /tmp/bench.lock python scripts/false_alarms.py --runs 10
 
-Prints one line per run (exit status, regressions, the largest slowdown seen and its
-threshold) and a final `false alarms: K of N runs`. Extra gate flags go in BENCH_GATE_ARGS.
+Prints one line per run (the gate's exit status, its regressions, and the largest slowdown
+among the compared cases with that case's measured spread) and a final
+`false alarms: K of N runs`. BENCH_CI_TOLERANCE / BENCH_CI_REPEATS pass through to ci_gate.sh.
 """
 
 from __future__ import annotations
@@ -26,23 +27,13 @@ from bench import gate, results  # noqa: E402
 BASELINE = ROOT / "results" / "baseline" / "ci.csv"
 
 
-def gate_settings_from_env() -> gate.GateSettings:
-    """Return the gate settings that BENCH_GATE_ARGS (as passed to ci_gate.sh) selects."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tolerance", type=float, default=gate.GateSettings.tolerance)
-    parser.add_argument("--reference", default=gate.GateSettings.reference)
-    parser.add_argument("--absolute", action="store_true")
-    args, _ = parser.parse_known_args(os.environ.get("BENCH_GATE_ARGS", "").split())
-    return gate.GateSettings(args.tolerance, None if args.absolute else args.reference)
-
-
 def worst(verdicts) -> str:
-    """Return 'variant HxW: +x% (threshold y%)' for the largest slowdown among compared cases."""
+    """Return 'variant HxW: +x% (spread y%)' for the largest slowdown among the compared cases."""
     compared = verdicts.dropna(subset=["change"])
     if compared.empty:
         return "-"
     row = compared.loc[compared["change"].idxmax()]
-    return f"{row['variant']} {row['height']}x{row['width']}: {row['change']:+.0%} (threshold {row['threshold']:.0%})"
+    return f"{row['variant']} {row['height']}x{row['width']}: {row['change']:+.0%} (spread {row['noise']:.0%})"
 
 
 def run_once(index: int, work: Path) -> tuple[int, int, str]:
@@ -52,22 +43,26 @@ def run_once(index: int, work: Path) -> tuple[int, int, str]:
     if done.returncode not in (0, 1):
         sys.stderr.write(done.stdout[-2000:] + done.stderr[-2000:])
         return done.returncode, -1, "failed"
-    verdicts = gate.compare(results.load(BASELINE), results.load(work / f"run{index}" / "current.csv"),
-                            gate_settings_from_env())
+    current = results.load(work / f"run{index}" / "current.csv")
+    verdicts = gate.compare(results.load(BASELINE), current)  # default settings: only `change` and `noise` are used
     return done.returncode, int((verdicts["verdict"] == "regression").sum()), worst(verdicts)
 
 
 def main() -> int:
-    """Run the study and print its table; return 0."""
+    """Run the study and print its table; return 0 (2 when a run could not be measured)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
-    print(f"baseline {BASELINE.relative_to(ROOT)}; gate settings {gate_settings_from_env()}; "
-          f"repeats per run {os.environ.get('BENCH_CI_REPEATS', '3 (default)')}")
+    print(f"scripts/ci_gate.sh against {BASELINE.relative_to(ROOT)}, {args.runs} runs; "
+          f"BENCH_CI_TOLERANCE={os.environ.get('BENCH_CI_TOLERANCE', '(default)')} "
+          f"BENCH_CI_REPEATS={os.environ.get('BENCH_CI_REPEATS', '(default)')}")
     alarms = 0
     with tempfile.TemporaryDirectory(prefix="false_alarms_") as tmp:
         for index in range(1, args.runs + 1):
             status, regressions, largest = run_once(index, Path(tmp))
+            if status not in (0, 1):
+                print(f"run {index:2d}: ci_gate.sh failed with exit {status}")
+                return 2
             alarms += status == 1
             print(f"run {index:2d}: exit {status}, regressions {regressions}, largest slowdown {largest}", flush=True)
     print(f"false alarms: {alarms} of {args.runs} runs")
