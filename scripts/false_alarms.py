@@ -5,8 +5,9 @@ Run it alone on the machine's benchmark slot:
 
     flock /tmp/bench.lock python scripts/false_alarms.py --runs 10
 
-Prints one line per run (the gate's exit status, its regressions, and the largest slowdown
-among the compared cases with that case's measured spread) and a final
+Prints one line per run (ci_gate.sh's exit status, how many cases the CLI's default 15 %
+tolerance would have flagged, and the largest slowdown among the compared cases with that
+case's measured spread) and a final
 `false alarms: K of N runs`. BENCH_CI_TOLERANCE / BENCH_CI_REPEATS pass through to ci_gate.sh.
 """
 
@@ -37,14 +38,14 @@ def worst(verdicts) -> str:
 
 
 def run_once(index: int, work: Path) -> tuple[int, int, str]:
-    """Run ci_gate.sh once; return its exit status, the number of regressions and the worst slowdown."""
+    """Run ci_gate.sh once; return its exit status, the regressions at the default 15 % tolerance, the worst slowdown."""
     env = {**os.environ, "PYTHON": sys.executable, "BENCH_CI_DIR": str(work / f"run{index}")}
     done = subprocess.run([str(ROOT / "scripts" / "ci_gate.sh")], cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode not in (0, 1):
         sys.stderr.write(done.stdout[-2000:] + done.stderr[-2000:])
         return done.returncode, -1, "failed"
     current = results.load(work / f"run{index}" / "current.csv")
-    verdicts = gate.compare(results.load(BASELINE), current)  # default settings: only `change` and `noise` are used
+    verdicts = gate.compare(results.load(BASELINE), current)  # the CLI's default tolerance, for comparison
     return done.returncode, int((verdicts["verdict"] == "regression").sum()), worst(verdicts)
 
 
@@ -64,7 +65,8 @@ def main() -> int:
                 print(f"run {index:2d}: ci_gate.sh failed with exit {status}")
                 return 2
             alarms += status == 1
-            print(f"run {index:2d}: exit {status}, regressions {regressions}, largest slowdown {largest}", flush=True)
+            print(f"run {index:2d}: ci_gate exit {status}; regressions at the default 15% tolerance: {regressions}; "
+                  f"largest slowdown {largest}", flush=True)
     print(f"false alarms: {alarms} of {args.runs} runs")
     return 0
 
