@@ -1,11 +1,11 @@
-"""Benchmark 2-D local attention: `python run_bench.py [sweep|list|plot|report] ...` (sweep is the default)."""
+"""Benchmark 2-D local attention: `python run_bench.py [sweep|list|plot|report|gate] ...` (sweep is the default)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from bench import cli, plots, report
+from bench import cli, gate, plots, report
 from bench.results import ResultsError
 from bench.spec import SpecError
 
@@ -15,8 +15,9 @@ COMMANDS = {
     "list": (cli.configure_list, cli.run_list_command, "list the variants and whether they run here"),
     "plot": (plots.configure_plot, plots.run_plot_command, "draw the figures of results CSV(s) into plots/<run_id>/"),
     "report": (report.configure_report, report.run_report_command, "write a markdown summary next to a results CSV"),
+    "gate": (gate.configure_gate, gate.run_gate_command, "compare results with a baseline CSV; exit 1 on a regression"),
 }
-BAD_INPUT = (SpecError, ResultsError, cli.CliError)
+BAD_INPUT = (SpecError, ResultsError, cli.CliError, gate.GateError)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,0 +1,261 @@
+"""Regression gate: compare a current results CSV with a baseline, case by case, and decide.
+
+Why this way: timings move with the machine (another host, a busy neighbour), so by default
+each median is divided by the reference variant's median for the same case *in the same run*
+and only those ratios are compared; a baseline recorded elsewhere still compares. A change
+counts only when it is larger than the tolerance *and* lies outside the spread measured in
+the timings involved: the interquartile intervals of the baseline and current values must
+not overlap. To first order that is: the relative change exceeds half the sum of the
+relative IQRs (IQR / median) of the four medians (current row, current reference, baseline
+row, baseline reference; two in --absolute mode). The tolerance covers what no IQR sees:
+drift between runs on a shared machine. See docs/gate.md.
+
+`compare` is pure (DataFrames in, a DataFrame out); reading, printing and markdown are apart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from bench import results
+from bench.results import CASE_KEY
+
+VERDICTS = ("regression", "improvement", "unchanged", "new", "missing", "not-comparable")
+SHAPE_KEY = tuple(column for column in CASE_KEY if column != "variant")
+VERDICT_STYLE = {"regression": "bold red", "improvement": "green", "new": "cyan", "missing": "yellow", "not-comparable": "yellow"}
+
+
+class GateError(ValueError):
+    """Input the gate cannot judge (e.g. no case in common); reported as one line, exit status 2."""
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """How the gate decides: the tolerated relative slowdown and the normalising reference (None: absolute)."""
+
+    tolerance: float = 0.15
+    reference: str | None = "im2col"
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One side (baseline or current) of a case: its value to compare and its relative spread."""
+
+    value: float  # median_ms, or median_ms / reference median_ms
+    spread: float  # relative half-width of value's interquartile interval (first order)
+    median_ms: float
+    note: str = ""
+
+
+def best_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per case key: its fastest ok row over the runs in the file, else its last row.
+
+    A CSV may hold several appended runs of the same sweep. Load from other processes on a
+    shared machine only ever adds time, so the fastest of several runs is the least disturbed.
+    """
+    ranked = frame.assign(_order=range(len(frame)), _ok=frame["status"] == "ok")
+    ranked = ranked.sort_values(["_ok", "median_ms", "_order"], ascending=[False, True, False], na_position="last")
+    best = ranked.drop_duplicates(subset=list(CASE_KEY), keep="first").sort_values("_order")
+    return best.drop(columns=["_order", "_ok"]).reset_index(drop=True)
+
+
+def _half_rel_iqr(row: pd.Series) -> float:
+    iqr = row["iqr_ms"]
+    return 0.0 if pd.isna(iqr) else float(iqr) / float(row["median_ms"]) / 2
+
+
+def _usable(row: pd.Series | None) -> bool:
+    return row is not None and row["status"] == "ok" and pd.notna(row["median_ms"]) and row["median_ms"] > 0
+
+
+def _side(row: pd.Series, ref: pd.Series | None, settings: GateSettings, label: str) -> _Side | str:
+    """Return the side's value and spread, or why it cannot be compared."""
+    if not _usable(row):
+        return f"{label} status {row['status']}" if row["status"] != "ok" else f"{label} has no median"
+    if settings.reference is None:
+        return _Side(float(row["median_ms"]), _half_rel_iqr(row), float(row["median_ms"]))
+    if not _usable(ref):
+        return f"no ok reference {settings.reference!r} in {label}"
+    value = float(row["median_ms"]) / float(ref["median_ms"])
+    return _Side(value, _half_rel_iqr(row) + _half_rel_iqr(ref), float(row["median_ms"]))
+
+
+def judge(change: float, threshold: float) -> str:
+    """Return the verdict for a ratio current/baseline (1.0 = same) against a relative threshold."""
+    if change > 1 + threshold:
+        return "regression"
+    if 1 / change > 1 + threshold:
+        return "improvement"
+    return "unchanged"
+
+
+def _compare_case(base: _Side, cur: _Side, settings: GateSettings, is_reference: bool) -> dict[str, object]:
+    change = cur.value / base.value
+    noise = base.spread + cur.spread  # beyond this the two interquartile intervals do not overlap
+    threshold = max(settings.tolerance, noise)
+    verdict, note = judge(change, threshold), ""
+    if is_reference:
+        raw = cur.median_ms / base.median_ms - 1
+        verdict = "unchanged"  # its ratio to itself is 1 in both runs
+        note = f"reference: 1 by construction; raw change {raw:+.0%} is gated only with --absolute"
+    elif verdict == "unchanged" and change - 1 > settings.tolerance:
+        note = f"slower by {change - 1:.0%} but within the measured spread ({noise:.0%})"
+    return {"change": change - 1, "noise": noise, "threshold": threshold, "verdict": verdict, "note": note}
+
+
+def _lookup(frame: pd.DataFrame) -> dict[tuple, pd.Series]:
+    return {tuple(row[c] for c in CASE_KEY): row for _, row in frame.iterrows()}
+
+
+def _reference_row(rows: dict[tuple, pd.Series], key: tuple, reference: str | None) -> pd.Series | None:
+    if reference is None:
+        return None
+    return rows.get((reference, *key[1:]))
+
+
+def compare(baseline: pd.DataFrame, current: pd.DataFrame, settings: GateSettings = GateSettings()) -> pd.DataFrame:
+    """Return one row per case key of either side: the case, both medians, the change, its threshold and the verdict."""
+    if settings.tolerance < 0 or not math.isfinite(settings.tolerance):
+        raise GateError(f"bad tolerance {settings.tolerance}: expected a non-negative fraction, e.g. 0.15")
+    base_rows, cur_rows = _lookup(best_rows(baseline)), _lookup(best_rows(current))
+    if not set(base_rows) & set(cur_rows):
+        raise GateError("the baseline and the current results have no case in common (compare the same preset)")
+    out = []
+    for key in list(base_rows) + [k for k in cur_rows if k not in base_rows]:
+        record: dict[str, object] = dict(zip(CASE_KEY, key))
+        base, cur = base_rows.get(key), cur_rows.get(key)
+        record["baseline_ms"] = base["median_ms"] if base is not None else math.nan
+        record["current_ms"] = cur["median_ms"] if cur is not None else math.nan
+        record.update(_decide(key, base, cur, base_rows, cur_rows, settings))
+        out.append(record)
+    columns = [*CASE_KEY, "baseline_ms", "current_ms", "change", "noise", "threshold", "verdict", "note"]
+    return pd.DataFrame(out).reindex(columns=columns)
+
+
+def _decide(key, base, cur, base_rows, cur_rows, settings: GateSettings) -> dict[str, object]:
+    """Return change, noise, threshold, verdict and note for one case key."""
+    if base is None:
+        return {"verdict": "new", "note": "not in the baseline"}
+    if cur is None:
+        return {"verdict": "missing", "note": "not in the current results"}
+    base_side = _side(base, _reference_row(base_rows, key, settings.reference), settings, "baseline")
+    cur_side = _side(cur, _reference_row(cur_rows, key, settings.reference), settings, "current")
+    reasons = [side for side in (base_side, cur_side) if isinstance(side, str)]
+    if reasons:
+        return {"verdict": "not-comparable", "note": "; ".join(reasons)}
+    return _compare_case(base_side, cur_side, settings, is_reference=key[0] == settings.reference)
+
+
+def exit_status(verdicts: pd.DataFrame) -> int:
+    """Return 1 when any case regressed, else 0."""
+    return int((verdicts["verdict"] == "regression").any())
+
+
+def counts(verdicts: pd.DataFrame) -> dict[str, int]:
+    """Return how many cases got each verdict (every verdict listed, zeros included)."""
+    found = verdicts["verdict"].value_counts()
+    return {verdict: int(found.get(verdict, 0)) for verdict in VERDICTS}
+
+
+def mode_line(settings: GateSettings) -> str:
+    """Return one sentence saying how the gate compared."""
+    rule = f"slower by more than the tolerance {settings.tolerance:.0%} and than half the summed relative IQRs"
+    if settings.reference is None:
+        return f"absolute medians; a regression is {rule} (2 medians)"
+    return (f"medians normalised by {settings.reference!r} of the same run and case; a regression is {rule} "
+            f"(4 medians); {settings.reference!r} itself is unchanged by construction (use --absolute to gate it)")
+
+
+def _case_label(row: pd.Series) -> str:
+    compiled = " compiled" if row["compiled"] is True else ""
+    return (f"{row['device']} {row['dtype']} {row['pass']} b{row['batch']} {row['height']}x{row['width']} "
+            f"h{row['heads']} d{row['head_dim']} k{row['kernel_size']}{compiled}")
+
+
+def _cells(row: pd.Series) -> list[str]:
+    number = lambda value, fmt: "-" if pd.isna(value) else format(value, fmt)  # noqa: E731
+    return [
+        _case_label(row), str(row["variant"]), number(row["baseline_ms"], ".3f"), number(row["current_ms"], ".3f"),
+        number(row["change"], "+.1%"), number(row["threshold"], ".0%"), str(row["verdict"]), str(row["note"] or ""),
+    ]
+
+
+HEADERS = ("case", "variant", "baseline ms", "current ms", "change", "threshold", "verdict", "note")
+
+
+def _ordered(verdicts: pd.DataFrame) -> pd.DataFrame:
+    rank = {verdict: i for i, verdict in enumerate(VERDICTS)}
+    return verdicts.assign(_rank=verdicts["verdict"].map(rank)).sort_values(["_rank", *SHAPE_KEY, "variant"], kind="stable")
+
+
+def rich_table(verdicts: pd.DataFrame, settings: GateSettings) -> Table:
+    """Return the verdicts as a rich table, regressions first."""
+    summary = ", ".join(f"{n} {verdict}" for verdict, n in counts(verdicts).items() if n)
+    table = Table(title=f"regression gate: {summary}", caption=mode_line(settings))
+    for header in HEADERS:
+        table.add_column(header, justify="right" if header.endswith(("ms", "change", "threshold")) else "left")
+    for _, row in _ordered(verdicts).iterrows():
+        style = VERDICT_STYLE.get(str(row["verdict"]))
+        table.add_row(*_cells(row), style=style)
+    return table
+
+
+def markdown(verdicts: pd.DataFrame, settings: GateSettings) -> str:
+    """Return the verdicts as a markdown report (a summary line, then a table), fit for a PR comment."""
+    summary = ", ".join(f"**{n} {verdict}**" if verdict == "regression" else f"{n} {verdict}"
+                        for verdict, n in counts(verdicts).items() if n)
+    escape = lambda text: text.replace("|", "\\|")  # noqa: E731
+    lines = [f"### Regression gate: {'FAIL' if exit_status(verdicts) else 'pass'}", "", summary, "",
+             f"_{mode_line(settings)}._", "",
+             "| " + " | ".join(HEADERS) + " |", "|" + "|".join("---:" if h.endswith(("ms", "change", "threshold")) else "---"
+                                                            for h in HEADERS) + "|"]
+    for _, row in _ordered(verdicts).iterrows():
+        lines.append("| " + " | ".join(escape(cell) for cell in _cells(row)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def configure_gate(parser) -> None:
+    """Add the gate command's options to parser (an argparse.ArgumentParser)."""
+    parser.add_argument("--baseline", required=True, type=Path, help="the reference results CSV")
+    parser.add_argument("--current", required=True, type=Path, help="the results CSV to judge")
+    parser.add_argument("--tolerance", type=float, default=GateSettings.tolerance,
+                        help="tolerated relative slowdown (default: %(default)s = 15%%)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--reference", default=GateSettings.reference,
+                      help="variant whose median, in the same run and case, normalises each row (default: %(default)s)")
+    mode.add_argument("--absolute", action="store_true", help="compare raw medians (baseline from this same machine)")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the verdicts as a markdown table to FILE")
+
+
+def _threads_note(baseline: pd.DataFrame, current: pd.DataFrame) -> str:
+    threads = [sorted({int(t) for t in frame["threads"].dropna()}) for frame in (baseline, current)]
+    if threads[0] != threads[1]:
+        return f"note: thread counts differ (baseline {threads[0]}, current {threads[1]}): timings may not compare"
+    return ""
+
+
+def run_gate_command(args) -> int:
+    """Load both CSVs, judge every case, print the table (and markdown); return 0, 1 on a regression."""
+    baseline, current = results.load(args.baseline), results.load(args.current)
+    settings = GateSettings(args.tolerance, None if args.absolute else args.reference)
+    if settings.reference is not None and settings.reference not in set(baseline["variant"]) | set(current["variant"]):
+        raise GateError(f"reference variant {settings.reference!r} is in neither CSV (pass --reference NAME or --absolute)")
+    verdicts = compare(baseline, current, settings)
+    console = Console()
+    console.width = max(console.width, 140)  # keep the table readable when piped into a CI log
+    console.print(rich_table(verdicts, settings))
+    note = _threads_note(baseline, current)
+    if note:
+        console.print(f"[yellow]{note}[/]")
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown(verdicts, settings) + (f"\n{note}\n" if note else ""))
+    status = exit_status(verdicts)
+    console.print(f"gate: {'FAIL' if status else 'pass'} ({counts(verdicts)['regression']} regression(s))")
+    return status

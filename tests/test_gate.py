@@ -1,0 +1,169 @@
+"""The regression gate: decision logic on golden CSVs, the CLI's exit statuses, and a real measured run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import run_bench
+from bench import gate, results
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).parent / "golden"
+BASELINE = ROOT / "results" / "baseline" / "ci.csv"
+
+
+def _verdicts(frame: pd.DataFrame) -> dict[tuple[str, int], str]:
+    return {(row["variant"], int(row["height"])): row["verdict"] for _, row in frame.iterrows()}
+
+
+@pytest.mark.parametrize("mode", ["normalised", "absolute"])
+def test_golden_verdicts(mode):
+    expected = pd.read_csv(GOLDEN / "expected.csv")
+    settings = gate.GateSettings(tolerance=0.25, reference=None if mode == "absolute" else "im2col")
+    verdicts = gate.compare(results.load(GOLDEN / "baseline.csv"), results.load(GOLDEN / "current.csv"), settings)
+    assert _verdicts(verdicts) == {(r.variant, r.height): getattr(r, mode) for r in expected.itertuples()}
+    assert set(verdicts["verdict"]) == set(gate.VERDICTS)  # the golden files cover every verdict
+
+
+def _pair(base_ms: float, cur_ms: float, base_iqr: float = 0.0, cur_iqr: float = 0.0, ref_iqr: float = 0.0):
+    """Return (baseline, current) frames: reference im2col at 4 ms both sides, slide as given."""
+    frame = results.load(GOLDEN / "baseline.csv").head(2).copy()  # im2col, slide at 14x14
+    base, cur = frame.copy(), frame.copy()
+    base["median_ms"], cur["median_ms"] = [4.0, base_ms], [4.0, cur_ms]
+    base["iqr_ms"], cur["iqr_ms"] = [4.0 * ref_iqr, base_ms * base_iqr], [4.0 * ref_iqr, cur_ms * cur_iqr]
+    return base, cur
+
+
+@pytest.mark.parametrize("cur_ms, verdict", [
+    (2.5, "unchanged"),        # +25 %: exactly the tolerance is not above it
+    (2.5001, "regression"),    # just above
+    (1.6, "unchanged"),        # 2.0/1.6 = +25 % faster: the edge again
+    (1.5999, "improvement"),   # just faster than the edge
+])
+def test_tolerance_edges(cur_ms, verdict):
+    base, cur = _pair(2.0, cur_ms)
+    row = gate.compare(base, cur, gate.GateSettings(tolerance=0.25)).set_index("variant").loc["slide"]
+    assert row["verdict"] == verdict
+
+
+@pytest.mark.parametrize("cur_iqr, ref_iqr, verdict", [
+    (0.0, 0.0, "regression"),   # +40 %, no spread: above the 25 % tolerance
+    (0.4, 0.0, "regression"),   # spread: half of 40 % = 20 % < 40 %
+    (0.8, 0.0, "unchanged"),    # half of 80 % = 40 %: the change is not outside the spread
+    (0.4, 0.2, "unchanged"),    # the reference's spread counts twice (both runs): 20 + 10 + 10 = 40 %
+])
+def test_spread_rule(cur_iqr, ref_iqr, verdict):
+    base, cur = _pair(2.0, 2.8, cur_iqr=cur_iqr, ref_iqr=ref_iqr)
+    row = gate.compare(base, cur, gate.GateSettings(tolerance=0.25)).set_index("variant").loc["slide"]
+    assert row["verdict"] == verdict
+
+
+def test_reference_slowdown_only_visible_in_absolute_mode():
+    base = results.load(GOLDEN / "baseline.csv").head(2)
+    cur = base.assign(median_ms=base["median_ms"] * [2.0, 1.0])  # im2col twice as slow, slide the same
+    normalised = gate.compare(base, cur).set_index("variant")
+    assert normalised.loc["im2col", "verdict"] == "unchanged"
+    assert "+100%" in normalised.loc["im2col", "note"]
+    assert normalised.loc["slide", "verdict"] == "improvement"  # relative to a slower reference
+    absolute = gate.compare(base, cur, gate.GateSettings(reference=None)).set_index("variant")
+    assert list(absolute["verdict"]) == ["regression", "unchanged"]
+
+
+def test_best_of_appended_runs():
+    base = results.load(GOLDEN / "baseline.csv").head(2)
+    disturbed = base.assign(median_ms=base["median_ms"] * [1.0, 3.0], run_id="disturbed")
+    # the baseline file holds a disturbed run after a clean one: the fastest row per case counts
+    verdicts = gate.compare(pd.concat([base, disturbed]), base)
+    assert set(verdicts["verdict"]) == {"unchanged"}
+    assert len(verdicts) == 2
+
+
+def test_bad_tolerance_and_no_overlap():
+    base = results.load(GOLDEN / "baseline.csv")
+    with pytest.raises(gate.GateError, match="tolerance"):
+        gate.compare(base, base, gate.GateSettings(tolerance=-0.1))
+    with pytest.raises(gate.GateError, match="no case in common"):
+        gate.compare(base, base.assign(batch=2))
+
+
+def _gate(capsys, *argv: str) -> tuple[int, str, str]:
+    status = run_bench.main(["gate", *argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_golden_writes_markdown(capsys, tmp_path):
+    report = tmp_path / "gate.md"
+    status, out, _ = _gate(capsys, "--baseline", str(GOLDEN / "baseline.csv"), "--current", str(GOLDEN / "current.csv"),
+                           "--tolerance", "0.25", "--markdown", str(report))
+    assert status == 1
+    assert "gate: FAIL" in out
+    text = report.read_text()
+    assert "| cpu float32 forward b1 14x14 h2 d16 k7 | slide |" in text and "| regression |" in text
+    assert text.count("\n| cpu") == 10
+
+
+def test_baseline_against_itself_passes(capsys):
+    status, out, _ = _gate(capsys, "--baseline", str(BASELINE), "--current", str(BASELINE))
+    verdicts = gate.compare(results.load(BASELINE), results.load(BASELINE))
+    assert status == 0 and "gate: pass" in out
+    assert set(verdicts["verdict"]) == {"unchanged"}
+
+
+def _variants():
+    return sorted(set(results.load(BASELINE)["variant"]) - {"im2col"})
+
+
+@pytest.mark.parametrize("variant", _variants())
+def test_one_variant_fifty_percent_slower_is_flagged(capsys, tmp_path, variant):
+    frame = results.load(BASELINE)
+    slower = frame.assign(median_ms=frame["median_ms"].where(frame["variant"] != variant, frame["median_ms"] * 1.5))
+    results.append_rows(tmp_path / "cur.csv", slower.astype(object).where(slower.notna(), None).to_dict("records"))
+    status, _, _ = _gate(capsys, "--baseline", str(BASELINE), "--current", str(tmp_path / "cur.csv"))
+    verdicts = gate.compare(frame, results.load(tmp_path / "cur.csv"))
+    flagged = verdicts[verdicts["verdict"] != "unchanged"]
+    assert status == 1
+    assert set(flagged["variant"]) == {variant} and set(flagged["verdict"]) == {"regression"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--baseline", "nope.csv", "--current", "nope.csv"], "no results file"),
+    (["--baseline", str(GOLDEN / "expected.csv"), "--current", str(BASELINE)], "missing column"),
+    (["--baseline", str(GOLDEN / "baseline.csv"), "--current", str(BASELINE)], "no case in common"),
+    (["--baseline", str(BASELINE), "--current", str(BASELINE), "--reference", "nosuch"], "reference variant"),
+    (["--baseline", str(BASELINE), "--current", str(BASELINE), "--tolerance", "-1"], "bad tolerance"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    status, _, err = _gate(capsys, *argv)
+    assert status == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+# One child process (the plugin's variant must not leak into this session's registry) runs
+# the sweeps; BENCH_SLOWED_FACTOR is read when each case is built, so it can change between runs.
+SWEEPS = """
+import os, sys, run_bench
+base, cur = sys.argv[1:]
+flags = ["--plugin", "tests.plugins.slowed", "--variants", "im2col,slowed", "--resolutions", "14",
+         "--threads", "1", "--min-run-s", "0.05", "--max-run-s", "0.3"]
+for run in range(2):  # two runs per side: the gate keeps the fastest, as scripts/ci_gate.sh does
+    for factor, out in (("1.0", base), ("3.0", cur)):
+        os.environ["BENCH_SLOWED_FACTOR"] = factor
+        assert run_bench.main([*flags, "--out", out]) == 0
+"""
+
+
+def test_measured_slowdown_is_flagged(tmp_path, capsys):
+    # Real timings, relaxed for speed; a 3x delay so that no load on a shared machine hides it.
+    base, cur = str(tmp_path / "base.csv"), str(tmp_path / "cur.csv")
+    subprocess.run([sys.executable, "-c", SWEEPS, base, cur], cwd=ROOT, check=True, capture_output=True)
+    status, out, _ = _gate(capsys, "--baseline", base, "--current", cur)
+    verdicts = gate.compare(results.load(base), results.load(cur)).set_index("variant")
+    assert status == 1, out
+    assert verdicts.loc["slowed", "verdict"] == "regression"
+    assert verdicts.loc["im2col", "verdict"] == "unchanged"
