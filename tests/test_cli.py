@@ -5,7 +5,7 @@ import pytest
 import run_bench
 from bench import results
 
-FAST = ["--min-run-s", "0.01", "--max-run-s", "0.05"]
+FAST = ["--min-run-s", "0.01", "--max-run-s", "0.05", "--no-plots"]
 
 
 def test_issue_command_writes_one_ok_row_per_variant(cli, tmp_path):
