@@ -163,7 +163,7 @@ def _records(text: str, path: Path) -> tuple[list[str], list[list[str]]]:
         header = next(reader)
         missing = [column for column in REQUIRED if column not in header]
         if missing:
-            raise ResultsError(f"{path} is not a results CSV: no column {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+            raise ResultsError(f"{path} is not a results CSV: missing column(s) {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
         if len(set(header)) != len(header):
             raise ResultsError(f"{path} is not a results CSV: a column name is repeated in its header")
         rows = []
