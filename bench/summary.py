@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench.results import CASE_KEY
@@ -55,4 +56,4 @@ def print_failures(frame: pd.DataFrame, console: Console) -> None:
     """Print one line per non-ok row with its reason."""
     for _, row in frame[frame["status"] != "ok"].iterrows():
         console.print(f"[yellow]{row['status']}[/] {row['variant']} {row['device']} {row['height']}x{row['width']} "
-                      f"b{row['batch']} {row['pass']}: {row['reason']}")
+                      f"b{row['batch']} {row['pass']}: {escape(str(row['reason']))}")  # reasons may hold [brackets]

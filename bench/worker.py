@@ -67,16 +67,19 @@ def run_task(task: dict[str, object]) -> dict[str, object]:
     case = Case(**task["case"])
     settings = Settings(**task["settings"])
     torch.set_num_threads(settings.threads)
+    measured: dict[str, object] = {}
     try:
         _limit_address_space(case.device, task.get("max_memory_bytes"))
-        return measure_case(case, settings)
+        measured = measure_case(case, settings)
     except BaseException as err:  # a variant calling sys.exit or raising at support time is a row too
-        return _failure_row(err)
+        measured = _failure_row(err)
     finally:
         _limit_address_space(case.device, None)
+    if measured.get("status") != "skipped":  # a skipped case built nothing; a full collection costs ~0.1 s
         gc.collect()
         if case.device.startswith("cuda") and torch.cuda.is_available():
             torch.cuda.empty_cache()  # the next case of this worker starts from a clean allocator
+    return measured
 
 
 def _import_plugins(plugins: list[str]) -> str | None:

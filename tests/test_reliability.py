@@ -102,6 +102,21 @@ def test_sigkill_then_resume_holds_every_case_once(tmp_path: Path) -> None:
         "im2col": "ok", "window": "ok", "fault-hangs": "timeout", "window-shifted": "ok", "slide": "ok"}
 
 
+def test_ctrl_c_kills_the_worker_and_keeps_finished_rows(tmp_path: Path) -> None:
+    out, pid_file = tmp_path / "run.csv", tmp_path / "hang.pid"
+    first = sweep(*FAULTS, "--variants", "im2col,fault-hangs,window", *TINY, "--out", str(out),
+                  env={"FAULTS_PID_FILE": str(pid_file)})
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()[1]
+        time.sleep(0.2)
+    first.send_signal(signal.SIGINT)
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert list(results.load(out)["variant"]) == ["im2col"]
+    assert all(gone(int(pid)) for pid in pid_file.read_text().split())
+
+
 def run_main(argv: list[str]) -> tuple[int, list[str]]:
     """Return the exit status and stderr lines of run_bench.main(argv), run in this process."""
     stderr = io.StringIO()
