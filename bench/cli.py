@@ -165,7 +165,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             run_sweep(cases, settings, out, run_id, on_start=on_start, on_row=on_row, isolation=isolation)
         except KeyboardInterrupt:
             interrupted = True
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=list(results.COLUMNS))  # every column, even if no row filled it
     if not frame.empty:
         stdout = Console()
         stdout.width = max(stdout.width, 110)  # keep the table readable when piped to a file

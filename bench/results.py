@@ -60,9 +60,9 @@ SCHEMA: dict[str, str] = {
 }
 COLUMNS = tuple(SCHEMA)
 CASE_KEY = ("variant", "device", "dtype", "batch", "height", "width", "heads", "head_dim", "kernel_size", "pass", "compiled")
-# Without these a CSV is not a results file. Other columns may be missing (files written
-# before a column was added): they load as empty.
-REQUIRED = ("run_id", *CASE_KEY, "status")
+# Without these a CSV is not a results file (every reader needs them). Other columns may be
+# missing (files written before a column was added): they load as empty.
+REQUIRED = ("run_id", *CASE_KEY, "status", "reason", "median_ms", "iqr_ms", "min_ms", "n_measurements")
 
 
 class ResultsError(ValueError):
