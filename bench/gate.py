@@ -1,8 +1,9 @@
 """Regression gate: compare a current results CSV with a baseline, case by case, and decide.
 
 Why this way: timings move with the machine (another host, a busy neighbour), so by default
-each median is divided by the reference variant's median for the same case *in the same run*
-and only those ratios are compared; a baseline recorded elsewhere still compares. A change
+each median is divided by the reference variant's median for the same case *in the same file*
+(one run, or several appended runs of which the fastest per case counts: load only ever adds
+time) and only those ratios are compared; a baseline recorded elsewhere still compares. A change
 counts only when it is larger than the tolerance *and* lies outside the spread measured in
 the timings involved: the interquartile intervals of the baseline and current values must
 not overlap. To first order that is: the relative change exceeds half the sum of the
@@ -28,7 +29,9 @@ from bench.results import CASE_KEY
 
 VERDICTS = ("regression", "improvement", "unchanged", "new", "missing", "not-comparable")
 SHAPE_KEY = tuple(column for column in CASE_KEY if column != "variant")
-VERDICT_STYLE = {"regression": "bold red", "improvement": "green", "new": "cyan", "missing": "yellow", "not-comparable": "yellow"}
+VERDICT_STYLE = {
+    "regression": "bold red", "improvement": "green", "new": "cyan", "missing": "yellow", "not-comparable": "yellow",
+}
 
 
 class GateError(ValueError):
@@ -168,8 +171,8 @@ def mode_line(settings: GateSettings) -> str:
     rule = f"slower by more than the tolerance {settings.tolerance:.0%} and than half the summed relative IQRs"
     if settings.reference is None:
         return f"absolute medians; a regression is {rule} (2 medians)"
-    return (f"medians normalised by {settings.reference!r} of the same run and case; a regression is {rule} "
-            f"(4 medians); {settings.reference!r} itself is unchanged by construction (use --absolute to gate it)")
+    return (f"medians (fastest run per case) normalised by {settings.reference!r} of the same file and case; "
+            f"a regression is {rule} (4 medians); {settings.reference!r} itself is unchanged by construction (use --absolute to gate it)")
 
 
 def _case_label(row: pd.Series) -> str:
@@ -228,7 +231,7 @@ def configure_gate(parser) -> None:
                         help="tolerated relative slowdown (default: %(default)s = 15%%)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--reference", default=GateSettings.reference,
-                      help="variant whose median, in the same run and case, normalises each row (default: %(default)s)")
+                      help="variant whose median for the same case and file normalises each row (default: %(default)s)")
     mode.add_argument("--absolute", action="store_true", help="compare raw medians (baseline from this same machine)")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the verdicts as a markdown table to FILE")
 
