@@ -26,7 +26,7 @@ OUT=$DIR/current.csv
 rm -f "$OUT"
 for i in $(seq "$REPEATS"); do
     # shellcheck disable=SC2086  # BENCH_SWEEP_ARGS is a list of flags
-    if ! "$PYTHON" run_bench.py --preset ci --threads 1 --out "$OUT" ${BENCH_SWEEP_ARGS:-} > "$DIR/sweep-$i.log" 2>&1; then
+    if ! "$PYTHON" run_bench.py --preset ci --threads 1 --no-plots --out "$OUT" ${BENCH_SWEEP_ARGS:-} > "$DIR/sweep-$i.log" 2>&1; then
         tail -n 20 "$DIR/sweep-$i.log" >&2
         echo "ci_gate: sweep $i of $REPEATS failed (log: $DIR/sweep-$i.log)" >&2
         exit 2
