@@ -24,7 +24,7 @@ try:
 except ImportError:  # torch < 2.5
     HAS_FLEX = False
 
-EAGER_MAX_TOKENS = 28 * 28  # eager flex materialises N x N scores: keep the default sweep fast
+EAGER_MAX_TOKENS = 16 * 16  # eager flex materialises N x N scores: keep the default sweep fast
 
 
 def _neighborhood_mask(height: int, width: int, kernel_size: int):
