@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
 
 import attention_variants as av
-from attention_variants.case import Case
+from attention_variants.case import DTYPES, Case
 from attention_variants.reference import oracle
 from bench import env, memory, roofline, timing
 from bench.isolation import Isolation, WorkerPool
@@ -33,6 +33,9 @@ class Settings:
     min_run_s: float = 0.1
     max_run_s: float = 1.0
     seed: int = 0
+    # "device/dtype" -> [peak GFLOP/s, peak GB/s], calibrated once per run by the sweep's own
+    # process and handed to every worker, so that all rows of a run share one roofline.
+    peaks: dict[str, list[float]] = field(default_factory=dict)
 
 
 def make_inputs(case: Case, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -138,7 +141,8 @@ def measure_case(case: Case, settings: Settings) -> dict[str, object]:
         error += drift
         measured = timing.measure(fn, case.device, settings.threads, settings.warmup_s, settings.min_run_s, settings.max_run_s)
         peak_mb = memory.peak_memory_mb(fn, case.device)
-        peaks = roofline.peaks(case.device, case.torch_dtype, settings.threads)  # cached per process
+        calibrated = settings.peaks.get(f"{case.device}/{case.dtype}")
+        peaks = roofline.Peaks(*calibrated) if calibrated else roofline.peaks(case.device, case.torch_dtype, settings.threads)
     except Exception as err:  # a failing variant is data, not the end of the sweep
         status, reason = _failure(err)
         return {"status": status, "reason": reason}
@@ -168,6 +172,16 @@ def measure_case(case: Case, settings: Settings) -> dict[str, object]:
         "compile_ms": compile_ms,
         **roofline.roofline_columns(gflop, case, measured.median_ms, peaks),
     }
+
+
+def calibrate_peaks(cases: list[Case], settings: Settings) -> dict[str, list[float]]:
+    """Return the roofline peaks of every usable (device, dtype) of the cases, measured now."""
+    peaks = dict(settings.peaks)
+    for device, dtype in dict.fromkeys((case.device, case.dtype) for case in cases):
+        if f"{device}/{dtype}" not in peaks and env.device_unavailable(device) is None:
+            measured = roofline.peaks(device, DTYPES[dtype], settings.threads)
+            peaks[f"{device}/{dtype}"] = [measured.gflop_per_s, measured.gb_per_s]
+    return peaks
 
 
 def case_row(case: Case, run_id: str, machine: dict[str, object]) -> dict[str, object]:
@@ -226,6 +240,7 @@ def run_sweep(
     """
     torch.set_num_threads(settings.threads)
     machine = env.fingerprint(settings.threads)
+    settings = replace(settings, peaks=calibrate_peaks(cases, settings))
     rows = []
     in_process = isolation is None or isolation.cases_per_worker == 0
     with contextlib.nullcontext() if in_process else WorkerPool(isolation) as pool:
