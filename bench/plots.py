@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from bench.plots_roofline import roofline_figure_or_none
 from bench.plotdata import load_results, output_folder, panel_keys, resolution_ticks
 from bench.plotlayout import HOLLOW, finish, grid, log_axis, mark_not_measured, variant_handles
 from bench.plotstyle import linestyles, resolution_label, variant_order, variant_styles
@@ -199,13 +200,15 @@ FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
     "memory": memory_figure,
     "accuracy": accuracy_figure,
 }
+# Drawn only when the CSV has what they need (e.g. the roofline columns of bench/roofline.py).
+OPTIONAL_FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {"roofline": roofline_figure_or_none}
 
 
 def make_figures(frame: pd.DataFrame, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> dict[str, list[Path]]:
     """Write every figure of `frame` into out_dir; return figure name -> files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, list[Path]] = {}
-    for name, build in FIGURES.items():
+    for name, build in {**FIGURES, **OPTIONAL_FIGURES}.items():
         fig = build(frame)
         if fig is None:
             continue
@@ -246,6 +249,8 @@ def run_plot_command(args: argparse.Namespace) -> int:
     for name in FIGURES:
         print(f"{name:<11}" + ("  ".join(str(p) for p in written[name]) if name in written else
                                f"not drawn: no ok {REFERENCE} rows to compare with"))
+    for name in OPTIONAL_FIGURES.keys() & written.keys():
+        print(f"{name:<11}" + "  ".join(str(p) for p in written[name]))
     return 0
 
 

@@ -51,6 +51,15 @@ def roofline_figure(results: pd.DataFrame, device: str | None = None, dtype: str
     return fig
 
 
+def roofline_figure_or_none(results: pd.DataFrame) -> plt.Figure | None:
+    """Return the roofline figure of the first device and dtype, or None without roofline columns."""
+    if roofline_points(results).empty:
+        return None
+    figure = roofline_figure(results)
+    plt.close(figure)  # detach from pyplot's registry; the caller saves the Figure object
+    return figure
+
+
 def save_roofline(results: pd.DataFrame, out_dir: str | Path, device: str | None = None, dtype: str | None = None) -> Path:
     """Write plots/roofline.png (or into out_dir) and return its path."""
     path = Path(out_dir) / "roofline.png"

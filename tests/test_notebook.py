@@ -34,7 +34,7 @@ def test_a_sweep_draws_its_figures_unless_told_not_to(sweep, tmp_path, monkeypat
     folder, csv = sweep
     run_id = pd.read_csv(csv)["run_id"].iloc[0]
     drawn = sorted(p.name for p in (folder / "plots" / run_id).iterdir())
-    assert drawn == sorted(f"{name}.{fmt}" for name in FIGURES for fmt in ("png", "svg"))
+    assert drawn == sorted(f"{name}.{fmt}" for name in [*FIGURES, "roofline"] for fmt in ("png", "svg"))
     monkeypatch.chdir(tmp_path)
     assert run_bench.main([*TINY, "--variants", "window", "--batch", "1", "--out", "r.csv", "--no-plots"]) == 0
     assert not (tmp_path / "plots").exists()
