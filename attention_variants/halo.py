@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from attention_variants.case import Case
 from attention_variants.registry import Prepared, Variant, register
 
-BLOCK = (8, 8)  # (rows, cols) of a query block
+BLOCK = (2, 8)  # (rows, cols) of a query block: measured best of 1x8..8x8 at 56x56, k=7 (docs/performance.md)
 CHUNK_BYTES = 512 << 10  # bytes of q per chunk of batch*heads rows
 
 
