@@ -196,10 +196,12 @@ def run_list_command(args: argparse.Namespace) -> int:
         raise CliError(f"unknown device {args.device!r} (known: {', '.join(spec.DEVICES)})")
     table = Table(title=f"variants on {args.device} ({env.device_name(args.device)})")
     for header in ("variant", "family", "runs here", "description"):
-        table.add_column(header)
+        table.add_column(header, no_wrap=header in ("variant", "family"))  # names stay greppable
     probe = Case("", device=args.device)
     for variant in av.available():
         reason = env.device_unavailable(args.device) or variant.supports(probe.replace(variant=variant.name))
         table.add_row(variant.name, variant.family, "yes" if reason is None else f"no: {reason}", variant.description)
-    Console().print(table)
+    stdout = Console()
+    stdout.width = max(stdout.width, 110)  # keep the table readable when piped to a file
+    stdout.print(table)
     return 0
