@@ -26,6 +26,11 @@ FIXED = {
     "window-shifted": Style("#98c13d", "v"),
     "natten": Style("#d62728", "P"),
     "local-fused": Style("#ff7f0e", "X"),
+    "local-halo": Style("#8c564b", "*"),
+    "slide-grouped": Style("#e377c2", "h"),
+    "slide-channels-last": Style("#bcbd22", "p"),
+    "flex-neighborhood": Style("#9467bd", "<"),
+    "flex-local-masked": Style("#005f73", ">"),
 }
 _EXTRA_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f", "#6a3d9a", "#b15928", "#005f73")
 _EXTRA_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
