@@ -112,7 +112,8 @@ def test_baseline_against_itself_passes(capsys):
     status, out, _ = _gate(capsys, "--baseline", str(BASELINE), "--current", str(BASELINE))
     verdicts = gate.compare(results.load(BASELINE), results.load(BASELINE))
     assert status == 0 and "gate: pass" in out
-    assert set(verdicts["verdict"]) == {"unchanged"}
+    measured = verdicts["verdict"] != "not-comparable"  # cases skipped on this machine (e.g. eager flex above 16x16)
+    assert set(verdicts.loc[measured, "verdict"]) == {"unchanged"} and measured.sum() > len(verdicts) / 2
 
 
 def _variants():
@@ -126,7 +127,7 @@ def test_one_variant_fifty_percent_slower_is_flagged(capsys, tmp_path, variant):
     results.append_rows(tmp_path / "cur.csv", slower.astype(object).where(slower.notna(), None).to_dict("records"))
     status, _, _ = _gate(capsys, "--baseline", str(BASELINE), "--current", str(tmp_path / "cur.csv"))
     verdicts = gate.compare(frame, results.load(tmp_path / "cur.csv"))
-    flagged = verdicts[verdicts["verdict"] != "unchanged"]
+    flagged = verdicts[~verdicts["verdict"].isin(["unchanged", "not-comparable"])]
     assert status == 1
     assert set(flagged["variant"]) == {variant} and set(flagged["verdict"]) == {"regression"}
 
