@@ -40,6 +40,11 @@ class Case:
         return self.kernel_size // 2
 
     @property
+    def neighbour_elements(self) -> int:
+        """Return batch * heads * pixels * k*k * head_dim: the query-key products of one forward pass."""
+        return self.batch * self.heads * self.height * self.width * self.kernel_size**2 * self.head_dim
+
+    @property
     def needs_grad(self) -> bool:
         return self.pass_name == "forward_backward"
 

@@ -20,6 +20,7 @@ from attention_variants.case import Case
 from bench import env, spec
 from bench import results
 from bench.isolation import Isolation
+from bench.messages import first_line
 from bench.runner import Settings, pending, run_sweep
 from bench.summary import print_failures, summary_table
 
@@ -47,8 +48,7 @@ def load_plugins(modules: list[str]) -> None:
         try:
             importlib.import_module(module)
         except (Exception, SystemExit) as err:  # any import-time failure is the plugin's, reported in one line
-            first_line = (str(err).strip().splitlines() or [""])[0]
-            raise CliError(f"plugin {module!r} failed to import: {type(err).__name__}: {first_line}") from None
+            raise CliError(f"plugin {module!r} failed to import: {type(err).__name__}: {first_line(err)}") from None
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -167,9 +167,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             interrupted = True
     frame = pd.DataFrame(rows, columns=list(results.COLUMNS))  # every column, even if no row filled it
     if not frame.empty:
-        stdout = Console()
-        stdout.width = max(stdout.width, 110)  # keep the table readable when piped to a file
-        stdout.print(summary_table(frame, title=f"run {run_id}"))
+        _wide_console().print(summary_table(frame, title=f"run {run_id}"))
         print_failures(frame, console)
         console.print(failure_counts(frame))
     console.print(f"{len(rows)} of {len(cases)} rows written to {out}")
@@ -181,6 +179,13 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         console.print("[yellow]interrupted[/]: the rows above are saved; finish with --resume " + str(out))
         return 130
     return 0
+
+
+def _wide_console() -> Console:
+    """Return a stdout console at least 110 columns wide, so tables stay readable when piped."""
+    console = Console()
+    console.width = max(console.width, 110)
+    return console
 
 
 def configure_list(parser: argparse.ArgumentParser) -> None:
@@ -201,7 +206,5 @@ def run_list_command(args: argparse.Namespace) -> int:
     for variant in av.available():
         reason = env.device_unavailable(args.device) or variant.supports(probe.replace(variant=variant.name))
         table.add_row(variant.name, variant.family, "yes" if reason is None else f"no: {reason}", variant.description)
-    stdout = Console()
-    stdout.width = max(stdout.width, 110)  # keep the table readable when piped to a file
-    stdout.print(table)
+    _wide_console().print(table)
     return 0

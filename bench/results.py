@@ -11,6 +11,8 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
+from bench.messages import first_line
+
 STATUSES = ("ok", "skipped", "oom", "error", "timeout", "mismatch")
 
 # Column -> pandas dtype. Add columns at the end; never rename without a reason.
@@ -219,8 +221,7 @@ def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
             else:
                 frame[column] = text.astype("string")
         except (ValueError, TypeError) as err:
-            first_line = (str(err).strip().splitlines() or [""])[0]
-            raise ResultsError(f"{path}: column {column!r} has a bad value ({first_line})") from None
+            raise ResultsError(f"{path}: column {column!r} has a bad value ({first_line(err)})") from None
     bad = sorted(set(frame["status"].dropna()) - set(STATUSES))
     if bad:
         raise ResultsError(f"{path}: unknown status {bad[0]!r} (known: {', '.join(STATUSES)})")

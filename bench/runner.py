@@ -16,6 +16,7 @@ from attention_variants.case import DTYPES, Case
 from attention_variants.reference import oracle
 from bench import env, memory, roofline, timing
 from bench.isolation import Isolation, WorkerPool
+from bench.messages import first_line
 from bench.results import CASE_KEY, append_rows
 
 # Largest |variant - float64 oracle| accepted per dtype; above it the row is a `mismatch`.
@@ -51,15 +52,14 @@ def analytic_gflop(case: Case) -> float:
     2 FLOP per multiply-add, 2 matmul-like products, softmax ignored; backward counts as
     twice the forward (gradients for q, k, v), so forward_backward is 3x.
     """
-    keys_per_query = case.kernel_size**2  # a window of w = k has as many keys as the k x k square
-    forward = 4 * case.batch * case.heads * case.height * case.width * keys_per_query * case.head_dim
+    # k*k keys per query (a window of w = k has as many as the k x k square), 2 products, 2 FLOP each
+    forward = 4 * case.neighbour_elements
     return forward * (3 if case.needs_grad else 1) / 1e9
 
 
 def oracle_error(variant: av.Variant, case: Case, seed: int) -> tuple[float, str]:
     """Return max |output - float64 oracle| of the variant on the case, and a note on what was checked."""
-    work = case.batch * case.heads * case.height * case.width * case.kernel_size**2 * case.head_dim
-    checked = case if work <= ORACLE_ELEMENT_BUDGET else case.replace(batch=1, heads=1)
+    checked = case if case.neighbour_elements <= ORACLE_ELEMENT_BUDGET else case.replace(batch=1, heads=1)
     q, k, v = make_inputs(checked, seed)
     prepared = variant.build(checked, q, k, v)
     with torch.no_grad():
@@ -90,10 +90,9 @@ _ALLOCATION_FAILURES = ("out of memory", "can't allocate memory", "cannot alloca
 
 
 def _failure(err: BaseException) -> tuple[str, str]:
-    first_line = (str(err).strip().splitlines() or [""])[0][:300]
     out_of_memory = isinstance(err, (torch.OutOfMemoryError, MemoryError)) or (
         isinstance(err, RuntimeError) and any(text in str(err).lower() for text in _ALLOCATION_FAILURES))
-    return ("oom" if out_of_memory else "error"), f"{type(err).__name__}: {first_line}"
+    return ("oom" if out_of_memory else "error"), f"{type(err).__name__}: {first_line(err)[:300]}"
 
 
 def failure_columns(err: BaseException) -> dict[str, object]:

@@ -189,5 +189,4 @@ def cases(sweep: Sweep) -> list[Case]:
         Case(variant, device, dtype, batch, height, width, heads, head_dim, kernel, pass_name, compiled)
         for variant, device, dtype, batch, ((height, width), heads), head_dim, kernel, pass_name, compiled in product
     ]
-    work = lambda c: c.batch * c.heads * c.height * c.width * c.head_dim * c.kernel_size**2  # noqa: E731
-    return sorted(expanded, key=work, reverse=True)
+    return sorted(expanded, key=lambda case: case.neighbour_elements, reverse=True)

@@ -85,12 +85,13 @@ def run_task(task: dict[str, object]) -> dict[str, object]:
 def _import_plugins(plugins: list[str]) -> str | None:
     import importlib
 
+    from bench.messages import first_line
+
     for module in plugins:
         try:
             importlib.import_module(module)
         except BaseException as err:  # reported to the parent through the log, in one line
-            first = (str(err).strip().splitlines() or [""])[0]
-            return f"plugin {module!r} failed to import in the worker: {type(err).__name__}: {first}"
+            return f"plugin {module!r} failed to import in the worker: {type(err).__name__}: {first_line(err)}"
     return None
 
 
