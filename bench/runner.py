@@ -70,16 +70,25 @@ def oracle_error(variant: av.Variant, case: Case, seed: int) -> tuple[float, str
     return error, note
 
 
-def timed_callable(prepared: av.Prepared, case: Case) -> Callable[[], object]:
-    """Return the zero-argument closure to time: forward, or forward then backward to the inputs."""
-    fn = torch.compile(prepared.fn) if case.compiled else prepared.fn
+def timed_callable(prepared: av.Prepared, case: Case) -> Callable[..., object]:
+    """Return the closure to time: forward, or forward then backward to the inputs.
+
+    Called with no argument it runs the timed (maybe compiled) code; `closure(prepared.fn)`
+    runs the eager code on the same inputs (and output gradient), for the drift check.
+    """
+    if case.compiled:
+        # A fresh dynamo state per case: otherwise a worker's second case of the same variant
+        # reuses the first one's frame cache, gets a dynamic-shape recompile (slower, generic
+        # kernels) and, past the recompile limit, silently falls back to eager.
+        torch._dynamo.reset()
+    timed = torch.compile(prepared.fn) if case.compiled else prepared.fn
     if not case.needs_grad:
         inputs = prepared.inputs
-        return lambda: fn(*inputs)
+        return lambda fn=timed: fn(*inputs)
     inputs = tuple(t.detach().requires_grad_(True) for t in prepared.inputs)
-    grad_out = torch.randn_like(fn(*inputs))
+    grad_out = torch.randn_like(timed(*inputs))
 
-    def forward_backward():
+    def forward_backward(fn=timed):
         return torch.autograd.grad(fn(*inputs), inputs, grad_out)
 
     return forward_backward
@@ -104,8 +113,10 @@ def failure_columns(err: BaseException) -> dict[str, object]:
 def _first_call(prepared: av.Prepared, case: Case) -> tuple[Callable[[], object], float | None, float]:
     """Return the timed closure after its first call, the compile time (compiled only), and the drift.
 
-    The drift is max |compiled - eager| on the timed inputs (forward only): the oracle checks
-    the eager code, so |compiled - oracle| <= oracle error + drift.
+    The drift is max |compiled - eager| on the timed inputs: of the output, or of the input
+    gradients for forward_backward. The oracle checks the eager forward, so for a forward
+    case |compiled - oracle| <= oracle error + drift; for forward_backward the drift catches
+    a compiled backward that computes other gradients than the eager one.
     """
     started = time.perf_counter()
     fn = timed_callable(prepared, case)
@@ -114,11 +125,10 @@ def _first_call(prepared: av.Prepared, case: Case) -> tuple[Callable[[], object]
     if not case.compiled:
         return fn, None, 0.0
     compile_ms = (time.perf_counter() - started) * 1e3
-    if case.needs_grad:
-        return fn, compile_ms, 0.0
-    with torch.no_grad():
-        eager = prepared.fn(*prepared.inputs)
-    return fn, compile_ms, (first.detach().double() - eager.double()).abs().max().item()
+    with torch.set_grad_enabled(case.needs_grad):
+        eager = fn(prepared.fn)
+    pairs = zip(first, eager) if case.needs_grad else [(first, eager)]
+    return fn, compile_ms, max((a.detach().double() - b.detach().double()).abs().max().item() for a, b in pairs)
 
 
 def measure_case(case: Case, settings: Settings) -> dict[str, object]:
@@ -147,7 +157,8 @@ def measure_case(case: Case, settings: Settings) -> dict[str, object]:
         return {"status": status, "reason": reason}
     notes = [note] if note else []
     if drift:
-        notes.append(f"compiled vs eager drift {drift:.3g} included in max_abs_err")
+        what = "gradient drift" if case.needs_grad else "drift"
+        notes.append(f"compiled vs eager {what} {drift:.3g} included in max_abs_err")
     status = "ok"
     if not error <= TOLERANCE[case.dtype]:
         status = "mismatch"

@@ -8,7 +8,7 @@ that do not tile the image, chunking, compile rows, and the roofline arithmetic.
 import pytest
 import torch
 
-from attention_variants import halo, local_fused
+from attention_variants import halo, local_fused, local_views
 from attention_variants.case import Case
 from attention_variants.reference import local_zero_pad
 from bench import roofline, runner
@@ -51,6 +51,17 @@ def test_fused_survives_huge_logits():
     out = local_fused.online_local_attention(cf(q), cf(k), cf(v), 3).view(1, 1, 4, 6, 7).permute(0, 1, 3, 4, 2)
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out.double(), local_zero_pad(q, k, v, 3), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("height,width,kernel", [(9, 13, 3), (12, 7, 5)])
+def test_views_compiled_form_matches_oracle(height, width, kernel):
+    """Eager local-views is einsum (tests/test_variants.py); this checks the broadcast form inductor fuses."""
+    torch._dynamo.reset()
+    q, k, v = _qkv((2, 3, height, width, 8), torch.float32)
+    flat = lambda t: t.reshape(6, height, width, 8)  # noqa: E731
+    compiled = torch.compile(local_views.view_attention)
+    out = compiled(flat(q), flat(k), flat(v), kernel).view(2, 3, height, width, 8)
+    torch.testing.assert_close(out.double(), local_zero_pad(q.double(), k.double(), v.double(), kernel), **TOLERANCE[torch.float32])
 
 
 def test_chunk_sizes_follow_the_cache_budget():
@@ -117,3 +128,42 @@ def test_backward_moves_three_times_the_bytes():
     case = Case("im2col", batch=2, height=5, width=6, heads=3, head_dim=4, kernel_size=3, dtype="bfloat16")
     assert roofline.bytes_moved(case) == 4 * 2 * 3 * 5 * 6 * 4 * 2
     assert roofline.bytes_moved(case.replace(pass_name="forward_backward")) == 3 * roofline.bytes_moved(case)
+
+
+def test_each_compiled_case_gets_its_own_static_graph(monkeypatch):
+    """A worker runs many cases: the second shape of a variant must not get a dynamic-shape graph."""
+    seen = []
+
+    def recording_backend(graph, example_inputs):
+        seen.append(any(isinstance(size, torch.SymInt) for t in example_inputs if isinstance(t, torch.Tensor) for size in t.shape))
+        return graph.forward
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: real_compile(fn, backend=recording_backend, **kwargs))
+    for size in (5, 6, 7):
+        row = _measure(Case("local-views", batch=1, height=size, width=size, heads=1, head_dim=4, kernel_size=3, compiled=True), monkeypatch)
+        assert row["status"] == "ok", row["reason"]
+    assert seen == [False, False, False]  # one static graph per case
+
+
+def test_compiled_backward_with_wrong_gradients_is_a_mismatch(monkeypatch):
+    """The oracle checks the eager forward; a compiled backward is checked against the eager one."""
+
+    class DoubledGradient(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, t):
+            return t.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return 2 * grad
+
+    def miscompile(fn, **kwargs):
+        return lambda *inputs: fn(*(DoubledGradient.apply(t) for t in inputs))
+
+    monkeypatch.setattr(torch, "compile", miscompile)
+    case = Case("local-halo", batch=1, height=6, width=7, heads=1, head_dim=4, kernel_size=3, compiled=True, pass_name="forward_backward")
+    row = _measure(case, monkeypatch)
+    assert row["status"] == "mismatch"
+    assert "compiled vs eager gradient drift" in row["reason"]
+    assert _measure(case.replace(compiled=False), monkeypatch)["status"] == "ok"
