@@ -2,7 +2,11 @@
 # Regression gate for CI: run the `ci` preset a few times and gate it against the committed baseline.
 #
 #   scripts/ci_gate.sh            measure (results/ci/current.csv) and gate; exit 0 pass, 1 regression, 2 bad input
-#   scripts/ci_gate.sh --refresh  re-record the baseline results/baseline/ci.csv instead (then commit it)
+#   scripts/ci_gate.sh --refresh  record this machine's baseline results/baseline/ci-<machine>.csv instead (commit it)
+#
+# Baselines are per machine: the gate picks the one whose device names match this run's. With
+# none for this machine it compares against another one and only reports (exit 0): relative
+# speeds move between processors by more than any tolerance (docs/gate.md).
 #
 # Each repetition appends one run of the preset to the same CSV; the gate keeps, per case, the
 # fastest run, which is the one least disturbed by other load (docs/gate.md). One thread per
@@ -18,7 +22,7 @@ PYTHON=${PYTHON:-python}
 TOLERANCE=${BENCH_CI_TOLERANCE:-0.75}
 REPEATS=${BENCH_CI_REPEATS:-5}
 DIR=${BENCH_CI_DIR:-results/ci}
-BASELINE=results/baseline/ci.csv
+BASELINES=results/baseline
 mkdir -p "$DIR"
 
 OUT=$DIR/current.csv
@@ -34,8 +38,9 @@ for i in $(seq "$REPEATS"); do
     echo "ci_gate: sweep $i of $REPEATS done -> $OUT"
 done
 if [[ "${1:-}" == "--refresh" ]]; then
+    BASELINE=$BASELINES/$("$PYTHON" -c "import sys; from bench import gate, results; print(gate.baseline_file_name(results.load(sys.argv[1])))" "$OUT")
     mv "$OUT" "$BASELINE"
     echo "ci_gate: baseline refreshed: $BASELINE (commit it)"
     exit 0
 fi
-exec "$PYTHON" run_bench.py gate --baseline "$BASELINE" --current "$OUT" --tolerance "$TOLERANCE" --markdown "$DIR/gate.md"
+exec "$PYTHON" run_bench.py gate --baseline "$BASELINES" --current "$OUT" --tolerance "$TOLERANCE" --markdown "$DIR/gate.md"

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import gate, results  # noqa: E402
 
-BASELINE = ROOT / "results" / "baseline" / "ci.csv"
+BASELINES = ROOT / "results" / "baseline"  # one CSV per machine; the gate picks this machine's
 CI_GATE = ROOT / "scripts" / "ci_gate.sh"
 
 
@@ -51,7 +51,8 @@ def measure(factor: str, work: Path) -> Path:
 
 def trial(factor: str, work: Path, settings: gate.GateSettings) -> tuple[bool, str]:
     """Return whether the gate failed on slide, and 'HxW change verdict' for each slide case."""
-    verdicts = gate.compare(results.load(BASELINE), results.load(measure(factor, work)), settings)
+    current = results.load(measure(factor, work))
+    verdicts = gate.compare(results.load(gate.pick_baseline(BASELINES, current)), current, settings)
     slide = verdicts[verdicts["variant"] == "slide"]
     cells = [f"{r['height']}x{r['width']} {r['change']:+.0%} {r['verdict']}" for _, r in slide.iterrows()]
     return bool((slide["verdict"] == "regression").any()), "; ".join(cells)
@@ -64,7 +65,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=3)
     args = parser.parse_args()
     settings = gate.GateSettings(tolerance=ci_tolerance())
-    print(f"gate: tolerance {settings.tolerance:.0%}, reference {settings.reference}; baseline {BASELINE.relative_to(ROOT)}")
+    print(f"gate: tolerance {settings.tolerance:.0%}, reference {settings.reference}; baselines {BASELINES.relative_to(ROOT)}/")
     summary = []
     with tempfile.TemporaryDirectory(prefix="detection_") as tmp:
         for factor in args.factors.split(","):

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import gate, results  # noqa: E402
 
-BASELINE = ROOT / "results" / "baseline" / "ci.csv"
+BASELINES = ROOT / "results" / "baseline"  # one CSV per machine; the gate picks this machine's
 
 
 def worst(verdicts) -> str:
@@ -45,7 +45,7 @@ def run_once(index: int, work: Path) -> tuple[int, int, str]:
         sys.stderr.write(done.stdout[-2000:] + done.stderr[-2000:])
         return done.returncode, -1, "failed"
     current = results.load(work / f"run{index}" / "current.csv")
-    verdicts = gate.compare(results.load(BASELINE), current)  # the CLI's default tolerance, for comparison
+    verdicts = gate.compare(results.load(gate.pick_baseline(BASELINES, current)), current)  # the CLI's default tolerance
     return done.returncode, int((verdicts["verdict"] == "regression").sum()), worst(verdicts)
 
 
@@ -54,7 +54,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
-    print(f"scripts/ci_gate.sh against {BASELINE.relative_to(ROOT)}, {args.runs} runs; "
+    print(f"scripts/ci_gate.sh against this machine's baseline in {BASELINES.relative_to(ROOT)}/, {args.runs} runs; "
           f"BENCH_CI_TOLERANCE={os.environ.get('BENCH_CI_TOLERANCE', '(default)')} "
           f"BENCH_CI_REPEATS={os.environ.get('BENCH_CI_REPEATS', '(default)')}")
     alarms = 0

@@ -6,7 +6,7 @@ eagerly and (those named by --compiled) under torch.compile too; the script prin
 over Im2Col and its fraction of the calibrated compute roofline, then the two targets:
 best exact variant >= 20x faster than Im2Col, and within 4x of the compute roofline.
 
-    flock /tmp/bench.lock python scripts/perf_targets.py --compiled local-fused,local-halo --out results/perf_targets.csv
+    flock /tmp/bench.lock python scripts/perf_targets.py --compiled local-fused,local-halo,local-views --out results/perf_targets.csv
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from bench import gate, results
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden"
-BASELINE = ROOT / "results" / "baseline" / "ci.csv"
+BASELINE = sorted((ROOT / "results" / "baseline").glob("ci-*.csv"))[0]  # any one machine's committed baseline
 
 
 def _verdicts(frame: pd.DataFrame) -> dict[tuple[str, int], str]:
@@ -116,6 +116,39 @@ def test_baseline_against_itself_passes(capsys):
     assert set(verdicts.loc[measured, "verdict"]) == {"unchanged"} and measured.sum() > len(verdicts) / 2
 
 
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    results.append_rows(path, frame.astype(object).where(frame.notna(), None).to_dict("records"))
+    return path
+
+
+def test_regression_against_another_machines_baseline_is_advisory(capsys, tmp_path):
+    """Relative speeds move between processors (AVX-512, denormals): only a same-machine baseline fails."""
+    elsewhere = _write(results.load(GOLDEN / "current.csv").assign(device_name="Other CPU (2 cores)"), tmp_path / "cur.csv")
+    report = tmp_path / "gate.md"
+    status, out, _ = _gate(capsys, "--baseline", str(GOLDEN / "baseline.csv"), "--current", str(elsewhere),
+                           "--tolerance", "0.25", "--markdown", str(report))
+    assert status == 0
+    assert "gate: pass, advisory" in out and "baseline measured on golden cpu, current on Other CPU (2 cores)" in out
+    assert report.read_text().startswith("### Regression gate: pass, advisory") and "| regression |" in report.read_text()
+
+
+def test_a_baseline_directory_gives_this_machines_file(capsys, tmp_path):
+    golden = results.load(GOLDEN / "baseline.csv")
+    for name in ("Other CPU", "golden cpu", "Third CPU"):
+        frame = golden.assign(device_name=name)
+        _write(frame, tmp_path / "baselines" / gate.baseline_file_name(frame))
+    assert sorted(p.name for p in (tmp_path / "baselines").iterdir()) == ["ci-golden-cpu.csv", "ci-other-cpu.csv", "ci-third-cpu.csv"]
+    current = results.load(GOLDEN / "current.csv")
+    assert gate.pick_baseline(tmp_path / "baselines", current).name == "ci-golden-cpu.csv"
+    status, out, _ = _gate(capsys, "--baseline", str(tmp_path / "baselines"), "--current", str(GOLDEN / "current.csv"),
+                           "--tolerance", "0.25")
+    assert status == 1 and "gate: FAIL" in out  # the same machine's baseline: regressions count
+    (tmp_path / "baselines" / "ci-golden-cpu.csv").unlink()
+    status, out, _ = _gate(capsys, "--baseline", str(tmp_path / "baselines"), "--current", str(GOLDEN / "current.csv"),
+                           "--tolerance", "0.25")
+    assert status == 0 and "advisory" in out  # none from this machine: compared, reported, not failed
+
+
 def _variants():
     return sorted(set(results.load(BASELINE)["variant"]) - {"im2col"})
 
@@ -124,7 +157,7 @@ def _variants():
 def test_one_variant_fifty_percent_slower_is_flagged(capsys, tmp_path, variant):
     frame = results.load(BASELINE)
     slower = frame.assign(median_ms=frame["median_ms"].where(frame["variant"] != variant, frame["median_ms"] * 1.5))
-    results.append_rows(tmp_path / "cur.csv", slower.astype(object).where(slower.notna(), None).to_dict("records"))
+    _write(slower, tmp_path / "cur.csv")
     status, _, _ = _gate(capsys, "--baseline", str(BASELINE), "--current", str(tmp_path / "cur.csv"))
     verdicts = gate.compare(frame, results.load(tmp_path / "cur.csv"))
     flagged = verdicts[~verdicts["verdict"].isin(["unchanged", "not-comparable"])]
@@ -138,6 +171,7 @@ def test_one_variant_fifty_percent_slower_is_flagged(capsys, tmp_path, variant):
     (["--baseline", str(GOLDEN / "baseline.csv"), "--current", str(BASELINE)], "no case in common"),
     (["--baseline", str(BASELINE), "--current", str(BASELINE), "--reference", "nosuch"], "reference variant"),
     (["--baseline", str(BASELINE), "--current", str(BASELINE), "--tolerance", "-1"], "bad tolerance"),
+    (["--baseline", str(GOLDEN.parent / "plugins"), "--current", str(BASELINE)], "no baseline CSV in"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     status, _, err = _gate(capsys, *argv)
