@@ -8,7 +8,7 @@ that do not tile the image, chunking, compile rows, and the roofline arithmetic.
 import pytest
 import torch
 
-from attention_variants import halo, local_fused, local_views
+from attention_variants import halo, local_fused, local_tiled, local_views
 from attention_variants.case import Case
 from attention_variants.reference import local_zero_pad
 from bench import roofline, runner
@@ -62,6 +62,32 @@ def test_views_compiled_form_matches_oracle(height, width, kernel):
     compiled = torch.compile(local_views.view_attention)
     out = compiled(flat(q), flat(k), flat(v), kernel).view(2, 3, height, width, 8)
     torch.testing.assert_close(out.double(), local_zero_pad(q.double(), k.double(), v.double(), kernel), **TOLERANCE[torch.float32])
+
+
+needs_cc = pytest.mark.skipif(local_tiled.compiler() is None, reason="no C compiler")
+
+
+@needs_cc
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("height,width,dim,kernel", [(9, 13, 8, 3), (7, 20, 5, 7), (12, 33, 16, 5), (19, 17, 3, 9)])
+def test_tiled_kernel_matches_oracle(height, width, dim, kernel, threads, monkeypatch):
+    """Odd rows (a phantom second row), widths that end in a partial tile, channels off the value blocks."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    q, k, v = _qkv((1, 3, height, width, dim))
+    cf = lambda t: t.float().permute(0, 1, 4, 2, 3).reshape(3, dim, height, width).contiguous()  # noqa: E731
+    out = local_tiled.tiled_attention(cf(q), cf(k), cf(v), kernel).view(1, 3, dim, height, width).permute(0, 1, 3, 4, 2)
+    torch.testing.assert_close(out.double(), local_zero_pad(q, k, v, kernel), **TOLERANCE[torch.float32])
+
+
+@needs_cc
+def test_tiled_kernel_reuses_its_scratch_across_shapes_and_survives_huge_logits():
+    """The padded copies persist between calls: a new shape must re-zero their borders."""
+    cf = lambda t: t.float().permute(0, 1, 4, 2, 3).flatten(0, 1).contiguous()  # noqa: E731
+    for shape, gain in (((1, 2, 11, 21, 8), 1.0), ((1, 2, 6, 9, 8), 1.0), ((1, 2, 11, 21, 8), 300.0)):
+        q, k, v = _qkv(shape)
+        q = q * gain  # logits up to ~1e3: exp of the raw logits overflows float32
+        out = local_tiled.tiled_attention(cf(q), cf(k), cf(v), 5).view(shape[0], shape[1], shape[4], *shape[2:4]).permute(0, 1, 3, 4, 2)
+        torch.testing.assert_close(out.double(), local_zero_pad(q, k, v, 5), atol=1e-4, rtol=1e-4)
 
 
 def test_chunk_sizes_follow_the_cache_budget():

@@ -1,0 +1,219 @@
+/* Exact k x k zero-padded local attention, float32, channels-first (n, D, H, W), forward.
+ *
+ * Compiled at first use by attention_variants/local_tiled.py with -DKS=<kernel size> (every
+ * offset loop then has a constant trip count and unrolls) and -O3 -march=native -ffast-math
+ * -fopenmp.
+ *
+ * Each image is copied once, zero padded, into a per-thread buffer that stays in L2, laid out
+ * (row, channel, column) so that the channel rows one key row contributes are contiguous.
+ * Queries go in tiles of T pixels of two neighbouring rows. For a tile and a key row, the
+ * logits of the KS column offsets are KS accumulator vectors per query row, updated with one
+ * FMA per channel: q[d][x..x+T) times k[d][row][x+dx..x+dx+T), an unaligned load of the padded
+ * row that both query rows share. No horizontal sums, no k*k copies, only useful FLOPs. The
+ * weighted sum of values has the same shape, DB channels at a time.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef KS
+#error "compile with -DKS=<odd kernel size>"
+#endif
+#define R (KS / 2)
+#define T 16 /* queries per tile along a row: one 512-bit vector of floats */
+#ifdef __AVX512F__
+#define DB 8 /* value channels per block: 2 rows x 8 accumulators fit the 32 vector registers */
+#else
+#define DB 4
+#endif
+
+typedef float tile_logits_t[KS][KS][T]; /* [kernel row][column offset][query] */
+
+/* Per-thread padded copies of one image's keys and values, kept between calls: allocating and
+ * zeroing them in each call (fresh pages from the OS) cost as much as the attention itself.
+ * The border is zeroed when the shape changes; each image then overwrites only the interior. */
+static __thread float *scratch;
+static __thread size_t scratch_floats;
+static __thread int scratch_shape[3];
+
+static float *padded_scratch(int D, int H, int W, size_t floats) {
+    if (scratch == NULL || scratch_floats < floats) {
+        free(scratch);
+        scratch = malloc(sizeof(float) * floats);
+        scratch_floats = scratch == NULL ? 0 : floats;
+        scratch_shape[0] = -1;
+        if (scratch == NULL) return NULL;
+    }
+    if (scratch_shape[0] != D || scratch_shape[1] != H || scratch_shape[2] != W) {
+        memset(scratch, 0, sizeof(float) * floats);
+        scratch_shape[0] = D, scratch_shape[1] = H, scratch_shape[2] = W;
+    }
+    return scratch;
+}
+
+/* Copy one image of x (D, H, W) into the interior of padded (rows, Dp, Wp), whose border is zero. */
+static void pad_image(const float *x, float *padded, int D, int Dp, int H, int W, int Wp) {
+    for (int y = 0; y < H; y++)
+        for (int d = 0; d < D; d++)
+            memcpy(padded + ((size_t)(y + R) * Dp + d) * Wp + R, x + ((size_t)d * H + y) * W, sizeof(float) * W);
+}
+
+/* Copy the tile's queries of row y (zero beyond the image: rows >= H, columns >= W), scaled. */
+static void load_queries(const float *q, float *qt, int D, int Dp, int H, int W, int y, int x0, float scale) {
+    const int lanes = y < H ? (W - x0 < T ? W - x0 : T) : 0;
+    memset(qt, 0, sizeof(float) * (size_t)Dp * T);
+    for (int d = 0; d < D; d++)
+        for (int t = 0; t < lanes; t++) qt[d * T + t] = q[((size_t)d * H + y) * W + x0 + t] * scale;
+}
+
+/* Logits of one query row against one padded key row (Dp channel rows of Wp floats from x0). */
+static inline void row_logits_1(const float *qt, const float *keys, int Dp, int Wp, float out[KS][T]) {
+    float acc[KS][T];
+    memset(acc, 0, sizeof(acc));
+    for (int d = 0; d < Dp; d++)
+        for (int dx = 0; dx < KS; dx++)
+#pragma omp simd
+            for (int t = 0; t < T; t++) acc[dx][t] += qt[d * T + t] * keys[(size_t)d * Wp + dx + t];
+    memcpy(out, acc, sizeof(acc));
+}
+
+/* The same for two query rows sharing the key row: each key load feeds two FMAs. */
+static inline void row_logits_2(const float *q0, const float *q1, const float *keys, int Dp, int Wp, float out0[KS][T],
+                                float out1[KS][T]) {
+    float acc0[KS][T], acc1[KS][T];
+    memset(acc0, 0, sizeof(acc0));
+    memset(acc1, 0, sizeof(acc1));
+    for (int d = 0; d < Dp; d++)
+        for (int dx = 0; dx < KS; dx++)
+#pragma omp simd
+            for (int t = 0; t < T; t++) {
+                const float key = keys[(size_t)d * Wp + dx + t];
+                acc0[dx][t] += q0[d * T + t] * key;
+                acc1[dx][t] += q1[d * T + t] * key;
+            }
+    memcpy(out0, acc0, sizeof(acc0));
+    memcpy(out1, acc1, sizeof(acc1));
+}
+
+/* exp(x) for x <= 0 (a logit minus its row's max), inlined so that the softmax loop vectorises:
+ * 2^(x log2 e) = 2^n 2^f with |f| <= 1/2 and 2^f by its degree-7 Taylor series (relative
+ * error below 1e-8, under float32's rounding). Below -87 it returns ~1e-38 instead of
+ * smaller or subnormal numbers: invisible next to the max term, which is 1. */
+static inline float exp_nonpositive(float x) {
+    const float z = fmaxf(x, -87.0f) * 1.44269504088896341f;
+    const float n = floorf(z + 0.5f), f = z - n;
+    float p = 1.5252733804059841e-5f;
+    p = p * f + 1.5403530393381609e-4f;
+    p = p * f + 1.3333558146428443e-3f;
+    p = p * f + 9.6181291076284772e-3f;
+    p = p * f + 5.5504108664821580e-2f;
+    p = p * f + 2.4022650695910071e-1f;
+    p = p * f + 6.9314718055994531e-1f;
+    p = p * f + 1.0f;
+    const int bits = ((int)n + 127) << 23; /* 2^n as a float's exponent field */
+    float two_n;
+    memcpy(&two_n, &bits, sizeof(two_n));
+    return p * two_n;
+}
+
+/* Softmax over the KS*KS offsets of every query, in place, unnormalised; 1/sum per query in inv. */
+static void tile_softmax(tile_logits_t logits, float inv[T]) {
+    float *s = &logits[0][0][0];
+    float top[T], sum[T];
+    for (int t = 0; t < T; t++) top[t] = s[t];
+    for (int o = 1; o < KS * KS; o++)
+#pragma omp simd
+        for (int t = 0; t < T; t++) top[t] = fmaxf(top[t], s[o * T + t]);
+    memset(sum, 0, sizeof(sum));
+    for (int o = 0; o < KS * KS; o++)
+#pragma omp simd
+        for (int t = 0; t < T; t++) {
+            s[o * T + t] = exp_nonpositive(s[o * T + t] - top[t]);
+            sum[t] += s[o * T + t];
+        }
+    for (int t = 0; t < T; t++) inv[t] = 1.0f / sum[t];
+}
+
+/* Add one key row's weighted values (DB channel rows from values, weights w[dx][t]) into acc. */
+static inline void row_values_1(const float w[KS][T], const float *values, int Wp, float acc[DB][T]) {
+    for (int dx = 0; dx < KS; dx++)
+        for (int dd = 0; dd < DB; dd++)
+#pragma omp simd
+            for (int t = 0; t < T; t++) acc[dd][t] += w[dx][t] * values[(size_t)dd * Wp + dx + t];
+}
+
+/* The same for two query rows sharing the value row: each value load feeds two FMAs. */
+static inline void row_values_2(const float w0[KS][T], const float w1[KS][T], const float *values, int Wp,
+                                float acc0[DB][T], float acc1[DB][T]) {
+    for (int dx = 0; dx < KS; dx++)
+        for (int dd = 0; dd < DB; dd++)
+#pragma omp simd
+            for (int t = 0; t < T; t++) {
+                const float value = values[(size_t)dd * Wp + dx + t];
+                acc0[dd][t] += w0[dx][t] * value;
+                acc1[dd][t] += w1[dx][t] * value;
+            }
+}
+
+/* Store DB channels of a query row's output: acc times 1/sum, only the lanes inside the image. */
+static void store(const float acc[DB][T], const float inv[T], float *out, int D, int H, int W, int y, int x0, int d0) {
+    const int lanes = W - x0 < T ? W - x0 : T;
+    for (int dd = 0; dd < DB && d0 + dd < D; dd++)
+        for (int t = 0; t < lanes; t++) out[((size_t)(d0 + dd) * H + y) * W + x0 + t] = acc[dd][t] * inv[t];
+}
+
+/* Query rows y and y + 1 (the second may be a phantom row H: zero queries, not stored), one tile. */
+static void row_pair(const float *q, const float *kp, const float *vp, float *out, float *qt, tile_logits_t logits[2],
+                     int D, int Dp, int H, int W, int Wp, int y, int x0, float scale) {
+    float *q0 = qt, *q1 = qt + (size_t)Dp * T;
+    load_queries(q, q0, D, Dp, H, W, y, x0, scale);
+    load_queries(q, q1, D, Dp, H, W, y + 1, x0, scale);
+    const size_t key_row = (size_t)Dp * Wp; /* floats per padded row */
+    /* Padded key row y + r is kernel row r of query row y and kernel row r - 1 of query row y + 1. */
+    row_logits_1(q0, kp + y * key_row + x0, Dp, Wp, logits[0][0]);
+    for (int r = 1; r < KS; r++)
+        row_logits_2(q0, q1, kp + (y + r) * key_row + x0, Dp, Wp, logits[0][r], logits[1][r - 1]);
+    row_logits_1(q1, kp + (y + KS) * key_row + x0, Dp, Wp, logits[1][KS - 1]);
+    float inv0[T], inv1[T];
+    tile_softmax(logits[0], inv0);
+    tile_softmax(logits[1], inv1);
+    for (int d0 = 0; d0 < Dp; d0 += DB) {
+        float acc0[DB][T], acc1[DB][T];
+        memset(acc0, 0, sizeof(acc0));
+        memset(acc1, 0, sizeof(acc1));
+        const float *values = vp + (size_t)d0 * Wp + x0;
+        row_values_1(logits[0][0], values + y * key_row, Wp, acc0);
+        for (int r = 1; r < KS; r++) row_values_2(logits[0][r], logits[1][r - 1], values + (y + r) * key_row, Wp, acc0, acc1);
+        row_values_1(logits[1][KS - 1], values + (y + KS) * key_row, Wp, acc1);
+        store(acc0, inv0, out, D, H, W, y, x0, d0);
+        if (y + 1 < H) store(acc1, inv1, out, D, H, W, y + 1, x0, d0);
+    }
+}
+
+/* Returns 0, or -1 when a thread could not allocate its scratch (out is then incomplete). */
+int local_attention_f32(const float *q, const float *k, const float *v, float *out, int n, int D, int H, int W,
+                        int threads) {
+    const int Dp = (D + DB - 1) / DB * DB; /* channels padded with zeros to whole value blocks */
+    const int Wp = W + 2 * R + T;          /* + T: a last, partial tile reads zeros */
+    const size_t padded = (size_t)(H + 2 * R + 1) * Dp * Wp; /* + 1 row for a phantom query row */
+    const float scale = 1.0f / sqrtf((float)D);
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        float *kp = padded_scratch(D, H, W, 2 * padded + 2 * (size_t)Dp * T);
+        float *vp = kp + padded, *qt = vp + padded;
+        tile_logits_t logits[2] __attribute__((aligned(64)));
+        failed = kp == NULL;
+#pragma omp for schedule(static)
+        for (int b = 0; b < n; b++) {
+            if (failed) continue;
+            const size_t image = (size_t)b * D * H * W;
+            pad_image(k + image, kp, D, Dp, H, W, Wp);
+            pad_image(v + image, vp, D, Dp, H, W, Wp);
+            for (int y = 0; y < H; y += 2)
+                for (int x0 = 0; x0 < W; x0 += T)
+                    row_pair(q + image, kp, vp, out + image, qt, logits, D, Dp, H, W, Wp, y, x0, scale);
+        }
+    }
+    return failed ? -1 : 0;
+}

@@ -1,0 +1,114 @@
+"""`local-tiled`: exact k x k zero-padded local attention as a register-tiled C kernel (CPU, float32).
+
+The kernel (`local_tiled.c`, read it for the tiling) is compiled on first use with the system
+C compiler for this machine (-march=native, one shared library per kernel size, cached under
+~/.cache/local-attention-bench) and called through ctypes on the tensors' memory. What
+torch.compile's loop nests (`local-views`) cannot do, it does: keep a tile of queries' logits
+for all column offsets in vector registers and share every key and value load between two
+query rows, so the work is FMAs on vectors with no horizontal sums.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from attention_variants.case import Case
+from attention_variants.registry import Prepared, Variant, register
+
+SOURCE = Path(__file__).with_suffix(".c")
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "local-attention-bench"
+
+
+def compiler() -> str | None:
+    """Return the C compiler to use ($CC, else cc, else gcc), or None."""
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def flags(kernel_size: int) -> list[str]:
+    """Return the compiler flags of the library for one kernel size."""
+    wide = ["-mprefer-vector-width=512"] if platform.machine() in ("x86_64", "AMD64") else []  # gcc picks 256 on x86
+    return ["-O3", "-march=native", *wide, "-ffast-math", "-fopenmp", "-shared", "-fPIC", f"-DKS={kernel_size}"]
+
+
+def _machine_id() -> str:
+    """Return what -march=native depends on: the CPU's feature flags (Linux), else the processor name."""
+    try:
+        return next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith(("flags", "Features")))
+    except (OSError, StopIteration):
+        return platform.processor()
+
+
+@functools.cache
+def library(kernel_size: int) -> ctypes.CDLL:
+    """Return the kernel library for kernel_size, compiling it into the cache first if needed."""
+    cc = compiler()
+    if cc is None:
+        raise RuntimeError("local-tiled needs a C compiler: none of $CC, cc, gcc found")
+    command = [cc, *flags(kernel_size)]
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), *command, _machine_id()]).encode()).hexdigest()[:16]
+    target = CACHE / f"local_tiled_k{kernel_size}_{key}.so"
+    if not target.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(suffix=".so", dir=CACHE)  # workers may compile at once: build aside, then rename
+        os.close(fd)
+        done = subprocess.run([*command, str(SOURCE), "-o", partial, "-lm"], capture_output=True, text=True)
+        if done.returncode:
+            os.unlink(partial)
+            raise RuntimeError(f"local-tiled: {cc} failed: {(done.stderr.strip().splitlines() or ['?'])[0]}")
+        os.replace(partial, target)
+    lib = ctypes.CDLL(str(target))
+    lib.local_attention_f32.restype = ctypes.c_int
+    lib.local_attention_f32.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 5
+    return lib
+
+
+def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Return zero-padded local attention of contiguous float32 channels-first q, k, v (n, head_dim, H, W)."""
+    out = torch.empty_like(q)
+    n, dim, height, width = q.shape
+    status = library(kernel_size).local_attention_f32(
+        q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), n, dim, height, width, torch.get_num_threads())
+    if status:
+        raise MemoryError("local-tiled: a thread could not allocate its padded copy of an image")
+    return out
+
+
+def supports(case: Case) -> str | None:
+    """Return why the kernel cannot run the case: it is a CPU float32 forward kernel."""
+    if case.device != "cpu":
+        return "a CPU kernel"
+    if case.dtype != "float32":
+        return "float32 only"
+    if case.needs_grad:
+        return "forward only (no backward kernel)"
+    if case.compiled:
+        return "a C kernel: torch.compile has nothing to compile"
+    if compiler() is None:
+        return "no C compiler (set $CC, or install cc/gcc)"
+    return None
+
+
+def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
+    """Return the kernel's closure over channels-first (batch*heads, head_dim, H, W) inputs."""
+    b, h, x, y, d = q.shape
+    native = lambda t: t.permute(0, 1, 4, 2, 3).reshape(b * h, d, x, y).contiguous()  # noqa: E731
+    library(case.kernel_size)  # compile now, not inside the first timed call
+    return Prepared(
+        fn=lambda qn, kn, vn: tiled_attention(qn, kn, vn, case.kernel_size),
+        inputs=(native(q), native(k), native(v)),
+        to_canonical=lambda out: out.view(b, h, d, x, y).permute(0, 1, 3, 4, 2),
+        backend=f"C, tiles of 2x16 queries, {torch.get_num_threads()} OpenMP threads",
+    )
+
+
+register(Variant("local-tiled", "local-zero-pad", build, supports, description="register-tiled C kernel (CPU float32 forward)"))
