@@ -39,7 +39,7 @@ static __thread int scratch_shape[3];
 static float *padded_scratch(int D, int H, int W, size_t floats) {
     if (scratch == NULL || scratch_floats < floats) {
         free(scratch);
-        scratch = malloc(sizeof(float) * floats);
+        scratch = aligned_alloc(64, sizeof(float) * ((floats + 15) / 16 * 16)); /* whole vectors, aligned */
         scratch_floats = scratch == NULL ? 0 : floats;
         scratch_shape[0] = -1;
         if (scratch == NULL) return NULL;
@@ -77,6 +77,40 @@ static inline void row_logits_1(const float *qt, const float *keys, int Dp, int 
     memcpy(out, acc, sizeof(acc));
 }
 
+#if defined(__AVX512F__) && KS <= T + 1
+#include <immintrin.h>
+/* The same for two query rows sharing the key row. The KS shifted key vectors of a channel come
+ * from two aligned loads and in-register shifts (valignd) instead of KS unaligned loads that
+ * each straddle two cache lines: the loop is then bound by FMAs, not loads. */
+static inline __m512 shifted(__m512i lo, __m512i hi, int dx) {
+    switch (dx) { /* valignd takes its shift as an immediate */
+#define SHIFT(n) case n: return _mm512_castsi512_ps(_mm512_alignr_epi32(hi, lo, n));
+        SHIFT(1) SHIFT(2) SHIFT(3) SHIFT(4) SHIFT(5) SHIFT(6) SHIFT(7) SHIFT(8)
+        SHIFT(9) SHIFT(10) SHIFT(11) SHIFT(12) SHIFT(13) SHIFT(14) SHIFT(15)
+#undef SHIFT
+    default: return _mm512_castsi512_ps(dx ? hi : lo);
+    }
+}
+
+static inline void row_logits_2(const float *q0, const float *q1, const float *keys, int Dp, int Wp, float out0[KS][T],
+                                float out1[KS][T]) {
+    __m512 acc0[KS], acc1[KS];
+    for (int dx = 0; dx < KS; dx++) acc0[dx] = acc1[dx] = _mm512_setzero_ps();
+    for (int d = 0; d < Dp; d++) {
+        const __m512 a = _mm512_load_ps(q0 + d * T), b = _mm512_load_ps(q1 + d * T);
+        const __m512i lo = _mm512_load_si512(keys + (size_t)d * Wp), hi = _mm512_load_si512(keys + (size_t)d * Wp + T);
+        for (int dx = 0; dx < KS; dx++) {
+            const __m512 key = shifted(lo, hi, dx);
+            acc0[dx] = _mm512_fmadd_ps(a, key, acc0[dx]);
+            acc1[dx] = _mm512_fmadd_ps(b, key, acc1[dx]);
+        }
+    }
+    for (int dx = 0; dx < KS; dx++) {
+        _mm512_storeu_ps(out0[dx], acc0[dx]);
+        _mm512_storeu_ps(out1[dx], acc1[dx]);
+    }
+}
+#else
 /* The same for two query rows sharing the key row: each key load feeds two FMAs. */
 static inline void row_logits_2(const float *q0, const float *q1, const float *keys, int Dp, int Wp, float out0[KS][T],
                                 float out1[KS][T]) {
@@ -94,6 +128,7 @@ static inline void row_logits_2(const float *q0, const float *q1, const float *k
     memcpy(out0, acc0, sizeof(acc0));
     memcpy(out1, acc1, sizeof(acc1));
 }
+#endif
 
 /* exp(x) for x <= 0 (a logit minus its row's max), inlined so that the softmax loop vectorises:
  * 2^(x log2 e) = 2^n 2^f with |f| <= 1/2 and 2^f by its degree-7 Taylor series (relative
@@ -134,6 +169,34 @@ static void tile_softmax(tile_logits_t logits, float inv[T]) {
     for (int t = 0; t < T; t++) inv[t] = 1.0f / sum[t];
 }
 
+#if defined(__AVX512F__) && KS <= T + 1
+/* The weighted values of DB channels for both query rows (values: padded row y, channel d0,
+ * column x0). Shifted value vectors come from two aligned loads and valignd, as for the
+ * keys; column offsets go four at a time so that their weights stay in registers. */
+static void block_values(tile_logits_t logits[2], const float *values, size_t key_row, int Wp, float out0[DB][T],
+                         float out1[DB][T]) {
+    __m512 acc0[DB], acc1[DB];
+    for (int dd = 0; dd < DB; dd++) acc0[dd] = acc1[dd] = _mm512_setzero_ps();
+    for (int r = 0; r <= KS; r++) { /* padded row y + r: kernel row r of query row y, r - 1 of row y + 1 */
+        const float *row = values + r * key_row;
+#pragma GCC unroll 16
+        for (int c = 0; c < KS; c += 4)
+#pragma GCC unroll 16
+            for (int dd = 0; dd < DB; dd++) {
+                const __m512i lo = _mm512_load_si512(row + (size_t)dd * Wp), hi = _mm512_load_si512(row + (size_t)dd * Wp + T);
+                for (int dx = c; dx < c + 4 && dx < KS; dx++) {
+                    const __m512 value = shifted(lo, hi, dx);
+                    if (r < KS) acc0[dd] = _mm512_fmadd_ps(_mm512_load_ps(logits[0][r][dx]), value, acc0[dd]);
+                    if (r > 0) acc1[dd] = _mm512_fmadd_ps(_mm512_load_ps(logits[1][r - 1][dx]), value, acc1[dd]);
+                }
+            }
+    }
+    for (int dd = 0; dd < DB; dd++) {
+        _mm512_storeu_ps(out0[dd], acc0[dd]);
+        _mm512_storeu_ps(out1[dd], acc1[dd]);
+    }
+}
+#else
 /* Add one key row's weighted values (DB channel rows from values, weights w[dx][t]) into acc. */
 static inline void row_values_1(const float w[KS][T], const float *values, int Wp, float acc[DB][T]) {
     for (int dx = 0; dx < KS; dx++)
@@ -154,6 +217,17 @@ static inline void row_values_2(const float w0[KS][T], const float w1[KS][T], co
                 acc1[dd][t] += w1[dx][t] * value;
             }
 }
+
+/* The weighted values of DB channels for both query rows (values: padded row y, channel d0, column x0). */
+static void block_values(tile_logits_t logits[2], const float *values, size_t key_row, int Wp, float out0[DB][T],
+                         float out1[DB][T]) {
+    memset(out0, 0, sizeof(float) * DB * T);
+    memset(out1, 0, sizeof(float) * DB * T);
+    row_values_1(logits[0][0], values, Wp, out0);
+    for (int r = 1; r < KS; r++) row_values_2(logits[0][r], logits[1][r - 1], values + r * key_row, Wp, out0, out1);
+    row_values_1(logits[1][KS - 1], values + KS * key_row, Wp, out1);
+}
+#endif
 
 /* Store DB channels of a query row's output: acc times 1/sum, only the lanes inside the image. */
 static void store(const float acc[DB][T], const float inv[T], float *out, int D, int H, int W, int y, int x0, int d0) {
@@ -179,12 +253,7 @@ static void row_pair(const float *q, const float *kp, const float *vp, float *ou
     tile_softmax(logits[1], inv1);
     for (int d0 = 0; d0 < Dp; d0 += DB) {
         float acc0[DB][T], acc1[DB][T];
-        memset(acc0, 0, sizeof(acc0));
-        memset(acc1, 0, sizeof(acc1));
-        const float *values = vp + (size_t)d0 * Wp + x0;
-        row_values_1(logits[0][0], values + y * key_row, Wp, acc0);
-        for (int r = 1; r < KS; r++) row_values_2(logits[0][r], logits[1][r - 1], values + (y + r) * key_row, Wp, acc0, acc1);
-        row_values_1(logits[1][KS - 1], values + (y + KS) * key_row, Wp, acc1);
+        block_values(logits, vp + (size_t)d0 * Wp + x0 + y * key_row, key_row, Wp, acc0, acc1);
         store(acc0, inv0, out, D, H, W, y, x0, d0);
         if (y + 1 < H) store(acc1, inv1, out, D, H, W, y + 1, x0, d0);
     }
@@ -194,7 +263,7 @@ static void row_pair(const float *q, const float *kp, const float *vp, float *ou
 int local_attention_f32(const float *q, const float *k, const float *v, float *out, int n, int D, int H, int W,
                         int threads) {
     const int Dp = (D + DB - 1) / DB * DB; /* channels padded with zeros to whole value blocks */
-    const int Wp = W + 2 * R + T;          /* + T: a last, partial tile reads zeros */
+    const int Wp = (W + 2 * R + 2 * T - 1) / T * T; /* >= W + 2R + T (a last, partial tile reads zeros), whole vectors */
     const size_t padded = (size_t)(H + 2 * R + 1) * Dp * Wp; /* + 1 row for a phantom query row */
     const float scale = 1.0f / sqrtf((float)D);
     int failed = 0;

@@ -34,10 +34,10 @@ def compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
-def flags(kernel_size: int) -> list[str]:
-    """Return the compiler flags of the library for one kernel size."""
+def flags(kernel_size: int, march: str = "native") -> list[str]:
+    """Return the compiler flags of the library for one kernel size and target (-march)."""
     wide = ["-mprefer-vector-width=512"] if platform.machine() in ("x86_64", "AMD64") else []  # gcc picks 256 on x86
-    return ["-O3", "-march=native", *wide, "-ffast-math", "-fopenmp", "-shared", "-fPIC", f"-DKS={kernel_size}"]
+    return ["-O3", f"-march={march}", *wide, "-ffast-math", "-fopenmp", "-shared", "-fPIC", f"-DKS={kernel_size}"]
 
 
 def _machine_id() -> str:
@@ -48,13 +48,12 @@ def _machine_id() -> str:
         return platform.processor()
 
 
-@functools.cache
-def library(kernel_size: int) -> ctypes.CDLL:
-    """Return the kernel library for kernel_size, compiling it into the cache first if needed."""
+def compile_library(kernel_size: int, march: str = "native") -> ctypes.CDLL:
+    """Return the kernel library for kernel_size and march, compiling it into the cache first if needed."""
     cc = compiler()
     if cc is None:
         raise RuntimeError("local-tiled needs a C compiler: none of $CC, cc, gcc found")
-    command = [cc, *flags(kernel_size)]
+    command = [cc, *flags(kernel_size, march)]
     key = hashlib.sha256("\0".join([SOURCE.read_text(), *command, _machine_id()]).encode()).hexdigest()[:16]
     target = CACHE / f"local_tiled_k{kernel_size}_{key}.so"
     if not target.exists():
@@ -72,11 +71,18 @@ def library(kernel_size: int) -> ctypes.CDLL:
     return lib
 
 
-def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int) -> torch.Tensor:
+@functools.cache
+def library(kernel_size: int) -> ctypes.CDLL:
+    """Return the kernel library for kernel_size built for this machine (-march=native)."""
+    return compile_library(kernel_size)
+
+
+def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int,
+                    lib: ctypes.CDLL | None = None) -> torch.Tensor:
     """Return zero-padded local attention of contiguous float32 channels-first q, k, v (n, head_dim, H, W)."""
     out = torch.empty_like(q)
     n, dim, height, width = q.shape
-    status = library(kernel_size).local_attention_f32(
+    status = (lib or library(kernel_size)).local_attention_f32(
         q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), n, dim, height, width, torch.get_num_threads())
     if status:
         raise MemoryError("local-tiled: a thread could not allocate its padded copy of an image")

@@ -5,6 +5,8 @@ Every registered variant is also checked against its family's oracle by tests/te
 that do not tile the image, chunking, compile rows, and the roofline arithmetic.
 """
 
+import platform
+
 import pytest
 import torch
 
@@ -77,6 +79,17 @@ def test_tiled_kernel_matches_oracle(height, width, dim, kernel, threads, monkey
     cf = lambda t: t.float().permute(0, 1, 4, 2, 3).reshape(3, dim, height, width).contiguous()  # noqa: E731
     out = local_tiled.tiled_attention(cf(q), cf(k), cf(v), kernel).view(1, 3, dim, height, width).permute(0, 1, 3, 4, 2)
     torch.testing.assert_close(out.double(), local_zero_pad(q, k, v, kernel), **TOLERANCE[torch.float32])
+
+
+@needs_cc
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 targets")
+@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])  # AVX2 and SSE2: the portable loops, not the AVX-512 ones
+def test_tiled_kernel_portable_path_matches_oracle(march):
+    lib = local_tiled.compile_library(5, march)
+    q, k, v = _qkv((2, 2, 11, 19, 5))
+    cf = lambda t: t.float().permute(0, 1, 4, 2, 3).reshape(4, 5, 11, 19).contiguous()  # noqa: E731
+    out = local_tiled.tiled_attention(cf(q), cf(k), cf(v), 5, lib).view(2, 2, 5, 11, 19).permute(0, 1, 3, 4, 2)
+    torch.testing.assert_close(out.double(), local_zero_pad(q, k, v, 5), **TOLERANCE[torch.float32])
 
 
 @needs_cc
