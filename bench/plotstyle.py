@@ -31,6 +31,8 @@ FIXED = {
     "slide-channels-last": Style("#bcbd22", "p"),
     "flex-neighborhood": Style("#9467bd", "<"),
     "flex-local-masked": Style("#005f73", ">"),
+    "local-views": Style("#6a3d9a", "d"),
+    "local-tiled": Style("#b15928", "8"),
 }
 _EXTRA_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f", "#6a3d9a", "#b15928", "#005f73")
 _EXTRA_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
