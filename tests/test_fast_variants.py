@@ -92,6 +92,16 @@ def test_tiled_kernel_portable_path_matches_oracle(march):
     torch.testing.assert_close(out.double(), local_zero_pad(q, k, v, 5), **TOLERANCE[torch.float32])
 
 
+def test_tiled_kernel_without_a_working_compiler_says_so(monkeypatch, tmp_path):
+    monkeypatch.setattr(local_tiled, "CACHE", tmp_path)
+    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    with pytest.raises(RuntimeError, match="local-tiled: false failed"):
+        local_tiled.compile_library(3)
+    assert list(tmp_path.iterdir()) == []  # no half-written library left in the cache
+    monkeypatch.setattr(local_tiled, "compiler", lambda: None)
+    assert local_tiled.supports(Case("local-tiled")) == "no C compiler (set $CC, or install cc/gcc)"
+
+
 @needs_cc
 def test_tiled_kernel_reuses_its_scratch_across_shapes_and_survives_huge_logits():
     """The padded copies persist between calls: a new shape must re-zero their borders."""
