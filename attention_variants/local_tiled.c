@@ -51,9 +51,10 @@ static float *padded_scratch(int D, int H, int W, size_t floats) {
     return scratch;
 }
 
-/* Copy one image of x (D, H, W) into the interior of padded (rows, Dp, Wp), whose border is zero. */
-static void pad_image(const float *x, float *padded, int D, int Dp, int H, int W, int Wp) {
-    for (int y = 0; y < H; y++)
+/* Copy image rows [from, to) of x (D, H, W) into the interior of padded (rows, Dp, Wp), whose
+ * border is zero. */
+static void pad_rows(const float *x, float *padded, int D, int Dp, int H, int W, int Wp, int from, int to) {
+    for (int y = from; y < to; y++)
         for (int d = 0; d < D; d++)
             memcpy(padded + ((size_t)(y + R) * Dp + d) * Wp + R, x + ((size_t)d * H + y) * W, sizeof(float) * W);
 }
@@ -273,13 +274,19 @@ int local_attention_f32(const float *q, const float *k, const float *v, float *o
         float *vp = kp + padded, *qt = vp + padded;
         tile_logits_t logits[2] __attribute__((aligned(64)));
         failed = kp == NULL;
+        /* Work items: images, or with fewer images than threads, bands of row pairs of an image
+         * (each thread then pads the rows its band reads), so that every thread has work. */
+        const int parts = n >= threads ? 1 : (threads + n - 1) / n;
+        const int band = ((H + 1) / 2 + parts - 1) / parts * 2; /* query rows per item, even */
 #pragma omp for schedule(static)
-        for (int b = 0; b < n; b++) {
-            if (failed) continue;
-            const size_t image = (size_t)b * D * H * W;
-            pad_image(k + image, kp, D, Dp, H, W, Wp);
-            pad_image(v + image, vp, D, Dp, H, W, Wp);
-            for (int y = 0; y < H; y += 2)
+        for (int item = 0; item < n * parts; item++) {
+            const int first = item % parts * band, last = first + band < H ? first + band : H;
+            if (failed || first >= last) continue;
+            const size_t image = (size_t)(item / parts) * D * H * W;
+            const int from = first - R > 0 ? first - R : 0, to = last + 1 + R < H ? last + 1 + R : H;
+            pad_rows(k + image, kp, D, Dp, H, W, Wp, from, to);
+            pad_rows(v + image, vp, D, Dp, H, W, Wp, from, to);
+            for (int y = first; y < last; y += 2)
                 for (int x0 = 0; x0 < W; x0 += T)
                     row_pair(q + image, kp, vp, out + image, qt, logits, D, Dp, H, W, Wp, y, x0, scale);
         }

@@ -70,14 +70,14 @@ needs_cc = pytest.mark.skipif(local_tiled.compiler() is None, reason="no C compi
 
 
 @needs_cc
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("heads,threads", [(3, 1), (3, 2), (1, 2), (1, 3), (2, 5)])  # fewer images than threads: row bands
 @pytest.mark.parametrize("height,width,dim,kernel", [(9, 13, 8, 3), (7, 20, 5, 7), (12, 33, 16, 5), (19, 17, 3, 9)])
-def test_tiled_kernel_matches_oracle(height, width, dim, kernel, threads, monkeypatch):
+def test_tiled_kernel_matches_oracle(height, width, dim, kernel, heads, threads, monkeypatch):
     """Odd rows (a phantom second row), widths that end in a partial tile, channels off the value blocks."""
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
-    q, k, v = _qkv((1, 3, height, width, dim))
-    cf = lambda t: t.float().permute(0, 1, 4, 2, 3).reshape(3, dim, height, width).contiguous()  # noqa: E731
-    out = local_tiled.tiled_attention(cf(q), cf(k), cf(v), kernel).view(1, 3, dim, height, width).permute(0, 1, 3, 4, 2)
+    q, k, v = _qkv((1, heads, height, width, dim))
+    cf = lambda t: t.float().permute(0, 1, 4, 2, 3).reshape(heads, dim, height, width).contiguous()  # noqa: E731
+    out = local_tiled.tiled_attention(cf(q), cf(k), cf(v), kernel).view(1, heads, dim, height, width).permute(0, 1, 3, 4, 2)
     torch.testing.assert_close(out.double(), local_zero_pad(q, k, v, kernel), **TOLERANCE[torch.float32])
 
 
