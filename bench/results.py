@@ -6,10 +6,16 @@ import csv
 import io
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import pandas as pd
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 from bench.messages import first_line
 
@@ -88,17 +94,56 @@ def _rows_csv(rows: Iterable[Mapping[str, object]], header: bool) -> str:
 
 
 def append_rows(path: str | Path, rows: Iterable[Mapping[str, object]]) -> None:
-    """Append rows to the CSV at `path` atomically (a crash leaves the old or the new file).
+    """Append rows to the CSV at `path`; a crash leaves the old file, or it plus whole rows.
 
-    The new content is written to a temporary file in the same folder, fsync'ed, and
-    renamed over the old one, so readers never see a half-written row.
+    Writers of one file take turns (an exclusive lock on it), so concurrent sweeps appending
+    to one CSV lose no row. A file that ends in a whole row and has the current header gets a
+    plain append (fsync'ed) that writes only the new rows. Anything else (a new
+    file, a torn last row from a killed writer, an older header) is rewritten whole into a
+    temporary file that is then renamed over the old one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    existing = path.read_text() if path.exists() else ""
-    existing, _ = _complete(existing)  # a torn last row (a killed writer) is dropped, not glued to ours
-    existing = _in_schema(existing, path)
-    text = existing + _rows_csv(rows, header=not existing)
+    with _locked(path) as handle:
+        existing = path.read_text()
+        if existing and _ends_whole(existing) and existing.partition("\n")[0] == ",".join(COLUMNS):
+            handle.write(_rows_csv(rows, header=False))
+            handle.flush()
+            os.fsync(handle.fileno())
+            return
+        existing, _ = _complete(existing)  # a torn last row (a killed writer) is dropped, not glued to ours
+        existing = _in_schema(existing, path)
+        _replace(path, existing + _rows_csv(rows, header=not existing))
+
+
+@contextmanager
+def _locked(path: Path):
+    """Yield path opened for appending (created if missing) under an exclusive advisory lock.
+
+    A writer that rewrote the file renamed a new one over it: whoever waited on the old one
+    sees another inode once it has the lock, and opens the file again.
+    """
+    while True:
+        handle = open(path, "a")
+        if fcntl is not None:  # POSIX; elsewhere writers are not serialised
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            current = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        handle.close()
+    with handle:  # closing releases the lock
+        yield handle
+
+
+def _ends_whole(text: str) -> bool:
+    """Return whether text ends with a whole row: a newline outside quotes (even quote count)."""
+    return text.endswith("\n") and text.count('"') % 2 == 0
+
+
+def _replace(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:

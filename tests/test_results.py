@@ -1,3 +1,7 @@
+import json
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 
@@ -43,3 +47,23 @@ def test_load_rejects_unknown_status(tmp_path):
 def test_load_missing_file(tmp_path):
     with pytest.raises(ResultsError, match="no results file"):
         results.load(tmp_path / "nope.csv")
+
+
+CONCURRENT_WRITER = """
+import json, sys
+from bench import results
+path, writer, row = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+for index in range(40):
+    results.append_rows(path, [{**row, "run_id": f"{writer}-{index}"}])
+"""
+
+
+def test_concurrent_writers_lose_no_row(tmp_path):
+    """Four processes append to one CSV at once (two sweeps sharing --out): every row lands once."""
+    path = tmp_path / "shared.csv"
+    row = json.dumps(_row())
+    writers = [subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, str(path), str(w), row]) for w in range(4)]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0, 0]
+    run_ids = list(results.load(path)["run_id"])
+    assert sorted(run_ids) == sorted(f"{w}-{i}" for w in range(4) for i in range(40))
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.csv"]
