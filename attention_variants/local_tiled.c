@@ -4,13 +4,14 @@
  * offset loop then has a constant trip count and unrolls) and -O3 -march=native -ffast-math
  * -fopenmp.
  *
- * Each image is copied once, zero padded, into a per-thread buffer that stays in L2, laid out
- * (row, channel, column) so that the channel rows one key row contributes are contiguous.
- * Queries go in tiles of T pixels of two neighbouring rows. For a tile and a key row, the
- * logits of the KS column offsets are KS accumulator vectors per query row, updated with one
- * FMA per channel: q[d][x..x+T) times k[d][row][x+dx..x+dx+T), an unaligned load of the padded
- * row that both query rows share. No horizontal sums, no k*k copies, only useful FLOPs. The
- * weighted sum of values has the same shape, DB channels at a time.
+ * Each thread copies the rows of an image it works on, zero padded, into a per-thread buffer
+ * that stays in L2, laid out (row, channel, column) so that the channel rows one key row
+ * contributes are contiguous. Queries go in tiles of T pixels of two neighbouring rows. For a
+ * tile and a key row, the logits of the KS column offsets are KS accumulator vectors per query
+ * row, updated with one FMA per channel: q[d][x..x+T) times k[d][row][x+dx..x+dx+T), the
+ * shifted key vector that both query rows share (on AVX-512 shifted in registers, elsewhere
+ * an unaligned load). No horizontal sums, no k*k copies, only useful FLOPs. The weighted sum
+ * of values has the same shape, DB channels at a time.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -283,7 +284,8 @@ int local_attention_f32(const float *q, const float *k, const float *v, float *o
             const int first = item % parts * band, last = first + band < H ? first + band : H;
             if (failed || first >= last) continue;
             const size_t image = (size_t)(item / parts) * D * H * W;
-            const int from = first - R > 0 ? first - R : 0, to = last + 1 + R < H ? last + 1 + R : H;
+            /* Pair y reads image rows y - R .. y + 1 + R: the band, rows [first - R, last + R). */
+            const int from = first - R > 0 ? first - R : 0, to = last + R < H ? last + R : H;
             pad_rows(k + image, kp, D, Dp, H, W, Wp, from, to);
             pad_rows(v + image, vp, D, Dp, H, W, Wp, from, to);
             for (int y = first; y < last; y += 2)

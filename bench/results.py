@@ -106,7 +106,7 @@ def append_rows(path: str | Path, rows: Iterable[Mapping[str, object]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path) as handle:
         existing = path.read_text()
-        if existing and _ends_whole(existing) and existing.partition("\n")[0] == ",".join(COLUMNS):
+        if existing and _ends_whole(existing) and _has_current_header(existing):
             handle.write(_rows_csv(rows, header=False))
             handle.flush()
             os.fsync(handle.fileno())
@@ -182,13 +182,17 @@ def _last_record_start(text: str) -> int:
     return 0
 
 
+def _has_current_header(text: str) -> bool:
+    return next(csv.reader(io.StringIO(text))) == list(COLUMNS)
+
+
 def _in_schema(text: str, path: Path) -> str:
     """Return the existing CSV text under the current header (older files gain the new columns)."""
     if not text:
         return text
-    header = next(csv.reader(io.StringIO(text)))
-    if header == list(COLUMNS):
+    if _has_current_header(text):
         return text
+    header = next(csv.reader(io.StringIO(text)))
     unknown = [column for column in header if column not in SCHEMA]
     if unknown or len(set(header)) != len(header):
         raise ResultsError(f"{path} has columns this version does not write ({', '.join(unknown[:3]) or 'duplicates'}); append to a new file")
