@@ -38,7 +38,7 @@ for i in $(seq "$REPEATS"); do
     echo "ci_gate: sweep $i of $REPEATS done -> $OUT"
 done
 if [[ "${1:-}" == "--refresh" ]]; then
-    BASELINE=$BASELINES/$("$PYTHON" -c "import sys; from bench import gate, results; print(gate.baseline_file_name(results.load(sys.argv[1])))" "$OUT")
+    BASELINE=$BASELINES/$("$PYTHON" -c "import sys; from bench import results; from bench.analysis.gate import baseline_file_name; print(baseline_file_name(results.load(sys.argv[1])))" "$OUT")
     mv "$OUT" "$BASELINE"
     echo "ci_gate: baseline refreshed: $BASELINE (commit it)"
     exit 0

@@ -22,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import gate, results  # noqa: E402
+from bench import results  # noqa: E402
+from bench.analysis import gate  # noqa: E402
+from bench.cli.gate import pick_baseline  # noqa: E402
 
 BASELINES = ROOT / "results" / "baseline"  # one CSV per machine; the gate picks this machine's
 CI_GATE = ROOT / "scripts" / "ci_gate.sh"
@@ -52,7 +54,7 @@ def measure(factor: str, work: Path) -> Path:
 def trial(factor: str, work: Path, settings: gate.GateSettings) -> tuple[bool, str]:
     """Return whether the gate failed on slide, and 'HxW change verdict' for each slide case."""
     current = results.load(measure(factor, work))
-    verdicts = gate.compare(results.load(gate.pick_baseline(BASELINES, current)), current, settings)
+    verdicts = gate.compare(results.load(pick_baseline(BASELINES, current)), current, settings)
     slide = verdicts[verdicts["variant"] == "slide"]
     cells = [f"{r['height']}x{r['width']} {r['change']:+.0%} {r['verdict']}" for _, r in slide.iterrows()]
     return bool((slide["verdict"] == "regression").any()), "; ".join(cells)

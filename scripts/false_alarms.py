@@ -23,7 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import gate, results  # noqa: E402
+from bench import results  # noqa: E402
+from bench.analysis import gate  # noqa: E402
+from bench.cli.gate import pick_baseline  # noqa: E402
 
 BASELINES = ROOT / "results" / "baseline"  # one CSV per machine; the gate picks this machine's
 
@@ -45,7 +47,7 @@ def run_once(index: int, work: Path) -> tuple[int, int, str]:
         sys.stderr.write(done.stdout[-2000:] + done.stderr[-2000:])
         return done.returncode, -1, "failed"
     current = results.load(work / f"run{index}" / "current.csv")
-    verdicts = gate.compare(results.load(gate.pick_baseline(BASELINES, current)), current)  # the CLI's default tolerance
+    verdicts = gate.compare(results.load(pick_baseline(BASELINES, current)), current)  # the CLI's default tolerance
     return done.returncode, int((verdicts["verdict"] == "regression").sum()), worst(verdicts)
 
 

@@ -1,7 +1,7 @@
 """Print issue 7's performance targets, measured in one run (a benchmark script, not a test).
 
 Target case: batch 8, 2 heads, 56x56, head_dim 32, k=7, float32, forward, CPU, 2 threads.
-Every registered `local-zero-pad` variant is measured through the harness (bench.runner),
+Every registered `local-zero-pad` variant is measured through the harness (bench.execution.sweep),
 eagerly and (those named by --compiled) under torch.compile too; the script prints each one's speed-up
 over Im2Col and its distance from the calibrated roofline and compute roof, then the two targets:
 best exact variant >= 20x faster than Im2Col, and within 4x of the compute roofline.
@@ -23,9 +23,10 @@ import torch  # noqa: E402
 
 import attention_variants as av  # noqa: E402
 from attention_variants.case import Case  # noqa: E402
-from bench import env  # noqa: E402
+from bench.measure import machine  # noqa: E402
 from bench.results import append_rows  # noqa: E402
-from bench.runner import Settings, run_case  # noqa: E402
+from bench.execution.sweep import run_case  # noqa: E402
+from bench.measure.settings import Settings  # noqa: E402
 
 TARGET = dict(device="cpu", dtype="float32", batch=8, height=56, width=56, heads=2, head_dim=32, kernel_size=7)
 SPEEDUP_TARGET = 20.0
@@ -76,7 +77,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     settings = Settings(threads=args.threads, min_run_s=0.5, max_run_s=2.0)
-    machine, run_id = env.fingerprint(args.threads), time.strftime("perf-%Y%m%d-%H%M%S")
+    fingerprint, run_id = machine.fingerprint(args.threads), time.strftime("perf-%Y%m%d-%H%M%S")
     try:
         cases = target_cases([name for name in args.compiled.split(",") if name])
     except ValueError as err:
@@ -85,7 +86,7 @@ def main() -> int:
     rows = []
     for case in cases:
         print(f"measuring {case.variant}{' compiled' if case.compiled else ''} ...", file=sys.stderr, flush=True)
-        rows.append(run_case(case, settings, run_id, machine))
+        rows.append(run_case(case, settings, run_id, fingerprint))
     if args.out:
         append_rows(args.out, rows)
     frame = pd.DataFrame(rows)

@@ -13,7 +13,9 @@ import torch
 from attention_variants import halo, local_fused, local_tiled, local_views
 from attention_variants.case import Case
 from attention_variants.reference import local_zero_pad
-from bench import roofline, runner
+from bench.measure import roofline
+from bench.measure.case import measure_case
+from bench.measure.settings import Settings
 
 TOLERANCE = {torch.float32: dict(atol=2e-5, rtol=2e-5), torch.bfloat16: dict(atol=6e-2, rtol=0)}
 
@@ -124,8 +126,8 @@ def _measure(case, monkeypatch):
     monkeypatch.setattr(roofline, "MIN_RUN_S", 0.01)
     roofline.matmul_gflop_per_s.cache_clear()
     roofline.copy_gb_per_s.cache_clear()
-    settings = runner.Settings(threads=torch.get_num_threads(), warmup_s=0.0, min_run_s=0.01, max_run_s=0.05)
-    return runner.measure_case(case, settings)
+    settings = Settings(threads=torch.get_num_threads(), warmup_s=0.0, min_run_s=0.01, max_run_s=0.05)
+    return measure_case(case, settings).to_columns()
 
 
 def test_eager_row_has_roofline_columns_and_no_compile_time(monkeypatch):

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 import run_bench
-from bench import gate, results
+from bench import results
+from bench.analysis import gate
+from bench.cli.gate import pick_baseline
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden"
@@ -139,7 +141,7 @@ def test_a_baseline_directory_gives_this_machines_file(capsys, tmp_path):
         _write(frame, tmp_path / "baselines" / gate.baseline_file_name(frame))
     assert sorted(p.name for p in (tmp_path / "baselines").iterdir()) == ["ci-golden-cpu.csv", "ci-other-cpu.csv", "ci-third-cpu.csv"]
     current = results.load(GOLDEN / "current.csv")
-    assert gate.pick_baseline(tmp_path / "baselines", current).name == "ci-golden-cpu.csv"
+    assert pick_baseline(tmp_path / "baselines", current).name == "ci-golden-cpu.csv"
     status, out, _ = _gate(capsys, "--baseline", str(tmp_path / "baselines"), "--current", str(GOLDEN / "current.csv"),
                            "--tolerance", "0.25")
     assert status == 1 and "gate: FAIL" in out  # the same machine's baseline: regressions count

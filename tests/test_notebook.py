@@ -11,7 +11,7 @@ import pytest
 from nbclient import NotebookClient
 
 import run_bench
-from bench.plots import FIGURES
+from bench.plots.figures import FIGURES
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "analysis.ipynb"

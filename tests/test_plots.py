@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 import run_bench
-from bench import plots
-from bench.plotdata import load_results, output_folder
-from bench.plotstyle import FIXED, variant_styles
-from bench.runner import TOLERANCE
+from bench.analysis.frames import load_results, output_folder
+from bench.plots import figures as plots
+from bench.plots.style import FIXED, variant_styles
+from bench.results.schema import TOLERANCE
 from synthetic_results import grid_rows, median_ms, row, write_csv
 
 VARIANTS = ["im2col", "slide", "window", "natten"]

@@ -21,7 +21,9 @@ import pytest
 import run_bench
 from attention_variants.case import Case
 from bench import results
-from bench.runner import _failure, case_key_text, pending
+from bench.results import store
+from bench.execution.sweep import case_key_text, pending
+from bench.measure.failures import classify
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--resolutions", "14", "--min-run-s", "0.01", "--max-run-s", "0.05", "--threads", "1"]
@@ -200,7 +202,7 @@ def test_torn_last_line_is_ignored_by_load_and_cut_by_append(tmp_path: Path) -> 
     frame = results.load(path)
     assert len(frame) == 2 and frame.attrs["partial_last_line"]
     results.append_rows(path, [row("slide")])
-    assert path.read_text() == whole + results._rows_csv([row("slide")], header=False)
+    assert path.read_text() == whole + store._rows_csv([row("slide")], header=False)
     assert not results.load(path).attrs["partial_last_line"]
 
 
@@ -222,10 +224,10 @@ def test_file_from_an_older_schema_loads_and_gains_new_columns_on_append(tmp_pat
 
 
 def test_allocation_failures_are_oom_and_reasons_one_line() -> None:
-    assert _failure(MemoryError())[0] == "oom"
-    assert _failure(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes"))[0] == "oom"
-    assert _failure(RuntimeError("CUDA error: out of memory"))[0] == "oom"
-    assert _failure(ValueError("shape mismatch\ndetails")) == ("error", "ValueError: shape mismatch")
+    assert classify(MemoryError())[0] == "oom"
+    assert classify(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes"))[0] == "oom"
+    assert classify(RuntimeError("CUDA error: out of memory"))[0] == "oom"
+    assert classify(ValueError("shape mismatch\ndetails")) == ("error", "ValueError: shape mismatch")
 
 
 def test_pending_skips_recorded_cases_only() -> None:

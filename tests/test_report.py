@@ -9,7 +9,7 @@ import pytest
 
 import run_bench
 from attention_variants.registry import FAMILIES
-from bench.report import BORDER_SEMANTICS, compare_runs, markdown_table
+from bench.analysis.report import BORDER_SEMANTICS, compare_runs, markdown_table
 from bench.results import load
 from synthetic_results import grid_rows, row, write_csv
 

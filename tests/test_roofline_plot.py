@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from bench import overhead
-from bench.plots_roofline import roofline_points, save_roofline
-from bench.runner import Settings
+from bench.measure import overhead
+from bench.measure.settings import Settings
+from bench.plots.roofline import roofline_points, save_roofline
 
 
 def _frame() -> pd.DataFrame:

@@ -1,7 +1,7 @@
 import pytest
 
-from bench import spec
-from bench.spec import SpecError
+from bench.execution import spec
+from bench.execution.spec import SpecError
 
 
 def test_quick_preset_runs_every_registered_variant():

@@ -7,7 +7,6 @@ canvas: no pyplot state, no display needed, and a notebook can show the returned
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Callable
 
@@ -17,15 +16,18 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bench.plots_roofline import roofline_figure_or_none
-from bench.plotdata import load_results, output_folder, panel_keys, resolution_ticks
-from bench.plotlayout import HOLLOW, finish, grid, log_axis, mark_not_measured, variant_handles
-from bench.plotstyle import linestyles, resolution_label, variant_order, variant_styles
-from bench.results import ResultsError
-from bench.summary import add_speedup
+from bench.analysis.frames import load_results, output_folder, panel_keys, resolution_ticks
+from bench.analysis.labels import resolution_label, variant_order
+from bench.analysis.summary import times, with_speedup
+from bench.plots.layout import HOLLOW, finish, grid, log_axis, mark_not_measured, variant_handles
+from bench.plots.roofline import roofline_figure_or_none
+from bench.plots.style import linestyles, variant_styles
+from bench.results.schema import TOLERANCE
+from bench.results.selection import REFERENCE_VARIANT
 
-REFERENCE = "im2col"
 FORMATS = ("png", "svg")
+
+
 def line_figure(frame: pd.DataFrame, what: str, x: str, y: str, ylabel: str, line_by: str) -> Figure:
     """Return a figure of `y` against `x` (both log), a line per variant and `line_by` value, per panel."""
     styles = variant_styles(frame["variant"])
@@ -97,19 +99,6 @@ def memory_figure(frame: pd.DataFrame) -> Figure:
                        "peak extra memory (MiB, log scale)", "batch")
 
 
-def with_speedup(frame: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
-    """Return frame with `speedup` vs the reference, matched within each source CSV and facet."""
-    parts = [add_speedup(group, reference) for _, group in frame.groupby(["source", "facet"], sort=False)]
-    return pd.concat(parts, ignore_index=True)
-
-
-def times(ratio: float) -> str:
-    """Return a ratio as a short label: '28×', '1.3×', '0.27×', '0.005×'."""
-    if ratio >= 10:
-        return f"{ratio:.0f}×"
-    return f"{ratio:.1f}×" if ratio >= 1 else f"{ratio:.2g}×"
-
-
 def _speedup_panel(ax: Axes, rows: pd.DataFrame, styles: dict, reference: str) -> None:
     cases = rows[["pixels", "height", "width", "batch"]].drop_duplicates().sort_values(["pixels", "batch"])
     others = [v for v in variant_order(rows["variant"]) if v != reference]
@@ -143,7 +132,7 @@ def _speedup_panel(ax: Axes, rows: pd.DataFrame, styles: dict, reference: str) -
         ax.set_ylabel(f"speed-up vs {reference} (×, log scale)\nabove 1×: faster, below: slower")
 
 
-def speedup_figure(frame: pd.DataFrame, reference: str = REFERENCE) -> Figure | None:
+def speedup_figure(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT) -> Figure | None:
     """Return bars of each variant's speed-up over the reference per case (None without reference rows)."""
     if not ((frame["variant"] == reference) & (frame["status"] == "ok")).any():
         return None
@@ -159,8 +148,6 @@ def speedup_figure(frame: pd.DataFrame, reference: str = REFERENCE) -> Figure | 
 
 def accuracy_figure(frame: pd.DataFrame) -> Figure:
     """Return max |output - float64 oracle| per variant (a point per case), a panel per device and dtype."""
-    from bench.runner import TOLERANCE  # the limit the runner applied to mark a row `mismatch`
-
     styles = variant_styles(frame["variant"])
     fig, panels = grid(frame, ["dtype"])
     for ax, rows in panels:
@@ -204,8 +191,9 @@ FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
 OPTIONAL_FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {"roofline": roofline_figure_or_none}
 
 
-def make_figures(frame: pd.DataFrame, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> dict[str, list[Path]]:
-    """Write every figure of `frame` into out_dir; return figure name -> files written."""
+def make_figures(frame: pd.DataFrame, out_dir: Path, formats: tuple[str, ...] | None = None) -> dict[str, list[Path]]:
+    """Write every figure of `frame` into out_dir (as png and svg by default); return figure name -> files written."""
+    formats = formats or FORMATS
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, list[Path]] = {}
     for name, build in {**FIGURES, **OPTIONAL_FIGURES}.items():
@@ -221,48 +209,7 @@ def make_figures(frame: pd.DataFrame, out_dir: Path, formats: tuple[str, ...] = 
     return written
 
 
-def plot_csvs(paths: list[Path], out_dir: Path | None = None, formats: tuple[str, ...] = FORMATS) -> dict[str, list[Path]]:
+def plot_csvs(paths: list[Path], out_dir: Path | None = None, formats: tuple[str, ...] | None = None) -> dict[str, list[Path]]:
     """Load the CSVs and write their figures (default folder: plots/<run_id>); return what was written."""
     frame = load_results(paths)
     return make_figures(frame, out_dir or Path("plots") / output_folder(frame), formats)
-
-
-def _formats(text: str) -> tuple[str, ...]:
-    chosen = tuple(part.strip().lower() for part in text.split(",") if part.strip())
-    unknown = [fmt for fmt in chosen if fmt not in ("png", "svg", "pdf")]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"bad format {unknown[0] if unknown else text!r} (known: png, svg, pdf)")
-    return chosen
-
-
-def configure_plot(parser: argparse.ArgumentParser) -> None:
-    """Add the plot command's options."""
-    parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS.csv",
-                        help="results CSV(s); several are compared side by side")
-    parser.add_argument("--out-dir", type=Path, help="folder for the figures (default: plots/<run_id>)")
-    parser.add_argument("--formats", type=_formats, default=FORMATS, help="comma-separated: png, svg, pdf (default: png,svg)")
-
-
-def run_plot_command(args: argparse.Namespace) -> int:
-    """Write the figures of the given CSVs and print their paths; return the exit status."""
-    written = plot_csvs(args.results, args.out_dir, args.formats)
-    for name in FIGURES:
-        print(f"{name:<11}" + ("  ".join(str(p) for p in written[name]) if name in written else
-                               f"not drawn: no ok {REFERENCE} rows to compare with"))
-    for name in OPTIONAL_FIGURES.keys() & written.keys():
-        print(f"{name:<11}" + "  ".join(str(p) for p in written[name]))
-    return 0
-
-
-def plot_after_sweep(csv_path: Path, console) -> None:
-    """Draw the figures of a CSV a sweep just wrote; a CSV with nothing to plot is reported, not raised."""
-    try:
-        written = plot_csvs([csv_path])
-    except ResultsError as err:
-        console.print(f"[yellow]no figures[/]: {err}")
-        return
-    except Exception as err:  # the rows are saved whatever happens here: say so in one line, keep the exit status
-        console.print(f"[red]figures failed[/]: {type(err).__name__}: {err} (retry: run_bench.py plot {csv_path})")
-        return
-    folder = next(iter(written.values()))[0].parent if written else None
-    console.print(f"figures ({', '.join(written)}) in {folder}/ (skip with --no-plots)")

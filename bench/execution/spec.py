@@ -11,7 +11,7 @@ from pathlib import Path
 import attention_variants as av
 from attention_variants.case import DTYPES, PASSES, Case
 
-PRESET_DIR = Path(__file__).parent / "presets"
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEVICES = ("cpu", "cuda", "mps")
 Resolution = tuple[int, int]
 

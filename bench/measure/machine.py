@@ -1,4 +1,4 @@
-"""The machine fingerprint recorded in every row (py-cpuinfo, psutil, torch, git)."""
+"""The machine a case runs on: the fingerprint recorded in every row, and which devices are usable here."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ relative IQRs (IQR / median) of the four medians (current row, current reference
 row, baseline reference; two in --absolute mode). The tolerance covers what no IQR sees:
 drift between runs on a shared machine. See docs/gate.md.
 
-`compare` is pure (DataFrames in, a DataFrame out); reading, printing and markdown are apart.
+Everything here is pure (DataFrames in, a DataFrame or text out); reading the CSVs and printing
+the table are the `gate` command's (bench/cli/gate.py).
 """
 
 from __future__ import annotations
@@ -19,20 +20,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
-from rich.console import Console
-from rich.table import Table
 
-from bench import results
-from bench.results import CASE_KEY
+from bench.results.selection import CASE_KEY, REFERENCE_VARIANT, SHAPE_KEY, case_label, fastest_per_case
 
 VERDICTS = ("regression", "improvement", "unchanged", "new", "missing", "not-comparable")
-SHAPE_KEY = tuple(column for column in CASE_KEY if column != "variant")
-VERDICT_STYLE = {
-    "regression": "bold red", "improvement": "green", "new": "cyan", "missing": "yellow", "not-comparable": "yellow",
-}
 
 
 class GateError(ValueError):
@@ -44,7 +37,7 @@ class GateSettings:
     """How the gate decides: the tolerated relative slowdown and the normalising reference (None: absolute)."""
 
     tolerance: float = 0.15
-    reference: str | None = "im2col"
+    reference: str | None = REFERENCE_VARIANT
 
 
 @dataclass(frozen=True)
@@ -55,18 +48,6 @@ class _Side:
     spread: float  # relative half-width of value's interquartile interval (first order)
     median_ms: float
     note: str = ""
-
-
-def best_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return one row per case key: its fastest ok row over the runs in the file, else its last row.
-
-    A CSV may hold several appended runs of the same sweep. Load from other processes on a
-    shared machine only ever adds time, so the fastest of several runs is the least disturbed.
-    """
-    ranked = frame.assign(_order=range(len(frame)), _ok=frame["status"] == "ok")
-    ranked = ranked.sort_values(["_ok", "median_ms", "_order"], ascending=[False, True, False], na_position="last")
-    best = ranked.drop_duplicates(subset=list(CASE_KEY), keep="first").sort_values("_order")
-    return best.drop(columns=["_order", "_ok"]).reset_index(drop=True)
 
 
 def _half_rel_iqr(row: pd.Series) -> float:
@@ -127,7 +108,7 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, settings: GateSetting
     """Return one row per case key of either side: the case, both medians, the change, its threshold and the verdict."""
     if settings.tolerance < 0 or not math.isfinite(settings.tolerance):
         raise GateError(f"bad tolerance {settings.tolerance}: expected a non-negative fraction, e.g. 0.15")
-    base_rows, cur_rows = _lookup(best_rows(baseline)), _lookup(best_rows(current))
+    base_rows, cur_rows = _lookup(fastest_per_case(baseline)), _lookup(fastest_per_case(current))
     if not set(base_rows) & set(cur_rows):
         raise GateError("the baseline and the current results have no case in common (compare the same preset)")
     out = []
@@ -176,16 +157,11 @@ def mode_line(settings: GateSettings) -> str:
             f"a regression is {rule} (4 medians); {settings.reference!r} itself is unchanged by construction (use --absolute to gate it)")
 
 
-def _case_label(row: pd.Series) -> str:
-    compiled = " compiled" if row["compiled"] is True else ""
-    return (f"{row['device']} {row['dtype']} {row['pass']} b{row['batch']} {row['height']}x{row['width']} "
-            f"h{row['heads']} d{row['head_dim']} k{row['kernel_size']}{compiled}")
-
-
-def _cells(row: pd.Series) -> list[str]:
+def table_cells(row: pd.Series) -> list[str]:
+    """Return the text cells of one verdict row, in HEADERS order."""
     number = lambda value, fmt: "-" if pd.isna(value) else format(value, fmt)  # noqa: E731
     return [
-        _case_label(row), str(row["variant"]), number(row["baseline_ms"], ".3f"), number(row["current_ms"], ".3f"),
+        case_label(row), str(row["variant"]), number(row["baseline_ms"], ".3f"), number(row["current_ms"], ".3f"),
         number(row["change"], "+.1%"), number(row["threshold"], ".0%"), str(row["verdict"]), str(row["note"] or ""),
     ]
 
@@ -193,21 +169,10 @@ def _cells(row: pd.Series) -> list[str]:
 HEADERS = ("case", "variant", "baseline ms", "current ms", "change", "threshold", "verdict", "note")
 
 
-def _ordered(verdicts: pd.DataFrame) -> pd.DataFrame:
+def ordered_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Return the verdicts sorted for reading: regressions first, then by case."""
     rank = {verdict: i for i, verdict in enumerate(VERDICTS)}
     return verdicts.assign(_rank=verdicts["verdict"].map(rank)).sort_values(["_rank", *SHAPE_KEY, "variant"], kind="stable")
-
-
-def rich_table(verdicts: pd.DataFrame, settings: GateSettings) -> Table:
-    """Return the verdicts as a rich table, regressions first."""
-    summary = ", ".join(f"{n} {verdict}" for verdict, n in counts(verdicts).items() if n)
-    table = Table(title=f"regression gate: {summary}", caption=mode_line(settings))
-    for header in HEADERS:
-        table.add_column(header, justify="right" if header.endswith(("ms", "change", "threshold")) else "left")
-    for _, row in _ordered(verdicts).iterrows():
-        style = VERDICT_STYLE.get(str(row["verdict"]))
-        table.add_row(*_cells(row), style=style)
-    return table
 
 
 def markdown(verdicts: pd.DataFrame, settings: GateSettings, advisory: bool = False) -> str:
@@ -220,26 +185,13 @@ def markdown(verdicts: pd.DataFrame, settings: GateSettings, advisory: bool = Fa
              f"_{mode_line(settings)}._", "",
              "| " + " | ".join(HEADERS) + " |", "|" + "|".join("---:" if h.endswith(("ms", "change", "threshold")) else "---"
                                                             for h in HEADERS) + "|"]
-    for _, row in _ordered(verdicts).iterrows():
-        lines.append("| " + " | ".join(escape(cell) for cell in _cells(row)) + " |")
+    for _, row in ordered_verdicts(verdicts).iterrows():
+        lines.append("| " + " | ".join(escape(cell) for cell in table_cells(row)) + " |")
     return "\n".join(lines) + "\n"
 
 
-def configure_gate(parser) -> None:
-    """Add the gate command's options to parser (an argparse.ArgumentParser)."""
-    parser.add_argument("--baseline", required=True, type=Path,
-                        help="the reference results CSV, or a directory of them: the one from this machine is used")
-    parser.add_argument("--current", required=True, type=Path, help="the results CSV to judge")
-    parser.add_argument("--tolerance", type=float, default=GateSettings.tolerance,
-                        help="tolerated relative slowdown (default: %(default)s = 15%%)")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--reference", default=GateSettings.reference,
-                      help="variant whose median for the same case and file normalises each row (default: %(default)s)")
-    mode.add_argument("--absolute", action="store_true", help="compare raw medians (baseline from this same machine)")
-    parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the verdicts as a markdown table to FILE")
-
-
-def _threads_note(baseline: pd.DataFrame, current: pd.DataFrame) -> str:
+def threads_note(baseline: pd.DataFrame, current: pd.DataFrame) -> str:
+    """Return a warning when the two files were measured with other thread counts, else ''."""
     threads = [sorted({int(t) for t in frame["threads"].dropna()}) for frame in (baseline, current)]
     if threads[0] != threads[1]:
         return f"note: thread counts differ (baseline {threads[0]}, current {threads[1]}): timings may not compare"
@@ -256,18 +208,8 @@ def baseline_file_name(frame: pd.DataFrame) -> str:
     return "ci-" + re.sub(r"[^a-z0-9]+", "-", machine(frame).lower()).strip("-") + ".csv"
 
 
-def pick_baseline(path: Path, current: pd.DataFrame) -> Path:
-    """Return path, or for a directory its baseline CSV from current's machine (else its first CSV)."""
-    if not path.is_dir():
-        return path
-    candidates = sorted(path.glob("*.csv"))
-    if not candidates:
-        raise GateError(f"no baseline CSV in {path}")
-    wanted = machine(current)
-    return next((c for c in candidates if machine(results.load(c)) == wanted), candidates[0])
-
-
-def _machine_note(baseline: pd.DataFrame, current: pd.DataFrame) -> str:
+def machine_note(baseline: pd.DataFrame, current: pd.DataFrame) -> str:
+    """Return why the verdicts are only advisory (another machine's baseline), else ''."""
     if machine(baseline) == machine(current):
         return ""
     return (f"note: baseline measured on {machine(baseline)}, current on {machine(current)}: relative speeds "
@@ -275,30 +217,3 @@ def _machine_note(baseline: pd.DataFrame, current: pd.DataFrame) -> str:
             "(exit 0); record a baseline on this machine (scripts/ci_gate.sh --refresh)")
 
 
-def run_gate_command(args) -> int:
-    """Load both CSVs, judge every case, print the table (and markdown); return 0, 1 on a regression.
-
-    A regression fails only against a baseline from the same machine (same device names): across
-    processors the ratios between variants move by more than any tolerance (docs/gate.md).
-    """
-    current = results.load(args.current)
-    baseline = results.load(pick_baseline(args.baseline, current))
-    settings = GateSettings(args.tolerance, None if args.absolute else args.reference)
-    if settings.reference is not None and settings.reference not in set(baseline["variant"]) | set(current["variant"]):
-        raise GateError(f"reference variant {settings.reference!r} is in neither CSV (pass --reference NAME or --absolute)")
-    verdicts = compare(baseline, current, settings)
-    console = Console()
-    console.width = max(console.width, 140)  # keep the table readable when piped into a CI log
-    console.print(rich_table(verdicts, settings))
-    advisory = _machine_note(baseline, current)
-    notes = [note for note in (_threads_note(baseline, current), advisory) if note]
-    for note in notes:
-        console.print(f"[yellow]{note}[/]")
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(markdown(verdicts, settings, bool(advisory)) + "".join(f"\n{note}\n" for note in notes))
-    regressions = counts(verdicts)["regression"]
-    status = 0 if advisory else exit_status(verdicts)
-    outcome = "pass, advisory" if advisory else "FAIL" if status else "pass"
-    console.print(f"gate: {outcome} ({regressions} regression(s){' against another machine' if advisory else ''})")
-    return status

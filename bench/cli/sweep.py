@@ -1,9 +1,8 @@
-"""The `sweep` and `list` commands of run_bench.py."""
+"""The `sweep` command (the default): run the cases of a preset and flags, print the summary, draw figures."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import time
 import uuid
@@ -13,16 +12,18 @@ import pandas as pd
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-import attention_variants as av
 from attention_variants.case import Case
-from bench import env, spec
 from bench import results
-from bench.isolation import Isolation
-from bench.messages import first_line
-from bench.runner import Settings, pending, run_sweep
-from bench.summary import print_failures, summary_table
+from bench.analysis.summary import failure_counts
+from bench.cli.common import CliError, add_plugin_option, load_plugins
+from bench.cli.console import print_failures, summary_table, wide_console
+from bench.cli.plot import plot_after_sweep
+from bench.execution import spec
+from bench.execution.isolation import Isolation
+from bench.execution.sweep import pending, run_sweep
+from bench.measure.machine import cpu_name
+from bench.measure.settings import Settings
 
 SWEEP_FLAGS = {  # CLI flag -> sweep axis; values are comma-separated lists
     "--variants": "variants",
@@ -38,28 +39,9 @@ SWEEP_FLAGS = {  # CLI flag -> sweep axis; values are comma-separated lists
 }
 
 
-class CliError(ValueError):
-    """Bad input from the command line; reported as one line with exit status 2."""
-
-
-def load_plugins(modules: list[str]) -> None:
-    """Import each plugin module (which registers its variants); a failure is a CliError."""
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except (Exception, SystemExit) as err:  # any import-time failure is the plugin's, reported in one line
-            raise CliError(f"plugin {module!r} failed to import: {type(err).__name__}: {first_line(err)}") from None
-
-
-def add_common(parser: argparse.ArgumentParser) -> None:
-    """Add the options that every command that touches variants needs."""
-    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                        help="import MODULE first (it registers extra variants); repeatable")
-
-
-def configure_sweep(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser) -> None:
     """Add the sweep's options to parser."""
-    add_common(parser)
+    add_plugin_option(parser)
     parser.add_argument("--preset", default="quick", help=f"a preset in bench/presets ({', '.join(spec.preset_names())}) or a .toml path")
     for flag, axis in SWEEP_FLAGS.items():
         parser.add_argument(flag, dest=axis, metavar="A,B,...", help=f"override the preset's {axis}")
@@ -127,17 +109,7 @@ def _resume(args: argparse.Namespace, cases: list[Case], console: Console) -> tu
     return args.resume, run_id, todo
 
 
-def failure_counts(frame: pd.DataFrame) -> str:
-    """Return a one-line count of the rows by outcome, e.g. '6 cases: 2 ok, 4 failed (1 error, 1 oom, ...)'."""
-    counts = frame["status"].value_counts()
-    failed = counts.drop(["ok", "skipped"], errors="ignore")
-    parts = [f"{counts.get('ok', 0)} ok"] + ([f"{counts['skipped']} skipped"] if "skipped" in counts else [])
-    detail = ", ".join(f"{n} {status}" for status, n in failed.sort_index().items())
-    parts.append(f"{failed.sum()} failed" + (f" ({detail})" if detail else ""))
-    return f"{len(frame)} cases: " + ", ".join(parts)
-
-
-def run_sweep_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the sweep the arguments describe; return the exit status."""
     load_plugins(args.plugin)
     if args.threads < 1:
@@ -147,7 +119,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     out, run_id, cases = _resume(args, spec.cases(sweep), console)
     settings = Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed)
-    console.print(f"run {run_id}: {len(cases)} cases, {settings.threads} threads, {env.cpu_name()} -> {out}")
+    console.print(f"run {run_id}: {len(cases)} cases, {settings.threads} threads, {cpu_name()} -> {out}")
     rows: list[dict[str, object]] = []
     interrupted = False
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
@@ -167,44 +139,13 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             interrupted = True
     frame = pd.DataFrame(rows, columns=list(results.COLUMNS))  # every column, even if no row filled it
     if not frame.empty:
-        _wide_console().print(summary_table(frame, title=f"run {run_id}"))
+        wide_console().print(summary_table(frame, title=f"run {run_id}"))
         print_failures(frame, console)
         console.print(failure_counts(frame))
     console.print(f"{len(rows)} of {len(cases)} rows written to {out}")
     if rows and not args.no_plots:
-        from bench.plots import plot_after_sweep  # drawing stays apart from measuring
-
         plot_after_sweep(out, console)
     if interrupted:
         console.print("[yellow]interrupted[/]: the rows above are saved; finish with --resume " + str(out))
         return 130
-    return 0
-
-
-def _wide_console() -> Console:
-    """Return a stdout console at least 110 columns wide, so tables stay readable when piped."""
-    console = Console()
-    console.width = max(console.width, 110)
-    return console
-
-
-def configure_list(parser: argparse.ArgumentParser) -> None:
-    """Add the list command's options."""
-    add_common(parser)
-    parser.add_argument("--device", default="cpu", help="device to check support on (default: cpu)")
-
-
-def run_list_command(args: argparse.Namespace) -> int:
-    """Print every variant, its family and whether it can run here; return 0."""
-    load_plugins(args.plugin)
-    if args.device not in spec.DEVICES:
-        raise CliError(f"unknown device {args.device!r} (known: {', '.join(spec.DEVICES)})")
-    table = Table(title=f"variants on {args.device} ({env.device_name(args.device)})")
-    for header in ("variant", "family", "runs here", "description"):
-        table.add_column(header, no_wrap=header in ("variant", "family"))  # names stay greppable
-    probe = Case("", device=args.device)
-    for variant in av.available():
-        reason = env.device_unavailable(args.device) or variant.supports(probe.replace(variant=variant.name))
-        table.add_row(variant.name, variant.family, "yes" if reason is None else f"no: {reason}", variant.description)
-    _wide_console().print(table)
     return 0

@@ -1,4 +1,4 @@
-"""Results ready for figures and reports: several CSVs -> one frame with facets; pure pandas."""
+"""Results ready for figures and reports: several CSVs -> one frame with facets, panels and footnotes; pure pandas."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Sequence
 
 import pandas as pd
 
-from bench.plotstyle import axis_text, case_text, resolution_label
-from bench.results import CASE_KEY, ResultsError, load
+from bench.analysis.labels import axis_text, case_text, resolution_label
+from bench.results import ResultsError, load
+from bench.results.selection import latest_per_case
 
 # Case axes besides variant/device/dtype/pass/resolution/batch that a sweep may vary.
 EXTRA_AXES = ("heads", "head_dim", "kernel_size", "compiled")
@@ -33,7 +34,7 @@ def load_results(paths: Sequence[str | Path]) -> pd.DataFrame:
         frames.append(frame.assign(source=index, source_path=str(path)))
     combined = pd.concat(frames, ignore_index=True)
     require_ok(combined)
-    combined = latest_per_case(combined)
+    combined = latest_per_case(combined, within=("source",))
     combined["facet"] = facet_labels(combined)
     combined["pixels"] = combined["height"] * combined["width"]
     return combined
@@ -47,12 +48,6 @@ def require_ok(frame: pd.DataFrame) -> None:
     first = frame.iloc[0]
     paths = ", ".join(dict.fromkeys(frame["source_path"]))
     raise NothingToPlot(f"nothing to plot: {paths} has no ok rows ({counts}; e.g. {first['variant']}: {first['reason']})")
-
-
-def latest_per_case(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return frame with one row per (source, case): the latest, when a CSV was appended to twice."""
-    ordered = frame.sort_values("timestamp", kind="stable", na_position="first")
-    return ordered.drop_duplicates(subset=["source", *CASE_KEY], keep="last").sort_index()
 
 
 def run_label(frame: pd.DataFrame) -> str:

@@ -12,8 +12,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bench.plotdata import machine_label, not_ok_lines, panel_title, run_label
-from bench.plotstyle import variant_order, variant_styles
+from bench.analysis.frames import machine_label, not_ok_lines, panel_title, run_label
+from bench.analysis.labels import variant_order
+from bench.plots.style import variant_styles
 
 PANEL_SIZE = (4.6, 3.3)  # inches per panel
 HOLLOW = dict(markerfacecolor="none", markeredgewidth=1.4, linestyle="none", markersize=8)

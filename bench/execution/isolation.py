@@ -19,13 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from attention_variants.case import Case
-from bench.worker import BOOT, EXIT_STARTUP_FAILED
+from bench.execution.protocol import BOOT, EXIT_STARTUP_FAILED, ProtocolError, Task, decode_message, encode_task
 
 POLL_S = 0.2  # how often the parent checks the clock and the worker's memory while it waits
 RETIRE_AFTER = ("error", "oom", "timeout")  # a failed case may have left the process unusable
@@ -76,11 +75,10 @@ class Worker:
             reason = f"worker failed to start: {reason}"
         return {"status": "error", "reason": reason}
 
-    def run(self, case: Case, task_settings: dict[str, object]) -> dict[str, object]:
-        """Return the measured columns of the case, or a failure row when the worker did not report."""
-        task = {"case": asdict(case), "settings": task_settings, "max_memory_bytes": self.cap}
+    def run(self, case: dict[str, object], task_settings: dict[str, object]) -> dict[str, object]:
+        """Return the measured columns of the case (its fields), or a failure row when the worker did not report."""
         try:
-            self.process.stdin.write((json.dumps(task) + "\n").encode())
+            self.process.stdin.write(encode_task(Task(case, task_settings, self.cap)))
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # the worker died; _next_message says how
@@ -102,7 +100,11 @@ class Worker:
                 self.kill()
                 return {"status": "oom", "reason": f"the case grew its worker's resident memory by more than {self.cap / 2**30:.3g} GB (--max-memory-gb); worker killed"}
         line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            return decode_message(line)
+        except ProtocolError as err:  # e.g. a variant that printed to the result pipe
+            self.kill()
+            return {"status": "error", "reason": f"worker sent a malformed message ({err}); worker killed"}
 
     def _read(self, timeout_s: float) -> bool:
         ready, _, _ = select.select([self.results_fd], [], [], timeout_s)
@@ -193,8 +195,8 @@ class WorkerPool:
         self.worker: Worker | None = None
         self.served = 0
 
-    def measure(self, case: Case, task_settings: dict[str, object]) -> dict[str, object]:
-        """Return the measured columns of the case, run in a worker."""
+    def measure(self, case: dict[str, object], task_settings: dict[str, object]) -> dict[str, object]:
+        """Return the measured columns of the case (its fields), run in a worker."""
         if self.worker is None:
             self.worker, self.served = Worker(self.isolation, Path(self.log_dir.name)), 0
             failure = self.worker.start()

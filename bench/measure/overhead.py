@@ -1,7 +1,7 @@
 """Harness overhead: what the timer reports for an empty callable and for a trivially small case.
 
 Anything measured at or near these floors is measuring the harness (Python call, closure,
-timer loop), not the attention. Run: `python -m bench.overhead [--threads N]`.
+timer loop), not the attention. Run: `python -m bench.measure.overhead [--threads N]`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import torch
 
 import attention_variants as av
 from attention_variants.case import Case
-from bench import timing
-from bench.runner import Settings, make_inputs, timed_callable
+from bench.measure import timing
+from bench.measure.callables import timed_callable
+from bench.measure.inputs import make_inputs
+from bench.measure.settings import Settings
 
 TINY = Case("im2col", batch=1, height=3, width=3, heads=1, head_dim=1, kernel_size=3)
 

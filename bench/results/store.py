@@ -1,4 +1,4 @@
-"""The tidy results schema: one row per case; atomic appends; a typed loader for notebooks."""
+"""The results store: crash-safe, locked appends to a CSV, schema migration, and the typed loader."""
 
 from __future__ import annotations
 
@@ -18,63 +18,7 @@ except ImportError:  # Windows
     fcntl = None
 
 from bench.messages import first_line
-
-STATUSES = ("ok", "skipped", "oom", "error", "timeout", "mismatch")
-
-# Column -> pandas dtype. Add columns at the end; never rename without a reason.
-SCHEMA: dict[str, str] = {
-    "run_id": "string",
-    "timestamp": "string",
-    "variant": "string",
-    "family": "string",
-    "device": "string",
-    "device_name": "string",
-    "dtype": "string",
-    "batch": "int64",
-    "height": "int64",
-    "width": "int64",
-    "heads": "int64",
-    "head_dim": "int64",
-    "kernel_size": "int64",
-    "pass": "string",
-    "compiled": "boolean",
-    "status": "string",
-    "reason": "string",
-    "median_ms": "float64",
-    "iqr_ms": "float64",
-    "min_ms": "float64",
-    "n_measurements": "Int64",
-    "peak_mem_mb": "float64",
-    "throughput_per_s": "float64",
-    "gflop": "float64",
-    "gflop_per_s": "float64",
-    "max_abs_err": "float64",
-    "threads": "Int64",
-    "host": "string",
-    "cpu": "string",
-    "gpu": "string",
-    "torch_version": "string",
-    "natten_version": "string",
-    "git_sha": "string",
-    "backend": "string",
-    # issue 7: compile time and the roofline (bench/roofline.py)
-    "compile_ms": "float64",
-    "peak_gflop_per_s": "float64",
-    "peak_gb_per_s": "float64",
-    "bytes_moved": "float64",
-    "arithmetic_intensity": "float64",
-    "roofline_fraction": "float64",
-    "bound": "string",
-}
-COLUMNS = tuple(SCHEMA)
-CASE_KEY = ("variant", "device", "dtype", "batch", "height", "width", "heads", "head_dim", "kernel_size", "pass", "compiled")
-# Without these a CSV is not a results file (every reader needs them). Other columns may be
-# missing (files written before a column was added): they load as empty.
-REQUIRED = ("run_id", *CASE_KEY, "status", "reason", "median_ms", "iqr_ms", "min_ms", "n_measurements")
-
-
-class ResultsError(ValueError):
-    """A results file that cannot be read as this schema; the message is one line."""
+from bench.results.schema import COLUMNS, REQUIRED, SCHEMA, STATUSES, ResultsError
 
 
 def _format(value: object) -> object:

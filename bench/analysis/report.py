@@ -1,18 +1,16 @@
-"""A markdown summary of one results CSV, written next to it: tables, machine, figures, semantics."""
+"""The markdown report of a results frame: latency and speed-up tables, machine, accuracy, figures, semantics."""
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from bench.plotdata import load_results, not_ok_lines, output_folder, panel_keys, resolution_ticks, run_label
-from bench.plots import FIGURES, REFERENCE, make_figures, times, with_speedup
-from bench.plotstyle import axis_text, variant_order
-from bench.results import CASE_KEY
-from bench.summary import add_speedup
+from bench.analysis.frames import not_ok_lines, panel_keys, resolution_ticks, run_label
+from bench.analysis.labels import axis_text, variant_order
+from bench.analysis.summary import add_speedup, times, with_speedup
+from bench.results.selection import CASE_KEY, NOISE_THRESHOLD, REFERENCE_VARIANT, is_noisy, latest_per_case
 
 # What each semantics family does at the image border (the only place the local ones differ).
 BORDER_SEMANTICS = {
@@ -30,7 +28,6 @@ BORDER_SEMANTICS = {
                       "wrap-around, so border windows are partial.",
 }
 FINGERPRINT = ("host", "device_name", "cpu", "gpu", "threads", "torch_version", "natten_version", "git_sha")
-NOISY = 0.10  # IQR / median above this marks a cell as noisy
 
 
 def markdown_table(header: list[str], rows: list[list[str]], numbers: bool = True) -> str:
@@ -59,8 +56,7 @@ def milliseconds(value: float) -> str:
 def _cell_ms(row: pd.Series) -> str:
     if row["status"] != "ok":
         return row["status"]
-    noisy = pd.notna(row["iqr_ms"]) and row["iqr_ms"] > NOISY * row["median_ms"]
-    return milliseconds(row["median_ms"]) + (" ~" if noisy else "")
+    return milliseconds(row["median_ms"]) + (" ~" if is_noisy(row["iqr_ms"], row["median_ms"]) else "")
 
 
 def _cell_speedup(row: pd.Series) -> str:
@@ -97,15 +93,14 @@ def accuracy_table(frame: pd.DataFrame) -> str:
     return markdown_table(["variant", *worst.columns], rows)
 
 
-def compare_runs(first: pd.DataFrame, second: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
+def compare_runs(first: pd.DataFrame, second: pd.DataFrame, reference: str = REFERENCE_VARIANT) -> pd.DataFrame:
     """Return one row per case ok in both: medians, time ratio second/first, and each one's speed-up vs reference.
 
     Raw times compare runs on one machine; across machines compare the speed-ups, each
     measured against the reference within its own run.
     """
     def ok_latest(frame: pd.DataFrame) -> pd.DataFrame:
-        latest = frame.sort_values("timestamp", kind="stable").drop_duplicates(list(CASE_KEY), keep="last")
-        measured = add_speedup(latest, reference)
+        measured = add_speedup(latest_per_case(frame), reference)
         return measured[measured["status"] == "ok"][[*CASE_KEY, "median_ms", "speedup"]]
 
     merged = ok_latest(first).merge(ok_latest(second), on=list(CASE_KEY), suffixes=("_first", "_second"))
@@ -121,14 +116,14 @@ def _link(path: Path, md_path: Path) -> str:
 
 def render(frame: pd.DataFrame, csv_path: Path, md_path: Path, figures: dict[str, list[Path]]) -> str:
     """Return the markdown report of the rows of one CSV."""
-    data = with_speedup(frame, REFERENCE) if (frame["variant"] == REFERENCE).any() else frame.assign(speedup=float("nan"))
+    data = with_speedup(frame, REFERENCE_VARIANT) if (frame["variant"] == REFERENCE_VARIANT).any() else frame.assign(speedup=float("nan"))
     parts = [f"# Local attention benchmark: {run_label(frame)}", "",
              f"Results: `{csv_path}`. Median latency of one call; `~` marks a noisy cell (IQR above "
-             f"{NOISY:.0%} of the median). Compare speeds as ratios measured in the same run.", "",
+             f"{NOISE_THRESHOLD:.0%} of the median). Compare speeds as ratios measured in the same run.", "",
              "## Machine", "", fingerprint_table(frame), "", "## Median latency (ms)", ""]
     for heading, rows in _groups(data):
         parts += [f"**{heading}**", "", pivot_table(rows, _cell_ms), ""]
-    parts += [f"## Speed-up relative to {REFERENCE} (higher is faster)", ""]
+    parts += [f"## Speed-up relative to {REFERENCE_VARIANT} (higher is faster)", ""]
     for heading, rows in _groups(data):
         parts += [f"**{heading}**", "", pivot_table(rows, _cell_speedup), ""]
     parts += ["## Accuracy: largest max |output - float64 oracle|", "", accuracy_table(frame), ""]
@@ -142,27 +137,3 @@ def render(frame: pd.DataFrame, csv_path: Path, md_path: Path, figures: dict[str
     rows = [[family, ", ".join(present.get(family, [])) or "-", text] for family, text in BORDER_SEMANTICS.items()]
     parts += [markdown_table(["family", "variants here", "at the border"], rows, numbers=False), ""]
     return "\n".join(parts)
-
-
-def configure_report(parser: argparse.ArgumentParser) -> None:
-    """Add the report command's options."""
-    parser.add_argument("results", type=Path, metavar="RESULTS.csv", help="results CSV; the report is RESULTS.md")
-    parser.add_argument("--no-plots", action="store_true", help="do not draw the figures (link none)")
-
-
-def figures_for(frame: pd.DataFrame, csv_path: Path) -> dict[str, list[Path]]:
-    """Return the CSV's figures in plots/<run_id>/: those already drawn after the CSV changed, else new ones."""
-    folder = Path("plots") / output_folder(frame)
-    fresh = {name: [folder / f"{name}.png"] for name in FIGURES
-             if (folder / f"{name}.png").is_file() and (folder / f"{name}.png").stat().st_mtime >= csv_path.stat().st_mtime}
-    return fresh or make_figures(frame, folder)
-
-
-def run_report_command(args: argparse.Namespace) -> int:
-    """Write the markdown report next to the CSV (with its figures); return 0."""
-    frame = load_results([args.results])
-    figures = {} if args.no_plots else figures_for(frame, args.results)
-    md_path = args.results.with_suffix(".md")
-    md_path.write_text(render(frame, args.results, md_path, figures))
-    print(md_path)
-    return 0

@@ -1,8 +1,9 @@
 """Worker side of case isolation: a subprocess that measures the cases its parent sends.
 
-Run by bench.isolation (never by hand) as `python -c BOOT SYS_PATH [--plugin M ...]`: it takes
-the parent's sys.path, imports torch, the variants and the plugins once, says it is ready, then
-reads one JSON task per line on stdin and writes one JSON result per line on the result fd.
+Started by bench.execution.isolation (never by hand) as `python -c BOOT SYS_PATH [--plugin M ...]`
+(bench.execution.protocol): it takes the parent's sys.path, imports torch, the variants and the
+plugins once, says it is ready, then reads one task per line on stdin and writes one result
+per line on the result fd. It imports the protocol and bench.measure, never the sweep.
 A Python failure of a case becomes a row here; a crash, a hang or a memory blow-up kills this
 process, and the parent turns that into the row instead.
 """
@@ -12,14 +13,12 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import gc
-import json
 import os
 import resource
 import signal
 import sys
 
-BOOT = "import sys, json; sys.path[:] = json.loads(sys.argv[1]); from bench.worker import main; sys.exit(main(sys.argv[2:]))"
-EXIT_STARTUP_FAILED = 3
+from bench.execution.protocol import EXIT_STARTUP_FAILED, Task, decode_task, encode_ready, encode_result
 
 
 def _die_with_sweep(lifeline_fd: int) -> None:
@@ -51,28 +50,24 @@ def _limit_address_space(device: str, max_memory_bytes: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def _failure_row(err: BaseException) -> dict[str, object]:
-    from bench.runner import failure_columns
-
-    return failure_columns(err)
-
-
-def run_task(task: dict[str, object]) -> dict[str, object]:
+def run_task(task: Task) -> dict[str, object]:
     """Return the measured columns of one task (a case and its settings), failures included."""
     import torch
 
     from attention_variants.case import Case
-    from bench.runner import Settings, measure_case
+    from bench.measure.case import measure_case
+    from bench.measure.failures import failure_columns
+    from bench.measure.settings import Settings
 
-    case = Case(**task["case"])
-    settings = Settings(**task["settings"])
+    case = Case(**task.case)
+    settings = Settings(**task.settings)
     torch.set_num_threads(settings.threads)
     measured: dict[str, object] = {}
     try:
-        _limit_address_space(case.device, task.get("max_memory_bytes"))
-        measured = measure_case(case, settings)
-    except BaseException as err:  # a variant calling sys.exit or raising at support time is a row too
-        measured = _failure_row(err)
+        _limit_address_space(case.device, task.max_memory_bytes)
+        measured = measure_case(case, settings).to_columns()
+    except BaseException as err:  # a variant calling sys.exit is a row too
+        measured = failure_columns(err)
     finally:
         _limit_address_space(case.device, None)
     if measured.get("status") != "skipped":  # a skipped case built nothing; a full collection costs ~0.1 s
@@ -105,15 +100,14 @@ def main(argv: list[str]) -> int:
     _die_with_sweep(args.lifeline_fd)
     faulthandler.enable()  # a segfault or abort leaves "Fatal Python error: ..." in the log
     import attention_variants  # noqa: F401  the import cost is paid once per worker, not per case
-    import bench.runner  # noqa: F401
+    import bench.measure.case  # noqa: F401
 
     problem = _import_plugins(args.plugin)
     if problem:
         print(problem, file=sys.stderr)
         return EXIT_STARTUP_FAILED
     results = os.fdopen(args.result_fd, "w", buffering=1)
-    results.write(json.dumps({"ready": os.getpid()}) + "\n")
+    results.write(encode_ready(os.getpid()))
     for line in sys.stdin:
-        measured = run_task(json.loads(line))
-        results.write(json.dumps(measured, default=str) + "\n")
+        results.write(encode_result(run_task(decode_task(line))))
     return 0

@@ -1,12 +1,10 @@
-"""Fixed look of the figures: one colour and marker per variant, line styles, short labels."""
+"""Fixed look of the figures: one colour and marker per variant, and line styles."""
 
 from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
 from typing import Iterable
-
-import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -17,7 +15,7 @@ class Style:
     marker: str
 
 
-# The seed variants keep these styles whatever else a run holds; im2col, the reference, is dark.
+# The built-in variants keep these styles whatever else a run holds; im2col, the reference, is dark.
 FIXED = {
     "im2col": Style("#3b3b3b", "o"),
     "slide": Style("#1f77b4", "s"),
@@ -70,33 +68,7 @@ def variant_styles(names: Iterable[str]) -> dict[str, Style]:
     return styles
 
 
-def variant_order(names: Iterable[str]) -> list[str]:
-    """Return the variants in a stable order: the fixed ones first (in FIXED order), then by name."""
-    present = set(names)
-    return [name for name in FIXED if name in present] + sorted(present - set(FIXED))
-
-
 def linestyles(values: Iterable[object]) -> dict[object, object]:
     """Return a line style per value (e.g. batch size), in sorted order."""
     ordered = sorted(set(values))
     return {value: LINESTYLES[i % len(LINESTYLES)] for i, value in enumerate(ordered)}
-
-
-def resolution_label(height: int, width: int) -> str:
-    """Return '56×56' for a resolution."""
-    return f"{height}×{width}"
-
-
-AXIS_WORDS = {"heads": "heads", "head_dim": "head dim", "kernel_size": "kernel", "compiled": "compiled"}
-
-
-def axis_text(column: str, value: object) -> str:
-    """Return a reader's label for one case axis value, e.g. 'kernel 7' or 'compiled'."""
-    if column == "compiled":
-        return "compiled" if value is True else "eager"
-    return f"{AXIS_WORDS.get(column, column)} {value}"
-
-
-def case_text(row: pd.Series) -> str:
-    """Return a compact description of a row's case for footnotes, e.g. '28×28 b2 float32 forward'."""
-    return f"{resolution_label(row['height'], row['width'])} b{row['batch']} {row['dtype']} {row['pass']}"

@@ -19,22 +19,23 @@ from typing import Callable
 import torch
 from torch.utils import benchmark
 
-NOISY_IQR_FRACTION = 0.10
+from bench.results.selection import NOISE_THRESHOLD, is_noisy
 
 
 @dataclass(frozen=True)
 class Timing:
-    """What was observed: per-call statistics in milliseconds."""
+    """What was observed: the raw per-call time of each measured block, and statistics over them, in ms."""
 
     median_ms: float
     iqr_ms: float
     min_ms: float
     n_measurements: int
     warmup_calls: int
+    block_times_ms: tuple[float, ...] = ()  # one per-call time per block, in measuring order
 
     @property
     def noisy(self) -> bool:
-        return self.iqr_ms > NOISY_IQR_FRACTION * self.median_ms
+        return is_noisy(self.iqr_ms, self.median_ms)
 
 
 def synchronize(device: str) -> None:
@@ -61,11 +62,12 @@ def measure(
     """Return the timing of fn after warm-up, measured by torch.utils.benchmark."""
     warmup_calls = warm_up(fn, device, warmup_s)
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-    m = timer.adaptive_autorange(threshold=NOISY_IQR_FRACTION, min_run_time=min_run_s, max_run_time=max_run_s)
+    m = timer.adaptive_autorange(threshold=NOISE_THRESHOLD, min_run_time=min_run_s, max_run_time=max_run_s)
     return Timing(
         median_ms=m.median * 1e3,
         iqr_ms=m.iqr * 1e3,
         min_ms=min(m.times) * 1e3,
         n_measurements=len(m.times),
         warmup_calls=warmup_calls,
+        block_times_ms=tuple(t * 1e3 for t in m.times),
     )

@@ -5,8 +5,8 @@ peak is unreachable, and the question is how far each formulation is from what *
 device does *now*. A large matmul stands for peak compute (the best a GEMM library gets),
 a large copy (well past the last-level cache) for memory bandwidth. Both run once per
 process, device, dtype and thread count (functools.cache) and are timed with
-torch.utils.benchmark like the cases. With per-case worker processes the parent should
-calibrate once and hand the numbers to the workers (see docs/performance.md).
+torch.utils.benchmark like the cases. With per-case worker processes the sweep calibrates
+once (`calibrate`) and hands the numbers to the workers (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils import benchmark
 
-from attention_variants.case import Case
+from attention_variants.case import DTYPES, Case
+from bench.measure.machine import device_unavailable
 
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}  # square side of the calibration GEMM
 COPY_BYTES = {"cpu": 256 << 20, "cuda": 2 << 30}  # well past L3 / L2, so it measures DRAM
@@ -73,6 +74,27 @@ def _synced(device: str, fn, *args) -> None:
 def peaks(device: str, dtype: torch.dtype, threads: int) -> Peaks:
     """Return the calibrated peaks of `device` for `dtype` at `threads` (cached per process)."""
     return Peaks(matmul_gflop_per_s(device, dtype, threads), copy_gb_per_s(device, threads))
+
+
+def calibrate(cases: list[Case], threads: int, known: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Return `known` plus the peaks of every usable (device, dtype) of the cases not in it, measured now."""
+    found = dict(known)
+    for device, dtype in dict.fromkeys((case.device, case.dtype) for case in cases):
+        if f"{device}/{dtype}" not in found and device_unavailable(device) is None:
+            measured = peaks(device, DTYPES[dtype], threads)
+            found[f"{device}/{dtype}"] = [measured.gflop_per_s, measured.gb_per_s]
+    return found
+
+
+def analytic_gflop(case: Case) -> float:
+    """Return the useful GFLOP of the case: QK^T and AV over the k*k keys each query sees.
+
+    2 FLOP per multiply-add, 2 matmul-like products, softmax ignored; backward counts as
+    twice the forward (gradients for q, k, v), so forward_backward is 3x.
+    """
+    # k*k keys per query (a window of w = k has as many as the k x k square), 2 products, 2 FLOP each
+    forward = 4 * case.neighbour_elements
+    return forward * (3 if case.needs_grad else 1) / 1e9
 
 
 def bytes_moved(case: Case) -> float:

@@ -1,0 +1,39 @@
+"""Summary numbers of a run: speed-ups relative to the reference variant and counts of outcomes."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.results.selection import REFERENCE_VARIANT, SHAPE_KEY
+
+
+def add_speedup(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT) -> pd.DataFrame:
+    """Return frame with `speedup` = reference median / row median, matched on the case shape."""
+    ok = frame[frame["status"] == "ok"]
+    ref = ok[ok["variant"] == reference][[*SHAPE_KEY, "median_ms"]].rename(columns={"median_ms": "reference_ms"})
+    merged = frame.merge(ref, on=list(SHAPE_KEY), how="left")
+    merged["speedup"] = merged["reference_ms"] / merged["median_ms"].where(merged["status"] == "ok")
+    return merged.drop(columns="reference_ms")
+
+
+def with_speedup(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT) -> pd.DataFrame:
+    """Return frame with `speedup` vs the reference, matched within each source CSV and facet."""
+    parts = [add_speedup(group, reference) for _, group in frame.groupby(["source", "facet"], sort=False)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def times(ratio: float) -> str:
+    """Return a ratio as a short label: '28×', '1.3×', '0.27×', '0.005×'."""
+    if ratio >= 10:
+        return f"{ratio:.0f}×"
+    return f"{ratio:.1f}×" if ratio >= 1 else f"{ratio:.2g}×"
+
+
+def failure_counts(frame: pd.DataFrame) -> str:
+    """Return a one-line count of the rows by outcome, e.g. '6 cases: 2 ok, 4 failed (1 error, 1 oom, ...)'."""
+    counts = frame["status"].value_counts()
+    failed = counts.drop(["ok", "skipped"], errors="ignore")
+    parts = [f"{counts.get('ok', 0)} ok"] + ([f"{counts['skipped']} skipped"] if "skipped" in counts else [])
+    detail = ", ".join(f"{n} {status}" for status, n in failed.sort_index().items())
+    parts.append(f"{failed.sum()} failed" + (f" ({detail})" if detail else ""))
+    return f"{len(frame)} cases: " + ", ".join(parts)

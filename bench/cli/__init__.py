@@ -1,0 +1,49 @@
+"""The command line: `run_bench.py [sweep|list|plot|report|gate] ...`, one module per command (sweep is the default).
+
+The `list` command lives in listing.py: a submodule named `list` would shadow the builtin here.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench.cli import gate, listing, plot, report, sweep
+from bench.cli.common import CliError, OneLineParser
+from bench.analysis.gate import GateError
+from bench.execution.spec import SpecError
+from bench.results import ResultsError
+
+# command -> (module with configure(parser) and run(args) -> exit status, help)
+COMMANDS = {
+    "sweep": (sweep, "run a sweep and write a results CSV (default)"),
+    "list": (listing, "list the variants and whether they run here"),
+    "plot": (plot, "draw the figures of results CSV(s) into plots/<run_id>/"),
+    "report": (report, "write a markdown summary next to a results CSV"),
+    "gate": (gate, "compare results with a baseline CSV; exit 1 on a regression"),
+}
+BAD_INPUT = (SpecError, ResultsError, CliError, GateError)
+DESCRIPTION = "Benchmark 2-D local attention: `run_bench.py [sweep|list|plot|report|gate] ...` (sweep is the default)."
+
+
+def build_parser() -> OneLineParser:
+    """Return the parser with one sub-command per entry of COMMANDS."""
+    parser = OneLineParser(prog="run_bench.py", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", parser_class=OneLineParser)
+    for name, (module, help_text) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        module.configure(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse argv, run the command, and return its exit status (2 on bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "sweep")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except BAD_INPUT as err:
+        sys.stderr.write(f"run_bench.py: error: {err}\n")
+        return 2

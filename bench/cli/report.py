@@ -1,0 +1,37 @@
+"""The `report` command: write a markdown report next to a results CSV, with its figures."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from bench.analysis.frames import load_results, output_folder
+from bench.analysis.report import render
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the report command's options."""
+    parser.add_argument("results", type=Path, metavar="RESULTS.csv", help="results CSV; the report is RESULTS.md")
+    parser.add_argument("--no-plots", action="store_true", help="do not draw the figures (link none)")
+
+
+def figures_for(frame: pd.DataFrame, csv_path: Path) -> dict[str, list[Path]]:
+    """Return the CSV's figures in plots/<run_id>/: those already drawn after the CSV changed, else new ones."""
+    from bench.plots.figures import FIGURES, make_figures  # matplotlib only when figures are drawn
+
+    folder = Path("plots") / output_folder(frame)
+    fresh = {name: [folder / f"{name}.png"] for name in FIGURES
+             if (folder / f"{name}.png").is_file() and (folder / f"{name}.png").stat().st_mtime >= csv_path.stat().st_mtime}
+    return fresh or make_figures(frame, folder)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the markdown report next to the CSV (with its figures); return 0."""
+    frame = load_results([args.results])
+    figures = {} if args.no_plots else figures_for(frame, args.results)
+    md_path = args.results.with_suffix(".md")
+    md_path.write_text(render(frame, args.results, md_path, figures))
+    print(md_path)
+    return 0

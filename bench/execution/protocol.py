@@ -1,0 +1,78 @@
+"""The wire protocol between a sweep and its worker subprocess: how a worker starts, and the messages both send.
+
+One JSON object per line. The parent writes tasks to the worker's stdin; the worker answers on
+its result pipe, first `{"ready": pid}`, then one results-row fragment per task. Both sides
+import this module (and nothing of each other); every message is validated on receipt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+from bench.results.schema import COLUMNS, STATUSES
+
+# `python -c BOOT SYS_PATH [worker flags]`: the worker takes the parent's sys.path, then runs.
+BOOT = ("import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
+        "from bench.execution.worker import main; sys.exit(main(sys.argv[2:]))")
+EXIT_STARTUP_FAILED = 3  # the worker's exit status when it could not start (e.g. a plugin failed to import)
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow this protocol; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One case for a worker: the case's fields, the run's settings and the memory the case may add."""
+
+    case: dict[str, object]
+    settings: dict[str, object]
+    max_memory_bytes: int | None = None
+
+
+def encode_task(task: Task) -> bytes:
+    """Return the task as one line of JSON."""
+    return (json.dumps(asdict(task)) + "\n").encode()
+
+
+def decode_task(line: str | bytes) -> Task:
+    """Return the task of one line; ProtocolError when it is not one."""
+    message = _json_object(line)
+    expected = {f.name for f in fields(Task)}
+    if set(message) != expected or not isinstance(message["case"], dict) or not isinstance(message["settings"], dict):
+        raise ProtocolError(f"not a task: keys {sorted(message)} (expected {sorted(expected)})")
+    return Task(**message)
+
+
+def encode_ready(pid: int) -> str:
+    """Return the line a worker sends once it can take tasks."""
+    return json.dumps({"ready": pid}) + "\n"
+
+
+def encode_result(columns: dict[str, object]) -> str:
+    """Return the line that carries one task's results-row columns."""
+    return json.dumps(columns, default=str) + "\n"
+
+
+def decode_message(line: str | bytes) -> dict[str, object]:
+    """Return a worker's message: {"ready": pid}, or results-row columns with a known status; else ProtocolError."""
+    message = _json_object(line)
+    if set(message) == {"ready"}:
+        return message
+    unknown = sorted(set(message) - set(COLUMNS))
+    if unknown:
+        raise ProtocolError(f"unknown column(s) in a worker's result: {', '.join(unknown[:3])}")
+    if message.get("status") not in STATUSES or not isinstance(message.get("reason", ""), str):
+        raise ProtocolError(f"a worker's result has no valid status: {str(message.get('status'))[:40]!r}")
+    return message
+
+
+def _json_object(line: str | bytes) -> dict[str, object]:
+    try:
+        message = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ProtocolError(f"not JSON: {err}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError(f"not a JSON object: {type(message).__name__}")
+    return message

@@ -1,0 +1,90 @@
+"""One case, measured: support check, oracle check, first call, timing, memory and roofline -> a CaseResult.
+
+This runs in whichever process measures the case (a worker, or the sweep itself with
+--cases-per-worker 0). A failure of the variant is data: it becomes the result's status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import attention_variants as av
+from attention_variants.case import Case
+from bench.measure import memory, roofline
+from bench.measure.callables import first_call
+from bench.measure.correctness import mismatch_reason, oracle_error
+from bench.measure.failures import classify
+from bench.measure.inputs import make_inputs
+from bench.measure.machine import device_unavailable
+from bench.measure.settings import Settings
+from bench.measure.timing import Timing, measure
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """What measuring one case gave: its status and reason, and what was observed when it ran."""
+
+    status: str
+    reason: str = ""
+    timing: Timing | None = None
+    peak_mem_mb: float | None = None
+    max_abs_err: float | None = None
+    backend: str = ""
+    compile_ms: float | None = None
+    gflop: float | None = None
+    throughput_per_s: float | None = None
+    roofline: dict[str, object] = field(default_factory=dict)
+
+    def to_columns(self) -> dict[str, object]:
+        """Return the results-row columns this result fills (measured ones only when it was timed)."""
+        columns: dict[str, object] = {"status": self.status, "reason": self.reason}
+        if self.timing is None:
+            return columns
+        seconds = self.timing.median_ms / 1e3
+        columns.update(
+            median_ms=self.timing.median_ms, iqr_ms=self.timing.iqr_ms, min_ms=self.timing.min_ms,
+            n_measurements=self.timing.n_measurements, peak_mem_mb=self.peak_mem_mb,
+            throughput_per_s=self.throughput_per_s, gflop=self.gflop, gflop_per_s=self.gflop / seconds if self.gflop else None,
+            max_abs_err=self.max_abs_err, backend=self.backend, compile_ms=self.compile_ms, **self.roofline,
+        )
+        return columns
+
+
+def measure_case(case: Case, settings: Settings) -> CaseResult:
+    """Return the result of one case: skipped with the reason, failed with the error's class, or measured."""
+    try:
+        variant = av.get(case.variant)
+        reason = device_unavailable(case.device) or variant.supports(case)
+        if reason:
+            return CaseResult("skipped", reason)
+        return _measure_supported(variant, case, settings)
+    except Exception as err:  # a failing variant (or a plugin's supports() raising) is data, not the end of the sweep
+        return CaseResult(*classify(err))
+
+
+def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> CaseResult:
+    error, note = oracle_error(variant, case, settings.seed)
+    prepared = variant.build(case, *make_inputs(case, settings.seed + 1))  # other inputs than the oracle check's
+    try:
+        called = first_call(prepared, case)
+    except Exception as err:  # a variant that does not compile is an error row that says so
+        if not case.compiled:
+            raise
+        return CaseResult("error", f"torch.compile failed: {classify(err)[1]}")
+    timing = measure(called.fn, case.device, settings.threads, settings.warmup_s, settings.min_run_s, settings.max_run_s)
+    peak_mb = memory.peak_memory_mb(called.fn, case.device)
+    calibrated = settings.peaks.get(f"{case.device}/{case.dtype}")
+    peaks = roofline.Peaks(*calibrated) if calibrated else roofline.peaks(case.device, case.torch_dtype, settings.threads)
+    error += called.drift
+    notes = [note] if note else []
+    if called.drift:
+        notes.append(f"compiled vs eager {'gradient drift' if case.needs_grad else 'drift'} {called.drift:.3g} included in max_abs_err")
+    mismatch = mismatch_reason(error, case.dtype)
+    if timing.noisy:
+        notes.append(f"noisy: IQR is {timing.iqr_ms / timing.median_ms:.0%} of the median")
+    gflop = roofline.analytic_gflop(case)
+    return CaseResult(
+        "mismatch" if mismatch else "ok", "; ".join([mismatch] * bool(mismatch) + notes), timing, peak_mb, error,
+        prepared.backend, called.compile_ms, gflop, case.batch / (timing.median_ms / 1e3),
+        roofline.roofline_columns(gflop, case, timing.median_ms, peaks),
+    )

@@ -1,0 +1,11 @@
+"""Results: the schema of a row, the CSV store (append, load, lock, migrate), and which rows count.
+
+`bench.results.load(path)` is the one call a notebook needs: a typed DataFrame of a results CSV.
+"""
+
+from bench.results.schema import COLUMNS, SCHEMA, SCHEMA_VERSION, STATUSES, ResultsError
+from bench.results.selection import CASE_KEY, REFERENCE_VARIANT, SHAPE_KEY
+from bench.results.store import append_rows, load
+
+__all__ = ["CASE_KEY", "COLUMNS", "REFERENCE_VARIANT", "SCHEMA", "SCHEMA_VERSION", "SHAPE_KEY", "STATUSES",
+           "ResultsError", "append_rows", "load"]

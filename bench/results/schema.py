@@ -1,0 +1,68 @@
+"""The tidy results schema: the columns of a row, their dtypes, the statuses, the schema version."""
+
+from __future__ import annotations
+
+from bench.results.selection import CASE_KEY
+
+# Written in every row. 1: files before the column existed (they load with it empty);
+# 2: the same columns plus schema_version itself.
+SCHEMA_VERSION = 2
+STATUSES = ("ok", "skipped", "oom", "error", "timeout", "mismatch")
+
+# Largest |variant - float64 oracle| accepted per dtype; above it a row's status is `mismatch`.
+TOLERANCE = {"float64": 1e-9, "float32": 1e-4, "float16": 1e-2, "bfloat16": 6e-2}
+
+# Column -> pandas dtype. Add columns at the end; never rename without a reason.
+SCHEMA: dict[str, str] = {
+    "run_id": "string",
+    "timestamp": "string",
+    "variant": "string",
+    "family": "string",
+    "device": "string",
+    "device_name": "string",
+    "dtype": "string",
+    "batch": "int64",
+    "height": "int64",
+    "width": "int64",
+    "heads": "int64",
+    "head_dim": "int64",
+    "kernel_size": "int64",
+    "pass": "string",
+    "compiled": "boolean",
+    "status": "string",
+    "reason": "string",
+    "median_ms": "float64",
+    "iqr_ms": "float64",
+    "min_ms": "float64",
+    "n_measurements": "Int64",
+    "peak_mem_mb": "float64",
+    "throughput_per_s": "float64",
+    "gflop": "float64",
+    "gflop_per_s": "float64",
+    "max_abs_err": "float64",
+    "threads": "Int64",
+    "host": "string",
+    "cpu": "string",
+    "gpu": "string",
+    "torch_version": "string",
+    "natten_version": "string",
+    "git_sha": "string",
+    "backend": "string",
+    # compile time and the roofline (bench/measure/roofline.py)
+    "compile_ms": "float64",
+    "peak_gflop_per_s": "float64",
+    "peak_gb_per_s": "float64",
+    "bytes_moved": "float64",
+    "arithmetic_intensity": "float64",
+    "roofline_fraction": "float64",
+    "bound": "string",
+    "schema_version": "Int64",
+}
+COLUMNS = tuple(SCHEMA)
+# Without these a CSV is not a results file (every reader needs them). Other columns may be
+# missing (files written before a column was added): they load as empty.
+REQUIRED = ("run_id", *CASE_KEY, "status", "reason", "median_ms", "iqr_ms", "min_ms", "n_measurements")
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read as this schema; the message is one line."""

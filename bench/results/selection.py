@@ -1,0 +1,54 @@
+"""Which rows belong together and which one counts: the case key, the reference, the noise rule."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# The columns that name a case: two rows with the same values measured the same thing.
+CASE_KEY = ("variant", "device", "dtype", "batch", "height", "width", "heads", "head_dim", "kernel_size", "pass", "compiled")
+# A case without its variant: the rows that variants are compared on (speed-ups, the gate's ratios).
+SHAPE_KEY = tuple(column for column in CASE_KEY if column != "variant")
+# The variant every speed-up and every normalised gate ratio is measured against.
+REFERENCE_VARIANT = "im2col"
+# A row whose IQR exceeds this fraction of its median is noisy (flagged in tables, figures and reasons).
+NOISE_THRESHOLD = 0.10
+
+
+def case_label(row: pd.Series | dict) -> str:
+    """Return a short label of a row's case shape, e.g. 'cpu float32 forward b1 56x56 h2 d32 k7'."""
+    compiled = " compiled" if row.get("compiled") is True else ""
+    return (f"{row['device']} {row['dtype']} {row['pass']} b{row['batch']} {row['height']}x{row['width']} "
+            f"h{row['heads']} d{row['head_dim']} k{row['kernel_size']}{compiled}")
+
+
+def is_noisy(iqr_ms: object, median_ms: object) -> bool:
+    """Return whether an IQR exceeds NOISE_THRESHOLD of its median (False where either is missing)."""
+    if pd.isna(iqr_ms) or pd.isna(median_ms):
+        return False
+    return float(iqr_ms) > NOISE_THRESHOLD * float(median_ms)
+
+
+def noisy_rows(frame: pd.DataFrame) -> pd.Series:
+    """Return, per row of frame, whether it is noisy (is_noisy of its iqr_ms and median_ms)."""
+    return pd.Series([is_noisy(i, m) for i, m in zip(frame["iqr_ms"], frame["median_ms"])], index=frame.index, dtype=bool)
+
+
+def latest_per_case(frame: pd.DataFrame, within: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Return one row per case (and per `within` column): the latest by timestamp, in the original order.
+
+    For showing a file that was appended to: the newest measurement of a case replaces older ones.
+    """
+    ordered = frame.sort_values("timestamp", kind="stable", na_position="first")
+    return ordered.drop_duplicates(subset=[*within, *CASE_KEY], keep="last").sort_index()
+
+
+def fastest_per_case(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per case: its fastest ok row over the runs in the frame, else its last row.
+
+    For gating several appended runs of one sweep: load from other processes on a shared
+    machine only ever adds time, so the fastest run is the least disturbed one.
+    """
+    ranked = frame.assign(_order=range(len(frame)), _ok=frame["status"] == "ok")
+    ranked = ranked.sort_values(["_ok", "median_ms", "_order"], ascending=[False, True, False], na_position="last")
+    best = ranked.drop_duplicates(subset=list(CASE_KEY), keep="first").sort_values("_order")
+    return best.drop(columns=["_order", "_ok"]).reset_index(drop=True)
