@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from attention_variants.case import Case
+from attention_variants.layout import from_channels_first, to_channels_first
 from attention_variants.registry import Prepared, Variant, register
 
 # Bytes of one chunk's q (plus the same again for acc and temporaries) that fit the cache:
@@ -61,13 +62,12 @@ def chunk_rows(case: Case) -> int:
 
 def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
     """Return the online-softmax closure over channels-first (batch*heads, head_dim, H, W) inputs."""
-    b, h, x, y, d = q.shape
-    native = lambda t: t.permute(0, 1, 4, 2, 3).reshape(b * h, d, x, y).contiguous()  # noqa: E731
-    chunk = b * h if case.compiled else chunk_rows(case)  # inductor fuses the whole loop itself
+    batch, heads = q.shape[:2]
+    chunk = batch * heads if case.compiled else chunk_rows(case)  # inductor fuses the whole loop itself
     return Prepared(
         fn=lambda qn, kn, vn: chunked(qn, kn, vn, case.kernel_size, chunk),
-        inputs=(native(q), native(k), native(v)),
-        to_canonical=lambda out: out.view(b, h, d, x, y).permute(0, 1, 3, 4, 2),
+        inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
+        to_canonical=lambda out: from_channels_first(out, batch, heads),
         backend=f"online softmax, chunk {chunk}",
     )
 

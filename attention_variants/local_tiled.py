@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from attention_variants.case import Case
+from attention_variants.layout import from_channels_first, to_channels_first
 from attention_variants.registry import Prepared, Variant, register
 
 SOURCE = Path(__file__).with_suffix(".c")
@@ -106,13 +107,12 @@ def supports(case: Case) -> str | None:
 
 def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
     """Return the kernel's closure over channels-first (batch*heads, head_dim, H, W) inputs."""
-    b, h, x, y, d = q.shape
-    native = lambda t: t.permute(0, 1, 4, 2, 3).reshape(b * h, d, x, y).contiguous()  # noqa: E731
+    batch, heads = q.shape[:2]
     library(case.kernel_size)  # compile now, not inside the first timed call
     return Prepared(
         fn=lambda qn, kn, vn: tiled_attention(qn, kn, vn, case.kernel_size),
-        inputs=(native(q), native(k), native(v)),
-        to_canonical=lambda out: out.view(b, h, d, x, y).permute(0, 1, 3, 4, 2),
+        inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
+        to_canonical=lambda out: from_channels_first(out, batch, heads),
         backend=f"C, tiles of 2x16 queries, {torch.get_num_threads()} OpenMP threads",
     )
 

@@ -7,6 +7,7 @@ import warnings
 import torch
 
 from attention_variants.case import Case
+from attention_variants.layout import from_heads_last, to_heads_last
 from attention_variants.registry import Prepared, Variant, register
 
 try:
@@ -35,8 +36,7 @@ def supports(case: Case) -> str | None:
 
 def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
     """Return na2d over heads-last (batch, H, W, heads, head_dim) inputs."""
-    native = lambda t: t.permute(0, 2, 3, 1, 4).contiguous()  # noqa: E731
-    qn, kn, vn = native(q), native(k), native(v)
+    qn, kn, vn = to_heads_last(q), to_heads_last(k), to_heads_last(v)
     backend = _choose_backend(qn, kn, vn, torch_compile=False)
 
     def fn(query, key, value):
@@ -45,7 +45,7 @@ def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prep
             warnings.simplefilter("ignore")
             return _natten.na2d(query, key, value, case.kernel_size, backend=backend)
 
-    return Prepared(fn=fn, inputs=(qn, kn, vn), to_canonical=lambda out: out.permute(0, 3, 1, 2, 4), backend=backend)
+    return Prepared(fn=fn, inputs=(qn, kn, vn), to_canonical=from_heads_last, backend=backend)
 
 
 register(Variant("natten", "neighborhood", build, supports, "natten.na2d, backend chosen by NATTEN"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from attention_variants.case import Case
+from attention_variants.layout import from_heads_last, to_heads_last
 from attention_variants.registry import Prepared, Variant, register
 
 
@@ -65,11 +66,10 @@ def _builder(shifted: bool):
         w = case.kernel_size
         shift = w // 2 if shifted else 0
         mask = shifted_window_mask(case.height, case.width, w, shift, q.dtype, q.device) if shift else None
-        native = lambda t: t.permute(0, 2, 3, 1, 4).contiguous()  # noqa: E731  (B, H, W, heads, D)
         return Prepared(
             fn=lambda qn, kn, vn: window_attention(qn, kn, vn, w, shift, mask),
-            inputs=(native(q), native(k), native(v)),
-            to_canonical=lambda out: out.permute(0, 3, 1, 2, 4),
+            inputs=(to_heads_last(q), to_heads_last(k), to_heads_last(v)),
+            to_canonical=from_heads_last,
         )
 
     return build
