@@ -1,0 +1,107 @@
+"""Details of single variants and oracles that the registry-wide tests cannot see.
+
+The layout helpers, local-tiled's input checks and explicit thread count, local-fused's float32
+accumulation in half precision, NATTEN's own limits as skip reasons, and the shifted-window
+oracle against official Swin (additive -100 mask, shift 0 when the image is not larger than
+the window).
+"""
+
+import pytest
+import torch
+
+import attention_variants as av
+from attention_variants import layout, local_tiled
+from attention_variants.case import Case
+from attention_variants.reference import local_zero_pad
+
+
+def _qkv(shape, dtype=torch.float64, seed=0, scale=1.0):
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.randn(shape, generator=generator, dtype=torch.float64) * scale).to(dtype) for _ in range(3)]
+
+
+def _run(name: str, case: Case, q, k, v) -> torch.Tensor:
+    prepared = av.get(name).build(case, q, k, v)
+    return prepared.to_canonical(prepared.fn(*prepared.inputs))
+
+
+# --- layout -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pair", [
+    (layout.to_channels_first, lambda out, b, h: layout.from_channels_first(out, b, h), (6, 4, 5, 7)),
+    (layout.to_channels_last, lambda out, b, h: layout.from_channels_last(out, b, h), (6, 5, 7, 4)),
+    (layout.to_heads_last, lambda out, b, h: layout.from_heads_last(out), (2, 5, 7, 3, 4)),
+], ids=["channels-first", "channels-last", "heads-last"])
+def test_layout_pairs_round_trip(pair):
+    to_native, back, native_shape = pair
+    x = torch.randn(2, 3, 5, 7, 4)
+    native = to_native(x)
+    assert native.shape == native_shape and native.is_contiguous()
+    assert torch.equal(back(native, 2, 3), x)
+
+
+def test_channels_first_puts_head_dim_before_pixels():
+    x = torch.randn(2, 3, 5, 7, 4)
+    assert torch.equal(layout.to_channels_first(x)[1 * 3 + 2, :, 4, 6], x[1, 2, 4, 6])
+
+
+# --- local-tiled ------------------------------------------------------------------------------
+
+needs_cc = pytest.mark.skipif(local_tiled.compiler() is None, reason="no C compiler")
+
+
+def _channels_first(shape, dtype=torch.float32):
+    return [layout.to_channels_first(t).to(dtype) for t in _qkv(shape)]
+
+
+@needs_cc
+def test_tiled_rejects_a_strided_view():
+    q, k, v = _channels_first((1, 2, 6, 6, 8))
+    with pytest.raises(ValueError, match="k is not contiguous"):
+        local_tiled.tiled_attention(q, k.transpose(2, 3), v, 3, 1)
+    with pytest.raises(ValueError, match="q is not contiguous"):
+        local_tiled.tiled_attention(q[:, :, :, ::2], k[:, :, :, ::2].contiguous(), v[:, :, :, ::2].contiguous(), 3, 1)
+
+
+@needs_cc
+def test_tiled_rejects_float64():
+    q, k, v = _channels_first((1, 2, 6, 7, 8), torch.float64)
+    with pytest.raises(ValueError, match="q is torch.float64, the kernel reads float32 only"):
+        local_tiled.tiled_attention(q, k, v, 3, 1)
+
+
+@needs_cc
+def test_tiled_rejects_mismatched_shapes_and_other_ranks():
+    q, k, v = _channels_first((1, 2, 6, 7, 8))
+    with pytest.raises(ValueError, match=r"k has shape \(2, 8, 6, 6\), q has \(2, 8, 6, 7\)"):
+        local_tiled.tiled_attention(q, k[..., :6].contiguous(), v, 3, 1)
+    with pytest.raises(ValueError, match="v has shape"):
+        local_tiled.tiled_attention(q, k, v[:1], 3, 1)
+    with pytest.raises(ValueError, match="must be 4-D"):
+        local_tiled.tiled_attention(q[None], k[None], v[None], 3, 1)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        local_tiled.tiled_attention(q, k, v, 3, 0)
+
+
+@needs_cc
+def test_tiled_thread_count_is_explicit_and_changes_nothing():
+    q, k, v = _qkv((1, 2, 9, 13, 8))
+    cf = [layout.to_channels_first(t).float() for t in (q, k, v)]
+    one, three = (local_tiled.tiled_attention(*cf, 5, threads) for threads in (1, 3))
+    torch.testing.assert_close(one, three, atol=1e-6, rtol=1e-6)  # 3 threads split 2 images into row bands
+    torch.testing.assert_close(layout.from_channels_first(three, 1, 2).double(), local_zero_pad(q, k, v, 5), atol=2e-5, rtol=2e-5)
+
+
+@needs_cc
+def test_tiled_build_fixes_the_thread_count_and_records_it(monkeypatch):
+    case = Case("local-tiled", batch=1, height=6, width=7, heads=2, head_dim=8, kernel_size=3)
+    q, k, v = _qkv((1, 2, 6, 7, 8), torch.float32)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    prepared = av.get("local-tiled").build(case, q, k, v)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # a later change must not reach the closure
+    used, real = [], local_tiled.tiled_attention
+    monkeypatch.setattr(local_tiled, "tiled_attention", lambda *args: used.append(args[4]) or real(*args))
+    out = prepared.to_canonical(prepared.fn(*prepared.inputs))
+    assert used == [3] and prepared.backend.endswith("3 OpenMP threads")
+    torch.testing.assert_close(out.double(), local_zero_pad(q.double(), k.double(), v.double(), 3), atol=2e-5, rtol=2e-5)
