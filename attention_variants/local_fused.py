@@ -60,7 +60,9 @@ def chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int,
 
 def chunk_rows(case: Case) -> int:
     """Return how many (batch*heads) rows one eager chunk holds so that it stays in cache."""
-    row_bytes = case.head_dim * case.height * case.width * torch.empty((), dtype=case.torch_dtype).element_size()
+    # Sized by the accumulator's element (float32 for half inputs): acc and temporaries dominate.
+    accumulate = torch.promote_types(case.torch_dtype, torch.float32)
+    row_bytes = case.head_dim * case.height * case.width * torch.empty((), dtype=accumulate).element_size()
     return max(1, CHUNK_BYTES // row_bytes)
 
 
