@@ -124,3 +124,34 @@ def test_fused_half_precision_error_is_close_to_im2col(shape, kernel, dtype):
         assert out.dtype == case.torch_dtype
         errors[name] = (out.double() - expected).abs().max().item()
     assert errors["local-fused"] <= 2 * errors["im2col"], errors
+
+
+# --- natten: NATTEN's own limits become skip reasons -------------------------------------------
+
+needs_natten = pytest.mark.skipif(not av.natten.HAS_NATTEN, reason="natten is not installed")
+
+
+@needs_natten
+@pytest.mark.parametrize("height,width", [(5, 6), (3, 3)])  # 3x3 with kernel 3: NATTEN's self-attention path
+@pytest.mark.parametrize("kernel", [1, 3])
+@pytest.mark.parametrize("head_dim", [1, 2, 3, 8, 12, 32, 48, 64, 100, 128, 256])
+def test_natten_supports_says_no_exactly_when_natten_raises(head_dim, kernel, height, width):
+    case = Case("natten", batch=1, height=height, width=width, heads=1, head_dim=head_dim, kernel_size=kernel)
+    reason = av.get("natten").supports(case)
+    try:
+        _run("natten", case, *_qkv((1, 1, height, width, head_dim), torch.float32))
+        raised = None
+    except (ValueError, NotImplementedError, RuntimeError) as err:
+        raised = err
+    assert (reason is None) == (raised is None), (reason, raised)
+
+
+@needs_natten
+def test_natten_reasons_quote_natten():
+    supports = av.get("natten").supports
+    assert "all >= 2" in supports(Case("natten", height=5, width=6, head_dim=8, kernel_size=1))
+    assert "cannot be larger than input size" in supports(Case("natten", height=5, width=6, head_dim=8, kernel_size=7))
+    no_backend = supports(Case("natten", height=5, width=6, head_dim=12, kernel_size=3))
+    assert no_backend.startswith("natten has no backend for head_dim 12, float32 on cpu: flex-fna: ")
+    assert "8 <= head_dim <= 512 and only powers of two" in no_backend
+    assert "FP32, FP16, and BF16" in supports(Case("natten", dtype="float64", head_dim=8, kernel_size=3))
