@@ -2,7 +2,8 @@
 
 Same number of keys per query as k x k local attention, so the speed comparison is fair;
 outputs differ (a window is not centred on its query). Follows Swin's window_partition,
-cyclic roll and -100 region mask.
+cyclic roll and -100 region mask, and its rule that an image not larger than the window gets
+no shift.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def window_attention(q, k, v, w: int, shift: int, mask: torch.Tensor | None) -> 
     return torch.roll(out, shifts=(shift, shift), dims=(1, 2)) if shift else out
 
 
+def swin_shift(height: int, width: int, w: int) -> int:
+    """Return the shift official Swin (and timm) uses for SW-MSA: w // 2, or 0 when min(H, W) <= w."""
+    # Swin also shrinks the window to min(H, W) then; `supports` (w divides H and W) makes that a no-op.
+    return 0 if min(height, width) <= w else w // 2
+
+
 def supports(case: Case) -> str | None:
     """Return why the window does not tile the image, if it does not."""
     w = case.kernel_size
@@ -64,7 +71,7 @@ def supports(case: Case) -> str | None:
 def _builder(shifted: bool):
     def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
         w = case.kernel_size
-        shift = w // 2 if shifted else 0
+        shift = swin_shift(case.height, case.width, w) if shifted else 0
         mask = shifted_window_mask(case.height, case.width, w, shift, q.dtype, q.device) if shift else None
         return Prepared(
             fn=lambda qn, kn, vn: window_attention(qn, kn, vn, w, shift, mask),

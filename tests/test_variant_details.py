@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import attention_variants as av
-from attention_variants import layout, local_tiled
+from attention_variants import layout, local_tiled, reference, window
 from attention_variants.case import Case
 from attention_variants.reference import local_zero_pad
 
@@ -155,3 +155,55 @@ def test_natten_reasons_quote_natten():
     assert no_backend.startswith("natten has no backend for head_dim 12, float32 on cpu: flex-fna: ")
     assert "8 <= head_dim <= 512 and only powers of two" in no_backend
     assert "FP32, FP16, and BF16" in supports(Case("natten", dtype="float64", head_dim=8, kernel_size=3))
+
+
+# --- window-shifted: the oracle is official Swin's SW-MSA --------------------------------------
+
+
+def _swin_sw_msa_loops(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: int) -> torch.Tensor:
+    """Swin's SW-MSA for one head (H, W, D), from its definition: roll, windows, -100 mask, roll back."""
+    height, width, dim = q.shape
+    s = w // 2
+    source = {(r, c): ((r + s) % height, (c + s) % width) for r in range(height) for c in range(width)}  # roll by -s
+
+    def region(r, c):  # Swin's img_mask slices (0, -w), (-w, -s), (-s, None) of the rolled frame, per axis
+        return tuple(0 if i < length - w else 1 if i < length - s else 2 for i, length in ((r, height), (c, width)))
+
+    out = torch.zeros_like(q)
+    for query in source:
+        window_keys = [key for key in source if (key[0] // w, key[1] // w) == (query[0] // w, query[1] // w)]
+        logits = torch.stack([(q[source[query]] * k[source[key]]).sum() * dim**-0.5
+                              + (0.0 if region(*key) == region(*query) else -100.0) for key in window_keys])
+        values = torch.stack([v[source[key]] for key in window_keys])
+        out[source[query]] = (logits.softmax(0)[:, None] * values).sum(0)  # rolling back puts it where it came from
+    return out
+
+
+@pytest.mark.parametrize("scale", [1.0, 10.0])
+def test_shifted_window_oracle_is_swin_by_scalar_loops(scale):
+    q, k, v = _qkv((1, 2, 6, 6, 4), scale=scale)
+    got = reference.window_shifted(q, k, v, 3)
+    for head in range(2):
+        expected = _swin_sw_msa_loops(q[0, head], k[0, head], v[0, head], 3)
+        torch.testing.assert_close(got[0, head], expected, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype,tolerance", [("float64", 1e-10), ("float32", 2e-3)])
+@pytest.mark.parametrize("height,width,w", [(14, 14, 7), (6, 9, 3), (10, 15, 5)])
+def test_shifted_window_variant_matches_oracle_at_large_logits(height, width, w, dtype, tolerance):
+    """At 10x inputs the -100 mask no longer zeroes glued keys: -inf in the oracle was off by ~43."""
+    case = Case("window-shifted", dtype=dtype, batch=2, height=height, width=width, heads=2, head_dim=8, kernel_size=w)
+    q, k, v = _qkv((2, 2, height, width, 8), case.torch_dtype, scale=10.0)
+    out = _run("window-shifted", case, q, k, v)
+    torch.testing.assert_close(out.double(), reference.oracle("window-shifted", q, k, v, w), atol=tolerance, rtol=tolerance)
+
+
+@pytest.mark.parametrize("height,width", [(7, 7), (7, 14)])
+def test_no_shift_when_the_image_is_not_larger_than_the_window(height, width):
+    """Official Swin and timm: min(H, W) <= window -> shift 0 (and window min(H, W)), i.e. plain W-MSA."""
+    case = Case("window-shifted", batch=1, height=height, width=width, heads=2, head_dim=8, kernel_size=7)
+    q, k, v = _qkv((1, 2, height, width, 8), torch.float64, scale=10.0)
+    plain = reference.window(q, k, v, 7)
+    torch.testing.assert_close(reference.window_shifted(q, k, v, 7), plain)
+    torch.testing.assert_close(_run("window-shifted", case.replace(dtype="float64"), q, k, v), plain)
+    assert window.swin_shift(height, width, 7) == 0 and window.swin_shift(height + 1, width + 1, 7) == 3
