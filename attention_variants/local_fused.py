@@ -6,7 +6,7 @@ values that Im2Col and Slide materialise never exist. Eagerly, the batch*heads a
 into chunks whose working set stays in cache; under torch.compile the whole loop is one
 graph that inductor fuses, so no chunking is applied there. Half-precision inputs are upcast
 one offset slice at a time and the running max, sum and accumulator stay float32 (rounding
-them to bf16 on every step made the error 5-10x Im2Col's); the result is cast back once.
+them to bf16/fp16 on every step made the error 3-10x Im2Col's); the result is cast back once.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def online_local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ke
     """Return zero-padded local attention of channels-first q, k, v (n, head_dim, H, W)."""
     n, dim, height, width = q.shape
     pad = kernel_size // 2
-    # Half-precision running sums lose ~1e-1 over k*k rescalings: accumulate in float32 at least.
+    # Rounding the running sums to half precision at each of the k*k steps compounds: accumulate in float32 at least.
     accumulate = torch.promote_types(q.dtype, torch.float32)
     query = q.to(accumulate) * dim**-0.5
     keys = F.pad(k, (pad, pad, pad, pad))  # zero keys/values outside: the local-zero-pad rule
