@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from attention_variants.case import Case
+from attention_variants.layout import from_channels_last, to_channels_last
 from attention_variants.registry import Prepared, Variant, register
 
 BLOCK = (2, 8)  # (rows, cols) of a query block: measured best of 1x8..8x8 at 56x56, k=7 (docs/performance.md)
@@ -71,14 +72,13 @@ def chunked(q, k, v, kernel_size: int, block: tuple[int, int], chunk: int) -> to
 
 def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
     """Return the blocked-halo closure over channels-last (batch*heads, H, W, head_dim) inputs."""
-    b, h, x, y, d = q.shape
-    native = lambda t: t.reshape(b * h, x, y, d).contiguous()  # noqa: E731
-    row_bytes = x * y * d * q.element_size()
-    chunk = b * h if case.compiled else max(1, CHUNK_BYTES // row_bytes)
+    batch, heads, height, width, dim = q.shape
+    row_bytes = height * width * dim * q.element_size()
+    chunk = batch * heads if case.compiled else max(1, CHUNK_BYTES // row_bytes)
     return Prepared(
         fn=lambda qn, kn, vn: chunked(qn, kn, vn, case.kernel_size, BLOCK, chunk),
-        inputs=(native(q), native(k), native(v)),
-        to_canonical=lambda out: out.view(b, h, x, y, d),
+        inputs=(to_channels_last(q), to_channels_last(k), to_channels_last(v)),
+        to_canonical=lambda out: from_channels_last(out, batch, heads),
         backend=f"blocks {BLOCK[0]}x{BLOCK[1]}, chunk {chunk}",
     )
 

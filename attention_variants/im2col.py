@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from attention_variants.case import Case
+from attention_variants.layout import from_channels_first, to_channels_first
 from attention_variants.registry import Prepared, Variant, register
 
 
@@ -22,12 +23,11 @@ def _im2col_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_
 
 def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
     """Return the Im2Col closure over channels-first (batch*heads, head_dim, H, W) inputs."""
-    b, h, x, y, d = q.shape
-    native = lambda t: t.permute(0, 1, 4, 2, 3).reshape(b * h, d, x, y).contiguous()  # noqa: E731
+    batch, heads = q.shape[:2]
     return Prepared(
         fn=lambda qn, kn, vn: _im2col_attention(qn, kn, vn, case.kernel_size),
-        inputs=(native(q), native(k), native(v)),
-        to_canonical=lambda out: out.view(b, h, d, x, y).permute(0, 1, 3, 4, 2),
+        inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
+        to_canonical=lambda out: from_channels_first(out, batch, heads),
     )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from attention_variants.case import Case
+from attention_variants.layout import from_channels_first, to_channels_first
 from attention_variants.registry import Prepared, Variant, register
 
 SOURCE = Path(__file__).with_suffix(".c")
@@ -77,13 +78,34 @@ def library(kernel_size: int) -> ctypes.CDLL:
     return compile_library(kernel_size)
 
 
-def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int,
+def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, threads: int) -> None:
+    """Raise ValueError unless the kernel may read q, k, v as dense float32 CPU (n, head_dim, H, W) arrays."""
+    # The C side sees bare pointers and q's shape: any other layout reads out of bounds silently.
+    if q.dim() != 4:
+        raise ValueError(f"local-tiled: q must be 4-D (n, head_dim, H, W), got shape {tuple(q.shape)}")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.shape != q.shape:
+            raise ValueError(f"local-tiled: {name} has shape {tuple(t.shape)}, q has {tuple(q.shape)}: they must be equal")
+        if t.dtype != torch.float32:
+            raise ValueError(f"local-tiled: {name} is {t.dtype}, the kernel reads float32 only")
+        if t.device.type != "cpu":
+            raise ValueError(f"local-tiled: {name} is on {t.device}, the kernel runs on the CPU only")
+        if not t.is_contiguous():
+            raise ValueError(f"local-tiled: {name} is not contiguous (strides {t.stride()}): pass .contiguous()")
+    if threads < 1:
+        raise ValueError(f"local-tiled: threads must be >= 1, got {threads}")
+
+
+def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, threads: int,
                     lib: ctypes.CDLL | None = None) -> torch.Tensor:
     """Return zero-padded local attention of contiguous float32 channels-first q, k, v (n, head_dim, H, W)."""
+    _check_inputs(q, k, v, threads)
     out = torch.empty_like(q)
+    if out.numel() == 0:
+        return out  # nothing to do, and the C side would divide by n = 0
     n, dim, height, width = q.shape
     status = (lib or library(kernel_size)).local_attention_f32(
-        q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), n, dim, height, width, torch.get_num_threads())
+        q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), n, dim, height, width, threads)
     if status:
         raise MemoryError("local-tiled: a thread could not allocate its padded copy of an image")
     return out
@@ -106,14 +128,14 @@ def supports(case: Case) -> str | None:
 
 def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
     """Return the kernel's closure over channels-first (batch*heads, head_dim, H, W) inputs."""
-    b, h, x, y, d = q.shape
-    native = lambda t: t.permute(0, 1, 4, 2, 3).reshape(b * h, d, x, y).contiguous()  # noqa: E731
+    batch, heads = q.shape[:2]
+    threads = torch.get_num_threads()  # the harness fixes the thread count before build
     library(case.kernel_size)  # compile now, not inside the first timed call
     return Prepared(
-        fn=lambda qn, kn, vn: tiled_attention(qn, kn, vn, case.kernel_size),
-        inputs=(native(q), native(k), native(v)),
-        to_canonical=lambda out: out.view(b, h, d, x, y).permute(0, 1, 3, 4, 2),
-        backend=f"C, tiles of 2x16 queries, {torch.get_num_threads()} OpenMP threads",
+        fn=lambda qn, kn, vn: tiled_attention(qn, kn, vn, case.kernel_size, threads),
+        inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
+        to_canonical=lambda out: from_channels_first(out, batch, heads),
+        backend=f"C, tiles of 2x16 queries, {threads} OpenMP threads",
     )
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from attention_variants.case import Case
+from attention_variants.layout import from_channels_last, to_channels_last
 from attention_variants.registry import Prepared, Variant, register
 
 
@@ -52,12 +53,11 @@ def supports(case: Case) -> str | None:
 
 def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
     """Return the strided-view closure over channels-last (batch*heads, H, W, head_dim) inputs."""
-    b, h, x, y, d = q.shape
-    native = lambda t: t.reshape(b * h, x, y, d).contiguous()  # noqa: E731
+    batch, heads = q.shape[:2]
     return Prepared(
         fn=lambda qn, kn, vn: view_attention(qn, kn, vn, case.kernel_size),
-        inputs=(native(q), native(k), native(v)),
-        to_canonical=lambda out: out.view(b, h, x, y, d),
+        inputs=(to_channels_last(q), to_channels_last(k), to_channels_last(v)),
+        to_canonical=lambda out: from_channels_last(out, batch, heads),
         backend="inductor loop nests over unfold views" if case.compiled else "einsum over unfold views (eager)",
     )
 

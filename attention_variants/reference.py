@@ -89,26 +89,53 @@ def neighborhood(q: Tensor, k: Tensor, v: Tensor, kernel_size: int) -> Tensor:
     return _softmax_weighted_sum(q, keys, values, None)
 
 
-def window(q: Tensor, k: Tensor, v: Tensor, window_size: int, shift: int = 0) -> Tensor:
-    """Return Swin window attention as dense attention with a same-window mask.
+def _swin_axis(length: int, window_size: int, shift: int) -> tuple[Tensor, Tensor]:
+    """Return, for each pixel of one axis, its window and its region in Swin's rolled frame."""
+    rolled = (torch.arange(length) - shift) % length  # roll(-shift) moves pixel i to rolled[i]
+    window_index = torch.div(rolled, window_size, rounding_mode="floor")
+    if not shift:
+        return window_index, torch.zeros(length, dtype=torch.long)
+    # Swin's img_mask slices of the rolled frame: [0, L-w), [L-w, L-s), [L-s, L)
+    region = (rolled >= length - window_size).long() + (rolled >= length - shift).long()
+    return window_index, region
 
-    With a cyclic shift s, Swin's roll + region mask is the same as cutting the image into
-    windows whose borders sit at s, s + w, ... with no wrap-around: pixel i is in group
-    floor((i - s) / w). That is the independent definition used here.
+
+def window(q: Tensor, k: Tensor, v: Tensor, window_size: int, shift: int = 0) -> Tensor:
+    """Return Swin window attention (W-MSA; SW-MSA with shift > 0) as dense masked attention.
+
+    What official Swin computes: roll the image by -shift, cut it into w x w windows, attend
+    within each window with an additive -100 between pixels of different regions (the strips
+    that the roll glued together: Swin's img_mask slices (0, -w), (-w, -s), (-s, None) of the
+    rolled frame, per axis), softmax, roll back by +shift. Here every query of the unrolled
+    image scores every key; a key in another rolled window gets -inf, one in the same window
+    but another region gets -100 (not -inf: with large logits such keys keep some weight, as
+    in Swin). With a shift the window must divide the image, as Swin's window_partition needs.
     """
     batch, heads, height, width, dim = q.shape
-    group_rows = torch.div(torch.arange(height) - shift, window_size, rounding_mode="floor")
-    group_cols = torch.div(torch.arange(width) - shift, window_size, rounding_mode="floor")
-    group = (group_rows[:, None] * (width + 1) + group_cols[None, :]).reshape(-1)
-    same_window = group[:, None] == group[None, :]
+    if shift and (height % window_size or width % window_size):
+        raise ValueError(f"shifted windows need window {window_size} to divide {height}x{width}")
+    row_window, row_region = _swin_axis(height, window_size, shift)
+    col_window, col_region = _swin_axis(width, window_size, shift)
+    window_id = (row_window[:, None] * width + col_window[None, :]).reshape(-1)
+    region_id = (row_region[:, None] * 3 + col_region[None, :]).reshape(-1)
+    same_window = window_id[:, None] == window_id[None, :]
+    same_region = region_id[:, None] == region_id[None, :]
+    bias = torch.where(same_region, 0.0, -100.0).to(q.dtype).masked_fill(~same_window, float("-inf"))
     flat = lambda x: x.reshape(batch, heads, height * width, dim)  # noqa: E731
-    logits = flat(q) @ flat(k).transpose(-1, -2) * dim**-0.5
-    weights = logits.masked_fill(~same_window, float("-inf")).softmax(dim=-1)
-    return (weights @ flat(v)).reshape(batch, heads, height, width, dim)
+    logits = flat(q) @ flat(k).transpose(-1, -2) * dim**-0.5 + bias
+    return (logits.softmax(dim=-1) @ flat(v)).reshape(batch, heads, height, width, dim)
 
 
 def window_shifted(q: Tensor, k: Tensor, v: Tensor, window_size: int) -> Tensor:
-    """Return shifted-window (Swin SW-MSA) attention with shift window_size // 2."""
+    """Return shifted-window (Swin SW-MSA) attention with Swin's choice of window and shift.
+
+    As official Swin and timm decide per block: when the image is not larger than the window
+    (min(H, W) <= w) the window shrinks to min(H, W) and the shift is 0 (plain W-MSA);
+    otherwise the shift is w // 2.
+    """
+    height, width = q.shape[2], q.shape[3]
+    if min(height, width) <= window_size:
+        return window(q, k, v, min(height, width), shift=0)
     return window(q, k, v, window_size, shift=window_size // 2)
 
 

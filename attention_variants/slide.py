@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from attention_variants.case import Case
+from attention_variants.layout import from_channels_first, to_channels_first
 from attention_variants.registry import Prepared, Variant, register
 
 
@@ -52,27 +53,20 @@ def slide_attention(
     return (attn * values).sum(3).reshape(n, dim, height, width)
 
 
-def _channels_first(case: Case, q, k, v):
-    b, h, x, y, d = q.shape
-    native = lambda t: t.permute(0, 1, 4, 2, 3).reshape(b * h, d, x, y).contiguous()  # noqa: E731
-    back = lambda out: out.view(b, h, d, x, y).permute(0, 1, 3, 4, 2)  # noqa: E731
-    return (native(q), native(k), native(v)), back
-
-
 def build_slide(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
     """Return the official Slide closure (one-hot kernels, no bias)."""
-    inputs, back = _channels_first(case, q, k, v)
+    batch, heads = q.shape[:2]
     kernel = one_hot_kernels(case.kernel_size, case.head_dim, q.dtype, q.device)
     return Prepared(
         fn=lambda qn, kn, vn: slide_attention(qn, kn, vn, kernel, None, case.heads),
-        inputs=inputs,
-        to_canonical=back,
+        inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
+        to_canonical=lambda out: from_channels_first(out, batch, heads),
     )
 
 
 def build_slide_deformed(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
     """Return Slide with deformed shifting, merged: one conv with kernel one-hot + learned."""
-    inputs, back = _channels_first(case, q, k, v)
+    batch, heads = q.shape[:2]
     weight, bias = deformed_kernels(case.kernel_size, case.head_dim)
     one_hot = one_hot_kernels(case.kernel_size, case.head_dim, torch.float64, "cpu")
     merged = (one_hot + weight.double()).to(q.device, q.dtype)  # merge in float64, then cast once
@@ -80,8 +74,8 @@ def build_slide_deformed(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.
     taps = case.kernel_size**2
     return Prepared(
         fn=lambda qn, kn, vn: slide_attention(qn, kn, vn, merged, merged_bias, case.heads),
-        inputs=inputs,
-        to_canonical=back,
+        inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
+        to_canonical=lambda out: from_channels_first(out, batch, heads),
         oracle_kwargs={
             "deform_weight": weight.view(case.head_dim, taps, taps),
             "deform_bias": bias.view(case.head_dim, taps),

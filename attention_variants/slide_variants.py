@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 
 from attention_variants.case import Case
+from attention_variants.layout import from_channels_first, to_channels_first
 from attention_variants.registry import Prepared, Variant, register
-from attention_variants.slide import _channels_first, one_hot_kernels, shift, slide_attention
+from attention_variants.slide import one_hot_kernels, shift, slide_attention
 
 
 def grouped_slide_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: torch.Tensor, heads: int) -> torch.Tensor:
@@ -29,20 +30,24 @@ def grouped_slide_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k
 
 def build_grouped(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
     """Return the one-conv Slide closure (one-hot kernels for 2 * head_dim channels)."""
-    inputs, back = _channels_first(case, q, k, v)
+    batch, heads = q.shape[:2]
     kernel = one_hot_kernels(case.kernel_size, 2 * case.head_dim, q.dtype, q.device)
-    return Prepared(fn=lambda qn, kn, vn: grouped_slide_attention(qn, kn, vn, kernel, case.heads), inputs=inputs, to_canonical=back)
+    return Prepared(
+        fn=lambda qn, kn, vn: grouped_slide_attention(qn, kn, vn, kernel, case.heads),
+        inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
+        to_canonical=lambda out: from_channels_first(out, batch, heads),
+    )
 
 
 def build_channels_last(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
     """Return the official Slide closure with channels_last inputs and kernel."""
-    inputs, back = _channels_first(case, q, k, v)
-    inputs = tuple(t.contiguous(memory_format=torch.channels_last) for t in inputs)
+    batch, heads = q.shape[:2]
+    inputs = tuple(to_channels_first(t).contiguous(memory_format=torch.channels_last) for t in (q, k, v))
     kernel = one_hot_kernels(case.kernel_size, case.head_dim, q.dtype, q.device).contiguous(memory_format=torch.channels_last)
     return Prepared(
         fn=lambda qn, kn, vn: slide_attention(qn, kn, vn, kernel, None, case.heads),
         inputs=inputs,
-        to_canonical=lambda out: back(out.contiguous()),
+        to_canonical=lambda out: from_channels_first(out.contiguous(), batch, heads),  # view needs the NCHW strides
     )
 
 

@@ -2,7 +2,8 @@
 
 Same number of keys per query as k x k local attention, so the speed comparison is fair;
 outputs differ (a window is not centred on its query). Follows Swin's window_partition,
-cyclic roll and -100 region mask.
+cyclic roll and -100 region mask, and its rule that an image not larger than the window gets
+no shift.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from attention_variants.case import Case
+from attention_variants.layout import from_heads_last, to_heads_last
 from attention_variants.registry import Prepared, Variant, register
 
 
@@ -52,6 +54,12 @@ def window_attention(q, k, v, w: int, shift: int, mask: torch.Tensor | None) -> 
     return torch.roll(out, shifts=(shift, shift), dims=(1, 2)) if shift else out
 
 
+def swin_shift(height: int, width: int, w: int) -> int:
+    """Return the shift official Swin (and timm) uses for SW-MSA: w // 2, or 0 when min(H, W) <= w."""
+    # Swin also shrinks the window to min(H, W) then; `supports` (w divides H and W) makes that a no-op.
+    return 0 if min(height, width) <= w else w // 2
+
+
 def supports(case: Case) -> str | None:
     """Return why the window does not tile the image, if it does not."""
     w = case.kernel_size
@@ -63,13 +71,12 @@ def supports(case: Case) -> str | None:
 def _builder(shifted: bool):
     def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
         w = case.kernel_size
-        shift = w // 2 if shifted else 0
+        shift = swin_shift(case.height, case.width, w) if shifted else 0
         mask = shifted_window_mask(case.height, case.width, w, shift, q.dtype, q.device) if shift else None
-        native = lambda t: t.permute(0, 2, 3, 1, 4).contiguous()  # noqa: E731  (B, H, W, heads, D)
         return Prepared(
             fn=lambda qn, kn, vn: window_attention(qn, kn, vn, w, shift, mask),
-            inputs=(native(q), native(k), native(v)),
-            to_canonical=lambda out: out.permute(0, 3, 1, 2, 4),
+            inputs=(to_heads_last(q), to_heads_last(k), to_heads_last(v)),
+            to_canonical=from_heads_last,
         )
 
     return build

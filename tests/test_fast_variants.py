@@ -74,12 +74,11 @@ needs_cc = pytest.mark.skipif(local_tiled.compiler() is None, reason="no C compi
 @needs_cc
 @pytest.mark.parametrize("heads,threads", [(3, 1), (3, 2), (1, 2), (1, 3), (2, 5)])  # fewer images than threads: row bands
 @pytest.mark.parametrize("height,width,dim,kernel", [(9, 13, 8, 3), (7, 20, 5, 7), (12, 33, 16, 5), (19, 17, 3, 9)])
-def test_tiled_kernel_matches_oracle(height, width, dim, kernel, heads, threads, monkeypatch):
+def test_tiled_kernel_matches_oracle(height, width, dim, kernel, heads, threads):
     """Odd rows (a phantom second row), widths that end in a partial tile, channels off the value blocks."""
-    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     q, k, v = _qkv((1, heads, height, width, dim))
     cf = lambda t: t.float().permute(0, 1, 4, 2, 3).reshape(heads, dim, height, width).contiguous()  # noqa: E731
-    out = local_tiled.tiled_attention(cf(q), cf(k), cf(v), kernel).view(1, heads, dim, height, width).permute(0, 1, 3, 4, 2)
+    out = local_tiled.tiled_attention(cf(q), cf(k), cf(v), kernel, threads).view(1, heads, dim, height, width).permute(0, 1, 3, 4, 2)
     torch.testing.assert_close(out.double(), local_zero_pad(q, k, v, kernel), **TOLERANCE[torch.float32])
 
 
@@ -90,7 +89,7 @@ def test_tiled_kernel_portable_path_matches_oracle(march):
     lib = local_tiled.compile_library(5, march)
     q, k, v = _qkv((2, 2, 11, 19, 5))
     cf = lambda t: t.float().permute(0, 1, 4, 2, 3).reshape(4, 5, 11, 19).contiguous()  # noqa: E731
-    out = local_tiled.tiled_attention(cf(q), cf(k), cf(v), 5, lib).view(2, 2, 5, 11, 19).permute(0, 1, 3, 4, 2)
+    out = local_tiled.tiled_attention(cf(q), cf(k), cf(v), 5, 2, lib).view(2, 2, 5, 11, 19).permute(0, 1, 3, 4, 2)
     torch.testing.assert_close(out.double(), local_zero_pad(q, k, v, 5), **TOLERANCE[torch.float32])
 
 
@@ -111,7 +110,7 @@ def test_tiled_kernel_reuses_its_scratch_across_shapes_and_survives_huge_logits(
     for shape, gain in (((1, 2, 11, 21, 8), 1.0), ((1, 2, 6, 9, 8), 1.0), ((1, 2, 11, 21, 8), 300.0)):
         q, k, v = _qkv(shape)
         q = q * gain  # logits up to ~1e3: exp of the raw logits overflows float32
-        out = local_tiled.tiled_attention(cf(q), cf(k), cf(v), 5).view(shape[0], shape[1], shape[4], *shape[2:4]).permute(0, 1, 3, 4, 2)
+        out = local_tiled.tiled_attention(cf(q), cf(k), cf(v), 5, 2).view(shape[0], shape[1], shape[4], *shape[2:4]).permute(0, 1, 3, 4, 2)
         torch.testing.assert_close(out.double(), local_zero_pad(q, k, v, 5), atol=1e-4, rtol=1e-4)
 
 
