@@ -8,6 +8,7 @@ from bench import results
 FAST = ["--min-run-s", "0.01", "--max-run-s", "0.05", "--no-plots"]
 
 
+@pytest.mark.slow
 def test_issue_command_writes_one_ok_row_per_variant(cli, tmp_path):
     out = tmp_path / "a.csv"
     variants = ["im2col", "slide", "slide-deformed", "window", "natten"]
@@ -22,6 +23,7 @@ def test_issue_command_writes_one_ok_row_per_variant(cli, tmp_path):
     assert "im2col" in done.stdout and "x vs im2col" in done.stdout
 
 
+@pytest.mark.slow
 def test_default_preset_runs_every_variant(cli, tmp_path):
     import attention_variants as av
 
@@ -33,6 +35,7 @@ def test_default_preset_runs_every_variant(cli, tmp_path):
     assert set(frame["status"]) == {"ok"}, frame[["variant", "status", "reason"]]
 
 
+@pytest.mark.slow
 def test_unsupported_cases_become_skipped_rows(cli, tmp_path):
     out = tmp_path / "s.csv"
     done = cli("--variants", "window,im2col", "--resolutions", "15", "--devices", "cpu,cuda", "--out", str(out), *FAST)

@@ -58,6 +58,7 @@ def test_fused_survives_huge_logits():
 
 
 @pytest.mark.parametrize("height,width,kernel", [(9, 13, 3), (12, 7, 5)])
+@pytest.mark.slow
 def test_views_compiled_form_matches_oracle(height, width, kernel):
     """Eager local-views is einsum (tests/test_variants.py); this checks the broadcast form inductor fuses."""
     torch._dynamo.reset()
@@ -154,6 +155,7 @@ def test_compile_failure_is_an_error_row_with_the_reason(monkeypatch):
     assert eager["status"] == "ok", eager["reason"]  # the same variant runs eagerly
 
 
+@pytest.mark.slow
 def test_compiled_row_records_compile_time(monkeypatch):
     torch._dynamo.reset()
     row = _measure(Case("local-halo", batch=1, height=7, width=9, heads=1, head_dim=4, kernel_size=3, compiled=True), monkeypatch)
@@ -180,6 +182,7 @@ def test_backward_moves_three_times_the_bytes():
     assert roofline.bytes_moved(case.replace(pass_name="forward_backward")) == 3 * roofline.bytes_moved(case)
 
 
+@pytest.mark.slow
 def test_each_compiled_case_gets_its_own_static_graph(monkeypatch):
     """A worker runs many cases: the second shape of a variant must not get a dynamic-shape graph."""
     seen = []
@@ -196,6 +199,7 @@ def test_each_compiled_case_gets_its_own_static_graph(monkeypatch):
     assert seen == [False, False, False]  # one static graph per case
 
 
+@pytest.mark.slow
 def test_compiled_backward_with_wrong_gradients_is_a_mismatch(monkeypatch):
     """The oracle checks the eager forward; a compiled backward is checked against the eager one."""
 

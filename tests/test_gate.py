@@ -195,6 +195,7 @@ for run in range(2):  # two runs per side: the gate keeps the fastest, as script
 """
 
 
+@pytest.mark.slow
 def test_measured_slowdown_is_flagged(tmp_path, capsys):
     # Real timings, relaxed for speed; a 3x delay so that no load on a shared machine hides it.
     base, cur = str(tmp_path / "base.csv"), str(tmp_path / "cur.csv")

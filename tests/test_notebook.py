@@ -13,6 +13,8 @@ from nbclient import NotebookClient
 import run_bench
 from bench.plots.figures import FIGURES
 
+pytestmark = pytest.mark.slow  # a real sweep and the notebook, executed
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "analysis.ipynb"
 TINY = ["--variants", "im2col,window", "--resolutions", "14", "--batch", "1,2", "--devices", "cpu",

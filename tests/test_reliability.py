@@ -49,6 +49,7 @@ def gone(pid: int, within_s: float = 10.0) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_fault_sweep_records_every_failure_and_finishes(tmp_path: Path) -> None:
     out, pid_file = tmp_path / "faults.csv", tmp_path / "hang.pid"
     variants = "im2col,window,fault-raises,fault-aborts,fault-hangs,fault-allocates,fault-allocates-in-child"
@@ -75,6 +76,7 @@ def test_fault_sweep_records_every_failure_and_finishes(tmp_path: Path) -> None:
     assert gone(worker_pid) and gone(child_pid)  # a timeout kills the worker's children too
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_holds_every_case_once(tmp_path: Path) -> None:
     out, pid_file = tmp_path / "run.csv", tmp_path / "hang.pid"
     variants = "im2col,window,fault-hangs,window-shifted,slide"
@@ -104,6 +106,7 @@ def test_sigkill_then_resume_holds_every_case_once(tmp_path: Path) -> None:
         "im2col": "ok", "window": "ok", "fault-hangs": "timeout", "window-shifted": "ok", "slide": "ok"}
 
 
+@pytest.mark.slow
 def test_ctrl_c_kills_the_worker_and_keeps_finished_rows(tmp_path: Path) -> None:
     out, pid_file = tmp_path / "run.csv", tmp_path / "hang.pid"
     first = sweep(*FAULTS, "--variants", "im2col,fault-hangs,window", *TINY, "--out", str(out),

@@ -28,39 +28,48 @@ from bench.results.selection import REFERENCE_VARIANT
 FORMATS = ("png", "svg")
 
 
+def _x_axis(ax: Axes, rows: pd.DataFrame, x: str) -> None:
+    if x == "pixels":
+        log_axis(ax, "x", resolution_ticks(rows))
+        ax.set_xlabel("resolution (H×W, log scale by pixel count)")
+    else:
+        log_axis(ax, "x", {b: str(b) for b in sorted(rows[x].unique())})
+        ax.set_xlabel(f"{x} (log scale)")
+
+
+def _line_panel(ax: Axes, rows: pd.DataFrame, x: str, y: str, line_by: str, styles: dict, dashes: dict) -> str:
+    """Draw one panel's lines and hollow markers; return a note on ok rows with nothing to draw ('' if none)."""
+    ok = rows[(rows["status"] == "ok") & (rows[y] > 0)]
+    for (variant, value), group in ok.groupby(["variant", line_by]):
+        group = group.sort_values(x)
+        style = styles[variant]
+        spread = (group["iqr_ms"] / 2).clip(upper=group[y] * 0.9) if y == "median_ms" else None
+        line = ax.errorbar(group[x], group[y], yerr=spread, color=style.color, marker=style.marker,
+                           linestyle=dashes[value], markersize=5, elinewidth=0.8, capsize=0)[0]
+        line.set_label(variant)
+        line.set_gid(f"{line_by}={value}")
+    mark_not_measured(ax, rows[rows["status"] != "ok"], x, styles)
+    _x_axis(ax, rows, x)
+    ax.set_yscale("log")
+    if (rows["status"] != "ok").any() and not ok.empty:
+        low, high = ax.get_ylim()  # room at the bottom for the hollow markers, clear of the data
+        ax.set_ylim(low / (high / low) ** 0.3, high)
+    missing = rows[(rows["status"] == "ok") & ~(rows[y] > 0)]
+    if missing.empty:
+        return ""
+    return (f"{len(missing)} ok case(s) have no positive {y} (not measurable there), e.g. "
+            f"{missing['variant'].iloc[0]} {resolution_label(missing['height'].iloc[0], missing['width'].iloc[0])}")
+
+
 def line_figure(frame: pd.DataFrame, what: str, x: str, y: str, ylabel: str, line_by: str) -> Figure:
     """Return a figure of `y` against `x` (both log), a line per variant and `line_by` value, per panel."""
     styles = variant_styles(frame["variant"])
     dashes = linestyles(frame[line_by])
     fig, panels = grid(frame, panel_keys(frame))
-    notes: list[str] = []
-    for ax, rows in panels:
-        ok = rows[(rows["status"] == "ok") & (rows[y] > 0)]
-        for (variant, value), group in ok.groupby(["variant", line_by]):
-            group = group.sort_values(x)
-            style = styles[variant]
-            spread = (group["iqr_ms"] / 2).clip(upper=group[y] * 0.9) if y == "median_ms" else None
-            line = ax.errorbar(group[x], group[y], yerr=spread, color=style.color, marker=style.marker,
-                               linestyle=dashes[value], markersize=5, elinewidth=0.8, capsize=0)[0]
-            line.set_label(variant)
-            line.set_gid(f"{line_by}={value}")
-        mark_not_measured(ax, rows[rows["status"] != "ok"], x, styles)
-        if x == "pixels":
-            log_axis(ax, "x", resolution_ticks(rows))
-            ax.set_xlabel("resolution (H×W, log scale by pixel count)")
-        else:
-            log_axis(ax, "x", {b: str(b) for b in sorted(rows[x].unique())})
-            ax.set_xlabel(f"{x} (log scale)")
-        ax.set_yscale("log")
-        if (rows["status"] != "ok").any() and not ok.empty:
-            low, high = ax.get_ylim()  # room at the bottom for the hollow markers, clear of the data
-            ax.set_ylim(low / (high / low) ** 0.3, high)
+    notes = {_line_panel(ax, rows, x, y, line_by, styles, dashes) for ax, rows in panels} - {""}
+    for ax, _ in panels:
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel(ylabel)
-        missing = rows[(rows["status"] == "ok") & ~(rows[y] > 0)]
-        if not missing.empty:
-            notes.append(f"{len(missing)} ok case(s) have no positive {y} (not measurable there), e.g. "
-                         f"{missing['variant'].iloc[0]} {resolution_label(missing['height'].iloc[0], missing['width'].iloc[0])}")
     for ax in fig.axes:  # a row of panels where nothing was measured: a valid log range for its hollow markers
         if ax.get_yscale() == "log" and ax.get_ylim()[0] <= 0:
             ax.set_ylim(1, 10)
@@ -69,7 +78,7 @@ def line_figure(frame: pd.DataFrame, what: str, x: str, y: str, ylabel: str, lin
                     if len(dashes) > 1]  # one batch (or resolution) needs no line-style key
     if y == "median_ms":
         line_handles.append(Line2D([], [], color="grey", marker="|", linestyle="none", label="bar: interquartile range"))
-    return finish(fig, frame, what, variant_handles(frame) + line_handles, sorted(set(notes)))
+    return finish(fig, frame, what, variant_handles(frame) + line_handles, sorted(notes))
 
 
 def _pixels_label(frame: pd.DataFrame, pixels: int) -> str:
