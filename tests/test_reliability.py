@@ -22,7 +22,7 @@ import run_bench
 from attention_variants.case import Case
 from bench import results
 from bench.results import store
-from bench.execution.sweep import case_key_text, pending
+from bench.execution.sweep import case_key_text, pending, plan_rounds
 from bench.measure.failures import classify
 
 REPO = Path(__file__).resolve().parent.parent
@@ -234,7 +234,18 @@ def test_allocation_failures_are_oom_and_reasons_one_line() -> None:
 
 
 def test_pending_skips_recorded_cases_only() -> None:
-    cases = [Case("im2col"), Case("window"), Case("im2col", batch=2)]
-    assert pending(cases, [case_key_text(Case("window"))]) == [Case("im2col"), Case("im2col", batch=2)]
-    frame_keys = [("im2col", "cpu", "float32", "1", "28", "28", "2", "32", "7", "forward", "False")]
-    assert pending(cases, frame_keys) == [Case("window"), Case("im2col", batch=2)]
+    plan = plan_rounds([Case("im2col"), Case("window"), Case("im2col", batch=2)], repeats=1, seed=0)
+    assert pending(plan, [case_key_text(Case("window"))]) == [(1, Case("im2col")), (1, Case("im2col", batch=2))]
+    frame_keys = [("1", "im2col", "cpu", "float32", "1", "28", "28", "2", "32", "7", "forward", "False")]
+    assert pending(plan, frame_keys) == [(1, Case("window")), (1, Case("im2col", batch=2))]
+
+
+def test_rounds_shuffle_each_round_from_the_seed_and_resume_by_round() -> None:
+    cases = [Case("im2col", batch=b) for b in range(1, 9)]
+    plan = plan_rounds(cases, repeats=3, seed=5)
+    assert [r for r, _ in plan] == [1] * 8 + [2] * 8 + [3] * 8
+    orders = [[c.batch for r, c in plan if r == n] for n in (1, 2, 3)]
+    assert all(sorted(order) == list(range(1, 9)) for order in orders) and len({tuple(o) for o in orders}) == 3
+    assert plan == plan_rounds(cases, repeats=3, seed=5) and plan != plan_rounds(cases, repeats=3, seed=6)
+    done = [case_key_text(case, r) for r, case in plan[:10]]
+    assert pending(plan, done) == plan[10:]  # round 1 done and two cases of round 2

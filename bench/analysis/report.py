@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench.analysis.frames import not_ok_lines, panel_keys, resolution_ticks, run_label
 from bench.analysis.labels import axis_text, variant_order
-from bench.analysis.summary import add_speedup, times, with_speedup
+from bench.analysis.summary import add_speedup, noise_line, times, with_speedup
 from bench.results.selection import CASE_KEY, NOISE_THRESHOLD, REFERENCE_VARIANT, is_noisy, latest_per_case
 
 # What each semantics family does at the image border (the only place the local ones differ).
@@ -27,7 +27,7 @@ BORDER_SEMANTICS = {
     "window-shifted": "Swin SW-MSA: windows displaced by w/2 (cyclic shift); the mask stops attention across the "
                       "wrap-around, so border windows are partial.",
 }
-FINGERPRINT = ("host", "device_name", "cpu", "gpu", "threads", "torch_version", "natten_version", "git_sha")
+FINGERPRINT = ("host", "device_name", "cpu", "gpu", "threads", "allocator", "torch_version", "natten_version", "git_sha")
 
 
 def markdown_table(header: list[str], rows: list[list[str]], numbers: bool = True) -> str:
@@ -120,7 +120,7 @@ def render(frame: pd.DataFrame, csv_path: Path, md_path: Path, figures: dict[str
     parts = [f"# Local attention benchmark: {run_label(frame)}", "",
              f"Results: `{csv_path}`. Median latency of one call; `~` marks a noisy cell (IQR above "
              f"{NOISE_THRESHOLD:.0%} of the median). Compare speeds as ratios measured in the same run.", "",
-             "## Machine", "", fingerprint_table(frame), "", "## Median latency (ms)", ""]
+             "## Machine", "", fingerprint_table(frame), "", noise_line(frame) + ".", "", "## Median latency (ms)", ""]
     for heading, rows in _groups(data):
         parts += [f"**{heading}**", "", pivot_table(rows, _cell_ms), ""]
     parts += [f"## Speed-up relative to {REFERENCE_VARIANT} (higher is faster)", ""]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.results.selection import REFERENCE_VARIANT, SHAPE_KEY
+from bench.results.selection import NOISE_THRESHOLD, REFERENCE_VARIANT, SHAPE_KEY, case_label, noisy_rows
 
 
 def add_speedup(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT) -> pd.DataFrame:
@@ -37,3 +37,17 @@ def failure_counts(frame: pd.DataFrame) -> str:
     detail = ", ".join(f"{n} {status}" for status, n in failed.sort_index().items())
     parts.append(f"{failed.sum()} failed" + (f" ({detail})" if detail else ""))
     return f"{len(frame)} cases: " + ", ".join(parts)
+
+
+def noise_line(frame: pd.DataFrame) -> str:
+    """Return one line on the noise of the ok rows: how many are noisy, timed once, and the widest spread between rounds."""
+    ok = frame[frame["status"] == "ok"]
+    noisy, once = int(noisy_rows(ok).sum()), int((ok["n_measurements"] == 1).sum())
+    line = (f"noise: {noisy} of {len(ok)} ok rows noisy (IQR above {NOISE_THRESHOLD:.0%} of the median), "
+            f"{once} timed in one block (no spread seen)")
+    spread = ok["round_spread"].dropna() if "round_spread" in ok.columns else pd.Series(dtype=float)
+    if len(spread):
+        worst = ok.loc[spread.idxmax()]
+        line += (f"; {int(ok['rounds'].max())} rounds per case, widest spread between rounds "
+                 f"{spread.max():.0%} ({worst['variant']}, {case_label(worst)})")
+    return line

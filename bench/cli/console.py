@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.analysis.summary import add_speedup
-from bench.results.selection import REFERENCE_VARIANT, SHAPE_KEY, case_label
+from bench.results.selection import NOISE_THRESHOLD, REFERENCE_VARIANT, SHAPE_KEY, case_label, is_noisy
 
 
 def wide_console(min_width: int = 110) -> Console:
@@ -18,22 +18,34 @@ def wide_console(min_width: int = 110) -> Console:
     return console
 
 
+def _spread_cell(row: pd.Series) -> str:
+    """Return the IQR as % of the median: 'n=1' when one block was measured (no spread seen), '~' when noisy."""
+    if row["n_measurements"] == 1:
+        return "[yellow]n=1[/]"
+    percent = f"{100 * row['iqr_ms'] / row['median_ms']:.0f}"
+    return f"[yellow]{percent} ~[/]" if is_noisy(row["iqr_ms"], row["median_ms"]) else percent
+
+
 def summary_table(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT, title: str = "") -> Table:
-    """Return a rich table: one line per case, its median, spread, speed-up and error."""
-    table = Table(title=title)
-    for header in ("case", "variant", "status", "median ms", "IQR %", f"x vs {reference}", "max abs err"):
+    """Return a rich table: one line per case (median over rounds), its spreads, speed-up and error."""
+    rounds = "rounds" in frame.columns and (frame["rounds"] > 1).any()
+    table = Table(title=title, caption=f"~: noisy (IQR above {NOISE_THRESHOLD:.0%} of the median); n=1: timed in one block")
+    headers = ["case", "variant", "status", "median ms", "IQR %", *(["rounds ±%"] if rounds else []), f"x vs {reference}", "max abs err"]
+    for header in headers:
         table.add_column(header, justify="left" if header in ("case", "variant", "status") else "right")
     ordered = add_speedup(frame, reference).sort_values([*SHAPE_KEY, "variant"], kind="stable")
     previous = None
     for _, row in ordered.iterrows():
         ok = row["status"] == "ok"
         label = case_label(row)
+        spread = [f"{50 * row['round_spread']:.0f}" if ok and pd.notna(row["round_spread"]) else "-"] if rounds else []
         table.add_row(
             label if label != previous else "",
             str(row["variant"]),
             "ok" if ok else f"[yellow]{row['status']}[/]",
             f"{row['median_ms']:.3f}" if ok else "-",
-            f"{100 * row['iqr_ms'] / row['median_ms']:.0f}" if ok else "-",
+            _spread_cell(row) if ok else "-",
+            *spread,
             f"{row['speedup']:.2f}" if ok and pd.notna(row["speedup"]) else "-",
             f"{row['max_abs_err']:.1e}" if pd.notna(row.get("max_abs_err")) else "-",
         )

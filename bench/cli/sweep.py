@@ -15,16 +15,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from attention_variants.case import Case
 from bench import results
-from bench.analysis.summary import failure_counts
+from bench.analysis.summary import failure_counts, noise_line
 from bench.cli.common import CliError, add_plugin_option, load_plugins
 from bench.cli.console import print_failures, summary_table, wide_console
 from bench.cli.plot import plot_after_sweep
 from bench.execution import spec
+from bench.execution import allocator as allocators
 from bench.execution.isolation import Isolation
-from bench.execution.sweep import pending, run_sweep
-from bench.measure.machine import cpu_name
+from bench.execution.sweep import pending, plan_rounds, run_sweep
+from bench.measure.machine import busy_report, cpu_name
 from bench.measure.settings import Settings
+from bench.results.selection import median_over_rounds
 
+Plan = list[tuple[int, Case]]  # (round, case) in running order
 SWEEP_FLAGS = {  # CLI flag -> sweep axis; values are comma-separated lists
     "--variants": "variants",
     "--devices": "devices",
@@ -60,6 +63,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases-per-worker", type=int, default=Isolation.cases_per_worker, metavar="N",
                         help="cases one worker process runs before it is replaced; 0: no isolation (default: %(default)s)")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the figures into plots/<run_id>/ at the end")
+    # -- trustworthy numbers (docs/fidelity.md) --
+    parser.add_argument("--allocator", default=allocators.DEFAULT, choices=list(allocators.ALLOCATORS),
+                        help="C allocator of the workers: steady (warm memory reused), cold (page faults every call), "
+                             "jemalloc, tcmalloc (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=1, metavar="R",
+                        help="run the whole sweep R times in interleaved rounds, each in a shuffled order (default: 1)")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -86,45 +95,43 @@ def _isolation(args: argparse.Namespace) -> Isolation:
     for flag, value, good, expected in checks:  # comparisons are False for NaN, so NaN is rejected too
         if not good:
             raise CliError(f"bad {flag} {value}: expected {expected}")
-    return Isolation(args.case_timeout, args.max_memory_gb, args.cases_per_worker, tuple(args.plugin))
+    problem = allocators.unavailable(args.allocator)
+    if problem is None and args.cases_per_worker == 0:
+        problem = allocators.apply_in_process(args.allocator)
+    if problem:
+        raise CliError(problem)
+    return Isolation(args.case_timeout, args.max_memory_gb, args.cases_per_worker, tuple(args.plugin),
+                     allocator=args.allocator, threads=args.threads)
 
 
-def _resume(args: argparse.Namespace, cases: list[Case], console: Console) -> tuple[Path, str, list[Case]]:
-    """Return where to write, the run id, and the cases still to run (all of them without --resume)."""
+def _resume(args: argparse.Namespace, plan: Plan, console: Console) -> tuple[Path, str, Plan]:
+    """Return where to write, the run id, and the (round, case) pairs still to run (all of them without --resume)."""
     if args.resume is None:
         run_id = new_run_id()
-        return args.out or Path("results") / f"{run_id}.csv", run_id, cases
+        return args.out or Path("results") / f"{run_id}.csv", run_id, plan
     if args.out is not None and args.out.resolve() != args.resume.resolve():
         raise CliError("--out and --resume name different files: --resume appends to its own file")
     recorded = results.load(args.resume)
     if recorded.attrs.get("partial_last_line"):
         console.print(f"[yellow]note[/]: {args.resume} ended with a partial row (a killed writer); it is ignored and rerun")
-    keys = recorded[list(results.CASE_KEY)].astype(str).itertuples(index=False, name=None)
-    todo = pending(cases, keys)
+    rounds = recorded["round"].fillna(1)  # files from before --repeats hold one round
+    keys = recorded[list(results.CASE_KEY)].assign(round=rounds)[["round", *results.CASE_KEY]]
+    todo = pending(plan, keys.astype(str).itertuples(index=False, name=None))
     ids = recorded["run_id"].dropna()
     run_id = str(ids.iloc[-1]) if len(ids) else new_run_id()  # a resumed run keeps its id
-    console.print(f"resume {args.resume}: {len(cases) - len(todo)} of {len(cases)} cases already recorded, {len(todo)} to run")
-    if len(todo) == len(cases) and len(recorded):
+    console.print(f"resume {args.resume}: {len(plan) - len(todo)} of {len(plan)} cases already recorded, {len(todo)} to run")
+    if len(todo) == len(plan) and len(recorded):
         console.print("[yellow]note[/]: no case of this sweep is in the file: are the sweep options the same?")
     return args.resume, run_id, todo
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the sweep the arguments describe; return the exit status."""
-    load_plugins(args.plugin)
-    if args.threads < 1:
-        raise CliError(f"bad --threads {args.threads}: expected a positive integer")
-    isolation = _isolation(args)
-    sweep = spec.make_sweep(args.preset, _overrides(args))
-    console = Console(stderr=True)
-    out, run_id, cases = _resume(args, spec.cases(sweep), console)
-    settings = Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed)
-    console.print(f"run {run_id}: {len(cases)} cases, {settings.threads} threads, {cpu_name()} -> {out}")
+def _measure_with_progress(plan: Plan, settings: Settings, out: Path, run_id: str, isolation: Isolation,
+                           console: Console) -> tuple[list[dict[str, object]], bool]:
+    """Run the plan under a progress bar; return the rows written and whether Ctrl-C ended it."""
     rows: list[dict[str, object]] = []
-    interrupted = False
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
     with progress:
-        task = progress.add_task("starting", total=len(cases))
+        task = progress.add_task("starting", total=len(plan))
 
         def on_start(case: Case) -> None:
             progress.update(task, description=f"{case.variant} {case.device} {case.height}x{case.width} b{case.batch} {case.pass_name}")
@@ -134,15 +141,36 @@ def run(args: argparse.Namespace) -> int:
             progress.advance(task)
 
         try:
-            run_sweep(cases, settings, out, run_id, on_start=on_start, on_row=on_row, isolation=isolation)
+            run_sweep(plan, settings, out, run_id, on_start=on_start, on_row=on_row, isolation=isolation)
         except KeyboardInterrupt:
-            interrupted = True
-    frame = pd.DataFrame(rows, columns=list(results.COLUMNS))  # every column, even if no row filled it
+            return rows, True
+    return rows, False
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep the arguments describe; return the exit status."""
+    load_plugins(args.plugin)
+    if args.threads < 1 or args.repeats < 1:
+        raise CliError(f"bad --threads {args.threads} or --repeats {args.repeats}: expected positive integers")
+    isolation = _isolation(args)
+    sweep = spec.make_sweep(args.preset, _overrides(args))
+    console = Console(stderr=True)
+    out, run_id, plan = _resume(args, plan_rounds(spec.cases(sweep), args.repeats, args.seed), console)
+    settings = Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed)
+    rounds = f" in {args.repeats} rounds" if args.repeats > 1 else ""
+    console.print(f"run {run_id}: {len(plan)} cases{rounds}, {settings.threads} threads, allocator {args.allocator}, "
+                  f"{cpu_name()} -> {out}")
+    busy = busy_report()
+    if busy:
+        console.print(f"[yellow]warning[/]: {busy}; timings will be noisier (compare ratios from one run)")
+    rows, interrupted = _measure_with_progress(plan, settings, out, run_id, isolation, console)
+    frame = median_over_rounds(pd.DataFrame(rows, columns=list(results.COLUMNS)))  # every column, even if no row filled it
     if not frame.empty:
         wide_console().print(summary_table(frame, title=f"run {run_id}"))
         print_failures(frame, console)
         console.print(failure_counts(frame))
-    console.print(f"{len(rows)} of {len(cases)} rows written to {out}")
+        console.print(noise_line(frame))
+    console.print(f"{len(rows)} of {len(plan)} rows written to {out}")
     if rows and not args.no_plots:
         plot_after_sweep(out, console)
     if interrupted:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 
+from bench.execution import allocator as allocators
 from bench.execution.protocol import BOOT, EXIT_STARTUP_FAILED, ProtocolError, Task, decode_message, encode_task
 
 POLL_S = 0.2  # how often the parent checks the clock and the worker's memory while it waits
@@ -39,6 +40,16 @@ class Isolation:
     cases_per_worker: int = 10  # 0: no worker, cases run in the sweep's own process
     plugins: tuple[str, ...] = ()
     startup_timeout_s: float = 180.0
+    allocator: str = allocators.DEFAULT  # bench/execution/allocator.py
+    threads: int | None = None  # every thread pool of a worker is pinned to this (None: left as inherited)
+
+    def worker_environment(self) -> dict[str, str]:
+        """Return the environment a worker starts with: this one, with the allocator and the thread pools set."""
+        inherited = {key: value for key, value in os.environ.items() if key not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
+        pinned = allocators.environment(self.allocator, self.threads or 0)
+        if self.threads is None:
+            pinned = {key: value for key, value in pinned.items() if not key.endswith("_NUM_THREADS")}
+        return {**inherited, **pinned}
 
     @property
     def max_memory_bytes(self) -> int:
@@ -59,7 +70,8 @@ class Worker:
                    f"--result-fd={write_fd}", f"--lifeline-fd={lifeline_read}", *(f"--plugin={m}" for m in isolation.plugins)]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log,
-                                            pass_fds=(write_fd, lifeline_read), start_new_session=True)
+                                            pass_fds=(write_fd, lifeline_read), start_new_session=True,
+                                            env=isolation.worker_environment())
         os.close(write_fd)
         os.close(lifeline_read)
         self.results_fd = read_fd

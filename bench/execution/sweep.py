@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import random
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -48,45 +49,64 @@ def run_case(case: Case, settings: Settings, run_id: str, fingerprint: dict[str,
     return row
 
 
-def case_key_text(case: Case) -> tuple[str, ...]:
-    """Return the case's CASE_KEY values as text (how they compare with a loaded CSV's)."""
+def case_key_text(case: Case, round_number: int = 1) -> tuple[str, ...]:
+    """Return the round and the case's CASE_KEY values as text (how they compare with a loaded CSV's)."""
     key = case.key()
-    return tuple(str(key[column]) for column in CASE_KEY)
+    return (str(round_number), *(str(key[column]) for column in CASE_KEY))
 
 
-def pending(cases: list[Case], recorded: Iterable[tuple[str, ...]]) -> list[Case]:
-    """Return the cases whose CASE_KEY (as text) is not among `recorded`, in order."""
+def plan_rounds(cases: list[Case], repeats: int, seed: int) -> list[tuple[int, Case]]:
+    """Return (round, case) in running order: the cases once, or `repeats` rounds each in its own shuffled order.
+
+    Interleaved rounds make load that comes and goes between minutes hit every variant alike;
+    the order of each round is drawn from the seed, so a rerun repeats it.
+    """
+    if repeats == 1:
+        return [(1, case) for case in cases]
+    plan = []
+    for round_number in range(1, repeats + 1):
+        order = list(cases)
+        random.Random(f"{seed}/{round_number}").shuffle(order)
+        plan += [(round_number, case) for case in order]
+    return plan
+
+
+def pending(plan: list[tuple[int, Case]], recorded: Iterable[tuple[str, ...]]) -> list[tuple[int, Case]]:
+    """Return the (round, case) pairs of the plan whose case_key_text is not among `recorded`, in order."""
     done = set(recorded)
-    return [case for case in cases if case_key_text(case) not in done]
+    return [(round_number, case) for round_number, case in plan if case_key_text(case, round_number) not in done]
 
 
 def run_sweep(
-    cases: list[Case],
+    plan: list[tuple[int, Case]],
     settings: Settings,
     out: Path,
     run_id: str,
     on_start: Callable[[Case], None] = lambda case: None,
     on_row: Callable[[Case, dict[str, object]], None] = lambda case, row: None,
-    isolation: Isolation | None = Isolation(),
+    isolation: Isolation = Isolation(),
 ) -> list[dict[str, object]]:
-    """Run every case, appending each row to `out` as soon as it is measured; return the rows.
+    """Run every (round, case) of the plan, appending each row to `out` as soon as it is measured; return the rows.
 
-    With `isolation` (the default) each case runs in a worker subprocess (bench.execution.isolation);
-    with None, or cases_per_worker 0, in this process, where a crash ends the sweep.
+    Each case runs in a worker subprocess (bench.execution.isolation), fresh for every round;
+    with cases_per_worker 0, in this process, where a crash ends the sweep.
     An interrupt (Ctrl-C) kills the running worker and propagates; finished rows are on disk.
     """
     torch.set_num_threads(settings.threads)
-    fingerprint = machine.fingerprint(settings.threads)
-    settings = replace(settings, peaks=roofline.calibrate(cases, settings.threads, settings.peaks))
-    rows = []
-    in_process = isolation is None or isolation.cases_per_worker == 0
+    fingerprint = {**machine.fingerprint(settings.threads), "allocator": isolation.allocator}
+    settings = replace(settings, peaks=roofline.calibrate([case for _, case in plan], settings.threads, settings.peaks))
+    rows, in_process, current_round = [], isolation.cases_per_worker == 0, None
     with contextlib.nullcontext() if in_process else WorkerPool(isolation) as pool:
-        for case in cases:
+        for round_number, case in plan:
+            if pool is not None and round_number != current_round:
+                pool.retire()  # a fresh worker per round: no round inherits another's process state
+            current_round = round_number
             on_start(case)
             if in_process:
                 row = run_case(case, settings, run_id, fingerprint)
             else:
                 row = {**case_row(case, run_id, fingerprint), **pool.measure(asdict(case), asdict(settings))}
+            row["round"] = round_number
             append_rows(out, [row])
             rows.append(row)
             on_row(case, row)

@@ -8,12 +8,17 @@ time budget is spent (at least 4 blocks unless one block alone exceeds the budge
 Times are per call: torch divides each block by its number of calls, so nothing here
 multiplies by an iteration count again. Medians, never means: one preemption on a shared
 machine moves a mean, not a median.
+
+Page faults and context switches per call come from getrusage read between measured blocks
+(the Timer's callback, outside any timed region): many minor faults mean the call maps fresh
+memory (see bench/execution/allocator.py), many involuntary switches a busy machine.
 """
 
 from __future__ import annotations
 
+import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -32,6 +37,7 @@ class Timing:
     n_measurements: int
     warmup_calls: int
     block_times_ms: tuple[float, ...] = ()  # one per-call time per block, in measuring order
+    per_call: dict[str, float] = field(default_factory=dict)  # RUSAGE_COLUMNS -> count per call
 
     @property
     def noisy(self) -> bool:
@@ -56,13 +62,32 @@ def warm_up(fn: Callable[[], object], device: str, seconds: float, max_calls: in
     return calls
 
 
+# Column -> the getrusage field counted per call.
+RUSAGE_COLUMNS = {
+    "minor_faults_per_call": "ru_minflt",
+    "major_faults_per_call": "ru_majflt",
+    "voluntary_switches_per_call": "ru_nvcsw",
+    "involuntary_switches_per_call": "ru_nivcsw",
+}
+
+
+def _per_call(first: resource.struct_rusage, last: resource.struct_rusage, calls: int) -> dict[str, float]:
+    return {column: (getattr(last, name) - getattr(first, name)) / calls for column, name in RUSAGE_COLUMNS.items()}
+
+
 def measure(
     fn: Callable[[], object], device: str, threads: int, warmup_s: float, min_run_s: float, max_run_s: float
 ) -> Timing:
-    """Return the timing of fn after warm-up, measured by torch.utils.benchmark."""
+    """Return the timing of fn after warm-up, measured by torch.utils.benchmark, with its faults and switches per call."""
     warmup_calls = warm_up(fn, device, warmup_s)
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-    m = timer.adaptive_autorange(threshold=NOISE_THRESHOLD, min_run_time=min_run_s, max_run_time=max_run_s)
+    snapshots = [resource.getrusage(resource.RUSAGE_SELF)]  # then one after each measured block
+    m = timer.adaptive_autorange(threshold=NOISE_THRESHOLD, min_run_time=min_run_s, max_run_time=max_run_s,
+                                 callback=lambda number, seconds: snapshots.append(resource.getrusage(resource.RUSAGE_SELF)))
+    if len(snapshots) > 2:  # between the first and the last block: exactly the calls of the blocks after the first
+        per_call = _per_call(snapshots[1], snapshots[-1], m.number_per_run * (len(snapshots) - 2))
+    else:  # one block: it and the block-size estimate before it (1 + 10 + ... + number calls)
+        per_call = _per_call(snapshots[0], snapshots[-1], m.number_per_run + (10 * m.number_per_run - 1) // 9)
     return Timing(
         median_ms=m.median * 1e3,
         iqr_ms=m.iqr * 1e3,
@@ -70,4 +95,5 @@ def measure(
         n_measurements=len(m.times),
         warmup_calls=warmup_calls,
         block_times_ms=tuple(t * 1e3 for t in m.times),
+        per_call=per_call,
     )

@@ -23,7 +23,7 @@ from bench.plots.layout import HOLLOW, finish, grid, log_axis, mark_not_measured
 from bench.plots.roofline import roofline_figure_or_none
 from bench.plots.style import linestyles, variant_styles
 from bench.results.schema import TOLERANCE
-from bench.results.selection import REFERENCE_VARIANT
+from bench.results.selection import NOISE_THRESHOLD, REFERENCE_VARIANT, noisy_rows
 
 FORMATS = ("png", "svg")
 
@@ -48,6 +48,9 @@ def _line_panel(ax: Axes, rows: pd.DataFrame, x: str, y: str, line_by: str, styl
                            linestyle=dashes[value], markersize=5, elinewidth=0.8, capsize=0)[0]
         line.set_label(variant)
         line.set_gid(f"{line_by}={value}")
+    noisy = ok[noisy_rows(ok)]
+    if len(noisy):  # a grey ring: the value is a median of widely spread blocks
+        ax.scatter(noisy[x], noisy[y], s=140, facecolors="none", edgecolors="grey", linewidths=0.9, gid="noisy", zorder=3)
     mark_not_measured(ax, rows[rows["status"] != "ok"], x, styles)
     _x_axis(ax, rows, x)
     ax.set_yscale("log")
@@ -78,6 +81,9 @@ def line_figure(frame: pd.DataFrame, what: str, x: str, y: str, ylabel: str, lin
                     if len(dashes) > 1]  # one batch (or resolution) needs no line-style key
     if y == "median_ms":
         line_handles.append(Line2D([], [], color="grey", marker="|", linestyle="none", label="bar: interquartile range"))
+    if noisy_rows(frame[frame["status"] == "ok"]).any():
+        line_handles.append(Line2D([], [], color="grey", marker="o", markersize=9, markerfacecolor="none", linestyle="none",
+                                   label=f"ringed: noisy (IQR > {NOISE_THRESHOLD:.0%} of median)"))
     return finish(fig, frame, what, variant_handles(frame) + line_handles, sorted(notes))
 
 

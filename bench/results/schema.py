@@ -57,6 +57,14 @@ SCHEMA: dict[str, str] = {
     "roofline_fraction": "float64",
     "bound": "string",
     "schema_version": "Int64",
+    # what the timed calls cost the process besides compute (bench/measure/timing.py), and the
+    # allocator and round they ran under (bench/execution/allocator.py, --repeats)
+    "minor_faults_per_call": "float64",
+    "major_faults_per_call": "float64",
+    "voluntary_switches_per_call": "float64",
+    "involuntary_switches_per_call": "float64",
+    "allocator": "string",
+    "round": "Int64",
 }
 COLUMNS = tuple(SCHEMA)
 # Without these a CSV is not a results file (every reader needs them). Other columns may be

@@ -36,9 +36,10 @@ def noisy_rows(frame: pd.DataFrame) -> pd.Series:
 def latest_per_case(frame: pd.DataFrame, within: tuple[str, ...] = ()) -> pd.DataFrame:
     """Return one row per case (and per `within` column): the latest by timestamp, in the original order.
 
-    For showing a file that was appended to: the newest measurement of a case replaces older ones.
+    For showing a file that was appended to: the newest run of a case replaces older ones; the
+    rounds of one run count as one measurement (median_over_rounds).
     """
-    ordered = frame.sort_values("timestamp", kind="stable", na_position="first")
+    ordered = median_over_rounds(frame, within).sort_values("timestamp", kind="stable", na_position="first")
     return ordered.drop_duplicates(subset=[*within, *CASE_KEY], keep="last").sort_index()
 
 
@@ -46,9 +47,37 @@ def fastest_per_case(frame: pd.DataFrame) -> pd.DataFrame:
     """Return one row per case: its fastest ok row over the runs in the frame, else its last row.
 
     For gating several appended runs of one sweep: load from other processes on a shared
-    machine only ever adds time, so the fastest run is the least disturbed one.
+    machine only ever adds time, so the fastest run is the least disturbed one. The rounds of
+    one run count as one run (median_over_rounds).
     """
+    frame = median_over_rounds(frame)
     ranked = frame.assign(_order=range(len(frame)), _ok=frame["status"] == "ok")
     ranked = ranked.sort_values(["_ok", "median_ms", "_order"], ascending=[False, True, False], na_position="last")
     best = ranked.drop_duplicates(subset=list(CASE_KEY), keep="first").sort_values("_order")
     return best.drop(columns=["_order", "_ok"]).reset_index(drop=True)
+
+
+def median_over_rounds(frame: pd.DataFrame, within: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Return one row per run and case: with several rounds, their median and the spread between them.
+
+    A case measured in R rounds of one run (--repeats R) becomes one row: `median_ms` is the
+    median of its rounds' medians (ok rounds only; a case with no ok round keeps its last
+    row), `round_spread` is (max - min) / median of those medians, `rounds` how many rounds
+    there were. Drift between minutes shows in round_spread, which no single round's IQR sees.
+    """
+    keys = [*within, "run_id", *CASE_KEY]
+    grouped = frame.assign(_order=range(len(frame)), _ok=frame["status"] == "ok").groupby(keys, dropna=False, sort=False)
+    rows = []
+    for _, group in grouped:
+        ok = group[group["_ok"]]
+        row = (ok if len(ok) else group).iloc[-1].copy()
+        row["rounds"], row["_order"] = len(group), group["_order"].iloc[0]
+        if len(ok):
+            medians = ok["median_ms"].astype(float)
+            row["median_ms"] = medians.median()
+            row["round_spread"] = (medians.max() - medians.min()) / medians.median() if len(ok) > 1 else float("nan")
+        rows.append(row)
+    if not rows:
+        return frame.assign(rounds=pd.Series(dtype="Int64"), round_spread=pd.Series(dtype="float64"))
+    out = pd.DataFrame(rows).sort_values("_order").drop(columns=["_order", "_ok"]).reset_index(drop=True)
+    return out.astype({column: frame[column].dtype for column in frame.columns}).astype({"rounds": "Int64"})

@@ -1,0 +1,104 @@
+"""Issue 12: the allocator as a recorded setting, faults per call, rounds, and noise shown, never hidden."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import run_bench
+from bench import results
+from bench.analysis.summary import noise_line
+from bench.cli.console import summary_table
+from bench.execution import allocator as allocators
+from bench.measure.machine import busy_report
+from bench.results.selection import fastest_per_case, latest_per_case, median_over_rounds
+from synthetic_results import row as make_row
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_each_allocator_sets_its_environment_and_pins_every_thread_pool():
+    steady, cold = allocators.environment("steady", 3), allocators.environment("cold", 3)
+    assert "mmap_max=0" in steady["GLIBC_TUNABLES"] and "mmap_threshold=131072" in cold["GLIBC_TUNABLES"]
+    for env in (steady, cold):
+        assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "3"
+        assert "LD_PRELOAD" not in env
+
+
+def test_unknown_or_missing_allocator_says_why(monkeypatch):
+    assert "known: steady, cold" in allocators.unavailable("nope")
+    monkeypatch.setattr(allocators.ctypes.util, "find_library", lambda name: None)
+    assert "apt-get install libjemalloc2" in allocators.unavailable("jemalloc")
+    assert "--cases-per-worker" in allocators.apply_in_process("jemalloc")
+
+
+def test_allocator_that_cannot_run_is_one_line_exit_2(monkeypatch, capsys):
+    monkeypatch.setattr(allocators.ctypes.util, "find_library", lambda name: None)
+    assert run_bench.main(["--variants", "im2col", "--allocator", "tcmalloc", "--no-plots"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "run_bench.py: error: allocator 'tcmalloc' is not installed here (Debian: apt-get install libtcmalloc-minimal4)"]
+
+
+@pytest.mark.slow
+def test_cold_pays_page_faults_every_call_and_steady_does_not(tmp_path):
+    """Fault counts, not times: deterministic whatever the machine's load."""
+    faults = {}
+    for allocator in ("steady", "cold"):
+        out = tmp_path / f"{allocator}.csv"
+        assert run_bench.main(["--variants", "im2col", "--resolutions", "28", "--batch", "1", "--threads", "1",
+                               "--allocator", allocator, "--min-run-s", "0.05", "--max-run-s", "0.2",
+                               "--no-plots", "--out", str(out)]) == 0
+        row = results.load(out).iloc[0]
+        assert row["status"] == "ok" and row["allocator"] == allocator and row["round"] == 1
+        faults[allocator] = row["minor_faults_per_call"]
+    # im2col's unfold at 28x28 makes two 9.8 MB copies: 2 x 2400 fresh 4 KiB pages per call when cold
+    assert faults["cold"] > 2000 and faults["steady"] < 50, faults
+
+
+def _rounds_frame() -> pd.DataFrame:
+    rows = [make_row("im2col", median_ms=m, round=r, run_id="a") for r, m in enumerate((10.0, 12.0, 30.0), 1)]
+    rows += [make_row("slide", median_ms=5.0, round=1, run_id="a"),
+             make_row("slide", status="error", round=2, run_id="a")]
+    return pd.DataFrame(rows).astype({"median_ms": float})
+
+
+def test_rounds_become_one_row_with_their_median_and_spread():
+    merged = median_over_rounds(_rounds_frame()).set_index("variant")
+    assert merged.loc["im2col", "median_ms"] == 12.0 and merged.loc["im2col", "rounds"] == 3
+    assert merged.loc["im2col", "round_spread"] == pytest.approx((30 - 10) / 12)
+    assert merged.loc["slide", "status"] == "ok" and merged.loc["slide", "median_ms"] == 5.0  # an ok round wins
+    assert pd.isna(merged.loc["slide", "round_spread"])  # one ok round: no spread to show
+    assert len(latest_per_case(_rounds_frame())) == len(fastest_per_case(_rounds_frame())) == 2
+
+
+def test_noise_is_counted_and_marked_never_hidden():
+    rows = [make_row("im2col", median_ms=10.0, iqr_ms=3.0, n_measurements=8),
+            make_row("slide", median_ms=10.0, iqr_ms=0.0, n_measurements=1),
+            make_row("window", median_ms=1.0, iqr_ms=0.01, n_measurements=9)]
+    frame = pd.DataFrame(rows)
+    assert noise_line(frame).startswith("noise: 1 of 3 ok rows noisy (IQR above 10% of the median), 1 timed in one block")
+    cells = {row[1]: row for row in _table_cells(summary_table(frame))}
+    assert "~" in cells["im2col"][4] and "n=1" in cells["slide"][4] and cells["window"][4] == "1"
+
+
+def _table_cells(table) -> list[list[str]]:
+    columns = [list(column.cells) for column in table.columns]
+    return [list(row) for row in zip(*columns)]
+
+
+def test_busy_machine_is_named_before_a_sweep():
+    # A busy loop that is not this process's descendant (the sweep ignores its own workers): its parent exits at once.
+    spawn = ("import subprocess, sys; print(subprocess.Popen([sys.executable, '-c', 'while True: pass'], "
+             "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)")
+    pid = int(subprocess.run([sys.executable, "-c", spawn], capture_output=True, text=True, check=True).stdout)
+    try:
+        time.sleep(0.3)
+        report = busy_report(sample_s=0.5)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    assert report.startswith("the machine is not quiet") and f"pid {pid}" in report
