@@ -12,10 +12,15 @@ import pytest
 
 import run_bench
 from bench import results
+from attention_variants.case import Case
+from bench.analysis.fidelity import fidelity_table
 from bench.analysis.summary import noise_line
 from bench.cli.console import summary_table
 from bench.execution import allocator as allocators
+from bench.execution.fidelity import CONDITIONS, run_fidelity
+from bench.execution.isolation import Isolation
 from bench.measure.machine import busy_report
+from bench.measure.settings import Settings
 from bench.results.selection import fastest_per_case, latest_per_case, median_over_rounds
 from synthetic_results import row as make_row
 
@@ -102,3 +107,31 @@ def test_busy_machine_is_named_before_a_sweep():
     finally:
         os.kill(pid, signal.SIGKILL)
     assert report.startswith("the machine is not quiet") and f"pid {pid}" in report
+
+
+def test_fidelity_ratios_and_verdicts():
+    measured = {("im2col", "fresh"): 10.0, ("im2col", "after"): 10.5, ("im2col", "reversed"): 10.2, ("im2col", "plain"): 10.1,
+                ("slide", "fresh"): 10.0, ("slide", "after"): 12.0, ("slide", "reversed"): 10.0, ("slide", "plain"): 8.0}
+    rows = pd.DataFrame([{"variant": v, "batch": 1, "condition": c, "status": "ok", "median_ms": ms}
+                         for (v, c), ms in measured.items()])
+    table = fidelity_table(rows).set_index("variant")
+    assert table.loc["im2col", "spread"] == pytest.approx(1.05) and table.loc["im2col", "within_histories"]
+    assert table.loc["im2col", "within_plain"]
+    assert table.loc["slide", "spread"] == pytest.approx(1.2) and not table.loc["slide", "within_histories"]
+    assert table.loc["slide", "vs_plain"] == pytest.approx(1.5) and not table.loc["slide", "within_plain"]
+
+
+def test_the_plain_timing_shares_no_code_with_the_harness():
+    from test_architecture import import_graph
+
+    assert {target for target in import_graph()["bench.execution.plain_timing"] if target.startswith("bench")} == set()
+
+
+@pytest.mark.slow
+def test_fidelity_measures_every_case_under_every_condition():
+    cases = [Case("im2col", batch=1, height=9, width=9, heads=1, head_dim=4, kernel_size=3),
+             Case("window", batch=1, height=9, width=9, heads=1, head_dim=4, kernel_size=3)]
+    settings = Settings(threads=1, warmup_s=0.0, min_run_s=0.01, max_run_s=0.05, peaks={"cpu/float32": [1.0, 1.0]})
+    rows = pd.DataFrame(run_fidelity(cases, settings, Isolation(cases_per_worker=100, threads=1)))
+    assert sorted(rows["condition"].value_counts().to_dict().items()) == [(c, 2) for c in sorted(CONDITIONS)]
+    assert (rows["status"] == "ok").all() and (rows["median_ms"] > 0).all()

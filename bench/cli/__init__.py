@@ -1,4 +1,4 @@
-"""The command line: `run_bench.py [sweep|list|plot|report|gate] ...`, one module per command (sweep is the default).
+"""The command line: `run_bench.py [sweep|list|plot|report|gate|fidelity] ...`, one module per command (sweep is the default).
 
 The `list` command lives in listing.py: a submodule named `list` would shadow the builtin here.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from bench.cli import gate, listing, plot, report, sweep
+from bench.cli import fidelity, gate, listing, plot, report, sweep
 from bench.cli.common import CliError, OneLineParser
 from bench.analysis.gate import GateError
 from bench.execution.spec import SpecError
@@ -20,9 +20,10 @@ COMMANDS = {
     "plot": (plot, "draw the figures of results CSV(s) into plots/<run_id>/"),
     "report": (report, "write a markdown summary next to a results CSV"),
     "gate": (gate, "compare results with a baseline CSV; exit 1 on a regression"),
+    "fidelity": (fidelity, "measure fixed cases after other histories and in a plain process: does the number move?"),
 }
 BAD_INPUT = (SpecError, ResultsError, CliError, GateError)
-DESCRIPTION = "Benchmark 2-D local attention: `run_bench.py [sweep|list|plot|report|gate] ...` (sweep is the default)."
+DESCRIPTION = "Benchmark 2-D local attention: `run_bench.py [sweep|list|plot|report|gate|fidelity] ...` (sweep is the default)."
 
 
 def build_parser() -> OneLineParser:

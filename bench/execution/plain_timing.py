@@ -1,0 +1,45 @@
+"""An independent plain timing of one case: build the variant, time its forward call, print the median in ms.
+
+This is the yardstick the harness is measured against (`run_bench.py fidelity`), so it
+deliberately shares nothing with bench.measure: no warm-up rule, no adaptive stopping, no
+oracle check, no worker protocol; its own seeded inputs; just the variant's closure and
+torch.utils.benchmark's blocked_autorange, in a fresh process whose environment (allocator,
+threads) the caller sets. Run: `python -m bench.execution.plain_timing VARIANT B H W HEADS D K THREADS`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from torch.utils import benchmark
+
+import attention_variants as av
+from attention_variants.case import Case
+
+
+def plain_median_ms(case: Case, threads: int, min_run_time: float = 1.0) -> float:
+    """Return the median ms of the variant's forward call on random inputs, after two untimed calls."""
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(1234)
+    shape = (case.batch, case.heads, case.height, case.width, case.head_dim)
+    q, k, v = (torch.randn(shape, generator=generator) for _ in range(3))
+    prepared = av.get(case.variant).build(case, q, k, v)
+    with torch.no_grad():
+        for _ in range(2):
+            prepared.fn(*prepared.inputs)
+        timer = benchmark.Timer("fn(*inputs)", globals={"fn": prepared.fn, "inputs": prepared.inputs}, num_threads=threads)
+        return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def main(argv: list[str]) -> int:
+    """Print the plain median of the case given on the command line; return 0."""
+    variant, *numbers = argv
+    batch, height, width, heads, head_dim, kernel, threads = map(int, numbers)
+    case = Case(variant, batch=batch, height=height, width=width, heads=heads, head_dim=head_dim, kernel_size=kernel)
+    print(f"{plain_median_ms(case, threads):.6f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
