@@ -135,3 +135,25 @@ def test_fidelity_measures_every_case_under_every_condition():
     rows = pd.DataFrame(run_fidelity(cases, settings, Isolation(cases_per_worker=100, threads=1)))
     assert sorted(rows["condition"].value_counts().to_dict().items()) == [(c, 2) for c in sorted(CONDITIONS)]
     assert (rows["status"] == "ok").all() and (rows["median_ms"] > 0).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("allocator", ["jemalloc", "tcmalloc"])
+def test_a_preloaded_allocator_runs_and_is_recorded(tmp_path, allocator):
+    if allocators.unavailable(allocator):
+        pytest.skip(allocators.unavailable(allocator))
+    out = tmp_path / "r.csv"
+    assert run_bench.main(["--variants", "im2col", "--resolutions", "14", "--batch", "1", "--allocator", allocator,
+                           "--min-run-s", "0.02", "--max-run-s", "0.1", "--no-plots", "--out", str(out)]) == 0
+    row = results.load(out).iloc[0]
+    assert (row["status"], row["allocator"]) == ("ok", allocator)
+
+
+def test_a_preload_that_does_not_load_fails_the_worker_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setattr(allocators, "library_path", lambda allocator: "/nonexistent/libjemalloc.so.2")
+    monkeypatch.setattr(allocators, "unavailable", lambda name: None)
+    out = tmp_path / "r.csv"
+    assert run_bench.main(["--variants", "window", "--resolutions", "14", "--batch", "1", "--allocator", "jemalloc",
+                           "--no-plots", "--out", str(out)]) == 0
+    row = results.load(out).iloc[0]
+    assert row["status"] == "error" and "LD_PRELOAD /nonexistent/libjemalloc.so.2 is not loaded" in row["reason"]

@@ -76,6 +76,7 @@ class Worker:
         os.close(lifeline_read)
         self.results_fd = read_fd
         self.buffer = b""
+        self.slack = 0  # bytes the running case may add beyond the cap unseen by the address-space limit
 
     def start(self) -> dict[str, object] | None:
         """Wait until the worker is ready; return the failure row if it never is, else None."""
@@ -94,7 +95,11 @@ class Worker:
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # the worker died; _next_message says how
-        return self._next_message(self.isolation.case_timeout_s, "--case-timeout", _tree_rss(self.process.pid))
+        # On CPU the worker's own address-space limit (worker.py) stops its allocations at the cap;
+        # pages it had mapped but not resident can become resident under that limit, so the watch
+        # here allows for them and stays the backstop for processes the case starts (and for GPU cases).
+        self.slack = _mapped_not_resident(self.process.pid) if case.get("device") == "cpu" else 0
+        return self._next_message(self.isolation.case_timeout_s, "--case-timeout", _tree_rss(self.process.pid) + self.slack)
 
     def _next_message(self, timeout_s: float, limit: str, base_rss: int = 0) -> dict[str, object]:
         """Return the worker's next message, or the failure row (status, reason) when none comes."""
@@ -110,7 +115,9 @@ class Worker:
                 return {"status": "timeout", "reason": f"no result within {timeout_s:g} s ({limit}); worker killed"}
             if _tree_rss(self.process.pid) > cap:
                 self.kill()
-                return {"status": "oom", "reason": f"the case grew its worker's resident memory by more than {self.cap / 2**30:.3g} GB (--max-memory-gb); worker killed"}
+                allowed = f" plus {self.slack / 2**30:.2g} GB the worker had mapped" if self.slack else ""
+                return {"status": "oom", "reason": f"the case grew its worker's resident memory by more than "
+                                                   f"{self.cap / 2**30:.3g} GB (--max-memory-gb){allowed}; worker killed"}
         line, self.buffer = self.buffer.split(b"\n", 1)
         try:
             return decode_message(line)
@@ -167,6 +174,14 @@ class Worker:
         os.close(self.results_fd)
         os.close(self.lifeline)
         self.log_path.unlink(missing_ok=True)
+
+
+def _mapped_not_resident(pid: int) -> int:
+    try:
+        memory = psutil.Process(pid).memory_info()
+    except psutil.Error:
+        return 0
+    return max(0, memory.vms - memory.rss)
 
 
 def _tree_rss(pid: int) -> int:

@@ -77,6 +77,18 @@ def run_task(task: Task) -> dict[str, object]:
     return measured
 
 
+def _preload_missing() -> str | None:
+    # A library that cannot be preloaded is skipped by the dynamic loader with only a warning: the
+    # rows would then claim an allocator they did not run under. Check that it is really mapped.
+    wanted = [path for path in os.environ.get("LD_PRELOAD", "").split() if path]
+    try:
+        maps = open("/proc/self/maps").read()
+    except OSError:
+        return None  # not Linux: nothing to check against
+    missing = [path for path in wanted if os.path.basename(path) not in maps]
+    return f"worker failed to start: LD_PRELOAD {', '.join(missing)} is not loaded" if missing else None
+
+
 def _import_plugins(plugins: list[str]) -> str | None:
     import importlib
 
@@ -102,7 +114,7 @@ def main(argv: list[str]) -> int:
     import attention_variants  # noqa: F401  the import cost is paid once per worker, not per case
     import bench.measure.case  # noqa: F401
 
-    problem = _import_plugins(args.plugin)
+    problem = _preload_missing() or _import_plugins(args.plugin)
     if problem:
         print(problem, file=sys.stderr)
         return EXIT_STARTUP_FAILED
