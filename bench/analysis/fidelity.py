@@ -12,9 +12,9 @@ PLAIN_TARGET = 0.15  # each history within 15 % of the plain process
 
 
 def fidelity_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Return one row per case: its median per condition, max/min across histories, worst ratio to plain, and verdicts."""
+    """Return one row per case: its median per condition (over rounds), max/min across histories, worst ratio to plain, verdicts."""
     ok = rows[rows["status"] == "ok"]
-    wide = ok.pivot_table(index=["variant", "batch"], columns="condition", values="median_ms", aggfunc="first")
+    wide = ok.pivot_table(index=["variant", "batch"], columns="condition", values="median_ms", aggfunc="median")
     wide = wide.reindex(columns=[*HISTORIES, "plain"])
     histories = wide[list(HISTORIES)]
     wide["spread"] = histories.max(axis=1) / histories.min(axis=1)

@@ -27,12 +27,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="threads (default: %(default)s)")
     parser.add_argument("--batch", default="1,8", help="batch sizes of the fixed cases (default: %(default)s)")
     parser.add_argument("--min-run-s", type=float, default=0.5, help="least measuring time per case (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=2, help="repeat the whole protocol; medians over rounds (default: %(default)s)")
     parser.add_argument("--out", type=Path, help="also write every measurement to this CSV")
 
 
 def result_table(table: pd.DataFrame) -> Table:
     """Return the per-case ratios as a rich table."""
-    out = Table(title="fidelity: median ms per history and in a plain process",
+    out = Table(title="fidelity: median ms per history and in a plain process (median over rounds)",
                 caption=f"targets: max/min across {', '.join(HISTORIES)} within {HISTORY_TARGET:.0%}; each within {PLAIN_TARGET:.0%} of plain")
     for header in ("variant", "batch", *CONDITIONS, "max/min", "worst vs plain"):
         out.add_column(header, justify="left" if header == "variant" else "right")
@@ -47,20 +48,20 @@ def run(args: argparse.Namespace) -> int:
     """Measure the fixed cases under every condition, print the table (and write the CSV); return 0."""
     problem = allocators.unavailable(args.allocator)
     batches = tuple(int(b) for b in args.batch.split(",") if b.strip().isdigit() and int(b) > 0)
-    if problem or args.threads < 1 or not batches or not args.min_run_s > 0:
-        raise CliError(problem or "bad --threads, --batch or --min-run-s: expected positive numbers")
+    if problem or args.threads < 1 or args.rounds < 1 or not batches or not args.min_run_s > 0:
+        raise CliError(problem or "bad --threads, --rounds, --batch or --min-run-s: expected positive numbers")
     console = Console(stderr=True)
     busy = busy_report()
     if busy:
         console.print(f"[yellow]warning[/]: {busy}; the ratios will say more about the load than about the harness")
     cases = fidelity_cases(batches)
-    console.print(f"fidelity: {len(cases)} cases x {len(CONDITIONS)} conditions, {args.threads} threads, "
+    console.print(f"fidelity: {len(cases)} cases x {len(CONDITIONS)} conditions x {args.rounds} rounds, {args.threads} threads, "
                   f"allocator {args.allocator}, {cpu_name()}")
     settings = Settings(args.threads, warmup_s=0.1, min_run_s=args.min_run_s, max_run_s=4 * args.min_run_s)
     isolation = Isolation(cases_per_worker=10_000, allocator=args.allocator, threads=args.threads)
-    on_row = lambda row: console.print(f"  {row['condition']:<9} {row['variant']:<12} b{row['batch']}: "  # noqa: E731
+    on_row = lambda row: console.print(f"  round {row['round']} {row['condition']:<9} {row['variant']:<12} b{row['batch']}: "  # noqa: E731
                                        + (f"{row['median_ms']:.3f} ms" if row["status"] == "ok" else f"{row['status']}: {row.get('reason')}"))
-    rows = pd.DataFrame(run_fidelity(cases, settings, isolation, on_row))
+    rows = pd.DataFrame(run_fidelity(cases, settings, isolation, args.rounds, on_row))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         rows.assign(allocator=args.allocator, threads=args.threads, cpu=cpu_name()).to_csv(args.out, index=False)

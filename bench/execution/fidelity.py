@@ -44,28 +44,32 @@ def _plain(case: Case, isolation: Isolation) -> dict[str, object]:
     return {"status": "ok", "median_ms": float(done.stdout.split()[-1])}
 
 
-def run_fidelity(cases: list[Case], settings: Settings, isolation: Isolation,
+def run_fidelity(cases: list[Case], settings: Settings, isolation: Isolation, rounds: int = 1,
                  on_row: Callable[[dict[str, object]], None] = lambda row: None) -> list[dict[str, object]]:
-    """Return one row per (case, condition): the case's key, the condition and what was measured."""
+    """Return one row per (round, case, condition): the case's key, the condition and what was measured.
+
+    The conditions of one case run back to back (fresh, after, plain), so load that comes and
+    goes over minutes moves them together; rounds repeat the whole protocol.
+    """
     settings = replace(settings, peaks=roofline.calibrate(cases, settings.threads, settings.peaks))
     brief = replace(settings, warmup_s=0.0, min_run_s=0.01, max_run_s=0.05)  # the others only need to have run
-    rows = []
+    rows: list[dict[str, object]] = []
 
-    def record(case: Case, condition: str, measured: dict[str, object]) -> None:
-        rows.append({**case.key(), "condition": condition, **measured})
+    def record(round_number: int, case: Case, condition: str, measured: dict[str, object]) -> None:
+        rows.append({"round": round_number, **case.key(), "condition": condition, **measured})
         on_row(rows[-1])
 
-    for case in cases:
+    for round_number in range(1, rounds + 1):
+        for case in cases:
+            with WorkerPool(isolation) as pool:
+                record(round_number, case, "fresh", _timed(pool, case, settings))
+            with WorkerPool(isolation) as pool:
+                for other in cases:
+                    if other != case:
+                        _timed(pool, other, brief)
+                record(round_number, case, "after", _timed(pool, case, settings))
+            record(round_number, case, "plain", _plain(case, isolation))
         with WorkerPool(isolation) as pool:
-            record(case, "fresh", _timed(pool, case, settings))
-        with WorkerPool(isolation) as pool:
-            for other in cases:
-                if other != case:
-                    _timed(pool, other, brief)
-            record(case, "after", _timed(pool, case, settings))
-    with WorkerPool(isolation) as pool:
-        for case in reversed(cases):
-            record(case, "reversed", _timed(pool, case, settings))
-    for case in cases:
-        record(case, "plain", _plain(case, isolation))
+            for case in reversed(cases):
+                record(round_number, case, "reversed", _timed(pool, case, settings))
     return rows
