@@ -67,8 +67,8 @@ def local_deformed(
     """
     shifted_k = torch.stack([_shifted(k, di, dj)[0] for di, dj in _offsets(kernel_size)], dim=-2)
     shifted_v = torch.stack([_shifted(v, di, dj)[0] for di, dj in _offsets(kernel_size)], dim=-2)
-    w = deform_weight.to(torch.float64)
-    b = deform_bias.to(torch.float64)
+    w = deform_weight.to(k.dtype)  # k's dtype, not float64: correctness also runs this oracle in half precision
+    b = deform_bias.to(k.dtype)
     keys = shifted_k + torch.einsum("bhxytc,cst->bhxysc", shifted_k, w) + b.T
     values = shifted_v + torch.einsum("bhxytc,cst->bhxysc", shifted_v, w) + b.T
     return _softmax_weighted_sum(q, keys, values, None)
