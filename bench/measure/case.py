@@ -12,7 +12,7 @@ import attention_variants as av
 from attention_variants.case import Case
 from bench.measure import memory, roofline
 from bench.measure.callables import first_call
-from bench.measure.correctness import mismatch_reason, oracle_error
+from bench.measure.correctness import oracle_check, verdict
 from bench.measure.failures import classify
 from bench.measure.inputs import make_inputs
 from bench.measure.machine import device_unavailable
@@ -34,6 +34,9 @@ class CaseResult:
     gflop: float | None = None
     throughput_per_s: float | None = None
     roofline: dict[str, object] = field(default_factory=dict)
+    tolerance: float | None = None  # the largest max_abs_err accepted (bench/measure/correctness.py)
+    mean_abs_err: float | None = None
+    mean_tolerance: float | None = None
 
     def to_columns(self) -> dict[str, object]:
         """Return the results-row columns this result fills (measured ones only when it was timed)."""
@@ -47,6 +50,7 @@ class CaseResult:
             throughput_per_s=self.throughput_per_s, gflop=self.gflop, gflop_per_s=self.gflop / seconds if self.gflop else None,
             max_abs_err=self.max_abs_err, backend=self.backend, compile_ms=self.compile_ms, **self.roofline,
             **self.timing.per_call,
+            tolerance=self.tolerance, mean_abs_err=self.mean_abs_err, mean_tolerance=self.mean_tolerance,
         )
         return columns
 
@@ -64,7 +68,7 @@ def measure_case(case: Case, settings: Settings) -> CaseResult:
 
 
 def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> CaseResult:
-    error, note = oracle_error(variant, case, settings.seed)
+    check = oracle_check(variant, case, settings.seed)
     prepared = variant.build(case, *make_inputs(case, settings.seed + 1))  # other inputs than the oracle check's
     try:
         called = first_call(prepared, case)
@@ -76,16 +80,16 @@ def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> C
     peak_mb = memory.peak_memory_mb(called.fn, case.device)
     calibrated = settings.peaks.get(f"{case.device}/{case.dtype}")
     peaks = roofline.Peaks(*calibrated) if calibrated else roofline.peaks(case.device, case.torch_dtype, settings.threads)
-    error += called.drift
-    notes = [note] if note else []
+    judged = verdict(check, case.dtype, case.compiled, called.drift)
+    notes = [check.note] if check.note else []
     if called.drift:
         notes.append(f"compiled vs eager {'gradient drift' if case.needs_grad else 'drift'} {called.drift:.3g} included in max_abs_err")
-    mismatch = mismatch_reason(error, case.dtype)
     if timing.noisy:
         notes.append(f"noisy: IQR is {timing.iqr_ms / timing.median_ms:.0%} of the median")
     gflop = roofline.analytic_gflop(case)
     return CaseResult(
-        "mismatch" if mismatch else "ok", "; ".join([mismatch] * bool(mismatch) + notes), timing, peak_mb, error,
-        prepared.backend, called.compile_ms, gflop, case.batch / (timing.median_ms / 1e3),
+        "mismatch" if judged.reason else "ok", "; ".join([judged.reason] * bool(judged.reason) + notes), timing, peak_mb,
+        judged.max_abs_err, prepared.backend, called.compile_ms, gflop, case.batch / (timing.median_ms / 1e3),
         roofline.roofline_columns(gflop, case, timing.median_ms, peaks),
+        tolerance=judged.tolerance, mean_abs_err=check.mean_error, mean_tolerance=check.mean_tolerance,
     )

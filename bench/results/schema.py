@@ -5,11 +5,13 @@ from __future__ import annotations
 from bench.results.selection import CASE_KEY
 
 # Written in every row. 1: files before the column existed (they load with it empty);
-# 2: the same columns plus schema_version itself.
-SCHEMA_VERSION = 2
+# 2: the same columns plus schema_version itself; 3: the accepted errors (tolerance, mean_abs_err,
+# mean_tolerance) at the end.
+SCHEMA_VERSION = 3
 STATUSES = ("ok", "skipped", "oom", "error", "timeout", "mismatch")
 
-# Largest |variant - float64 oracle| accepted per dtype; above it a row's status is `mismatch`.
+# Largest |variant - float64 oracle| ever accepted per dtype (bench/measure/correctness.py accepts
+# less where the plain formulation does better; compiled rows, whose error adds drift, get this).
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4, "float16": 1e-2, "bfloat16": 6e-2}
 
 # Column -> pandas dtype. Add columns at the end; never rename without a reason.
@@ -65,6 +67,11 @@ SCHEMA: dict[str, str] = {
     "involuntary_switches_per_call": "float64",
     "allocator": "string",
     "round": "Int64",
+    # the accepted errors of the oracle check (bench/measure/correctness.py): ok needs
+    # max_abs_err <= tolerance and mean_abs_err <= mean_tolerance
+    "tolerance": "float64",
+    "mean_abs_err": "float64",
+    "mean_tolerance": "float64",
 }
 COLUMNS = tuple(SCHEMA)
 # Without these a CSV is not a results file (every reader needs them). Other columns may be
