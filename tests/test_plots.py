@@ -117,6 +117,20 @@ def test_accuracy_shows_each_case_against_the_tolerance(tmp_path):
     assert points["slide"].get_facecolors().size == 0 or points["slide"].get_facecolors()[0][3] == 0  # hollow
 
 
+def test_accuracy_shows_each_rows_own_tolerance(tmp_path):
+    """Rows that record their tolerance (schema 3) get a dash each at it, beside their point; no dtype line."""
+    rows = [row("im2col", res=14, tolerance=2e-6), row("im2col", res=28, tolerance=3e-6),
+            row("slide", status="mismatch", reason="mean_abs_err above", max_abs_err=1e-6, tolerance=4e-6)]
+    fig = plots.accuracy_figure(load_results([write_csv(tmp_path / "r.csv", rows)]))
+    [ax] = [ax for ax in fig.axes if ax.has_data()]
+    assert not [line for line in ax.lines if line.get_gid() == "tolerance"]
+    [dashes] = [c for c in ax.collections if c.get_gid() == "tolerance"]
+    points = {c.get_gid(): c for c in ax.collections}
+    xs = [x for name in ("im2col", "slide") for x, _ in points[name].get_offsets()]
+    assert sorted(map(tuple, dashes.get_offsets())) == sorted(zip(xs, [2e-6, 3e-6, 4e-6]))
+    assert "mean-error bound" in figure_text(fig)
+
+
 def test_several_csvs_side_by_side_one_column_per_machine(tmp_path):
     first = write_csv(tmp_path / "a.csv", grid_rows(VARIANTS, [14, 28], [1]))
     second = write_csv(tmp_path / "b.csv", grid_rows(VARIANTS, [14, 28], [1], host="synthetic-b",

@@ -161,38 +161,60 @@ def speedup_figure(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT) -> F
     return finish(fig, frame, what, handles, [])
 
 
+def _tolerance_marks(ax: Axes, rows: pd.DataFrame, x: pd.Series) -> None:
+    """Draw each measured row's accepted error as a short dash at its x; the dtype's line for files without it."""
+    fixed = TOLERANCE.get(str(rows["dtype"].iloc[0]))
+    recorded = rows.get("tolerance", pd.Series(np.nan, index=rows.index))
+    if recorded.notna().any():  # bench/measure/correctness.py: measured per case since schema 3
+        ax.scatter(x, recorded.fillna(fixed if fixed else np.nan), marker="_", s=120, c="#b22222",
+                   linewidths=1.2, gid="tolerance")
+    elif fixed:
+        ax.axhline(fixed, color="#b22222", linestyle="--", linewidth=1, gid="tolerance")
+        ax.text(0.99, fixed, f"tolerance {fixed:g}", color="#b22222", fontsize=7, ha="right",
+                va="bottom", transform=ax.get_yaxis_transform())
+
+
+def _accuracy_panel(ax: Axes, rows: pd.DataFrame, styles: dict) -> None:
+    order = variant_order(rows["variant"])
+    measured_all, positions = [], []
+    for i, variant in enumerate(order):
+        group = rows[rows["variant"] == variant]
+        style, measured = styles[variant], group[group["max_abs_err"].notna()]
+        jitter = np.linspace(-0.15, 0.15, len(measured)) if len(measured) > 1 else np.zeros(len(measured))
+        errors = measured["max_abs_err"].clip(lower=1e-16)  # an exact 0 sits at the floor of the log axis
+        fill = [style.color if s == "ok" else "none" for s in measured["status"]]
+        ax.scatter(i + jitter, errors, marker=style.marker, c=fill, edgecolors=style.color, s=30, gid=variant)
+        measured_all.append(measured)
+        positions.append(pd.Series(i + jitter, index=measured.index))
+        unmeasured = group[group["max_abs_err"].isna()]
+        if not unmeasured.empty:
+            ax.plot([i], [0.04], marker=style.marker, color=style.color, **HOLLOW,
+                    transform=ax.get_xaxis_transform(), gid="not-measured")
+    if measured_all and sum(map(len, measured_all)):
+        _tolerance_marks(ax, pd.concat(measured_all), pd.concat(positions))
+    families = rows.drop_duplicates("variant").set_index("variant")["family"]
+    ax.set_xticks(range(len(order)), [f"{v}\n({families[v]})" for v in order], rotation=30, ha="right", fontsize=7.5)
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    ax.set_yscale("log")
+
+
 def accuracy_figure(frame: pd.DataFrame) -> Figure:
-    """Return max |output - float64 oracle| per variant (a point per case), a panel per device and dtype."""
+    """Return max |output - float64 oracle| per variant (a point per case, a dash at its tolerance), a panel per dtype."""
     styles = variant_styles(frame["variant"])
     fig, panels = grid(frame, ["dtype"])
     for ax, rows in panels:
-        order = variant_order(rows["variant"])
-        for i, variant in enumerate(order):
-            group = rows[rows["variant"] == variant]
-            style, measured = styles[variant], group[group["max_abs_err"].notna()]
-            jitter = np.linspace(-0.15, 0.15, len(measured)) if len(measured) > 1 else np.zeros(len(measured))
-            errors = measured["max_abs_err"].clip(lower=1e-16)  # an exact 0 sits at the floor of the log axis
-            fill = [style.color if s == "ok" else "none" for s in measured["status"]]
-            ax.scatter(i + jitter, errors, marker=style.marker, c=fill, edgecolors=style.color, s=30, gid=variant)
-            unmeasured = group[group["max_abs_err"].isna()]
-            if not unmeasured.empty:
-                ax.plot([i], [0.04], marker=style.marker, color=style.color, **HOLLOW,
-                        transform=ax.get_xaxis_transform(), gid="not-measured")
-        tolerance = TOLERANCE.get(str(rows["dtype"].iloc[0]))
-        if tolerance:
-            ax.axhline(tolerance, color="#b22222", linestyle="--", linewidth=1, gid="tolerance")
-            ax.text(0.99, tolerance, f"tolerance {tolerance:g}", color="#b22222", fontsize=7, ha="right",
-                    va="bottom", transform=ax.get_yaxis_transform())
-        families = rows.drop_duplicates("variant").set_index("variant")["family"]
-        ax.set_xticks(range(len(order)), [f"{v}\n({families[v]})" for v in order], rotation=30, ha="right", fontsize=7.5)
-        ax.set_xlim(-0.6, len(order) - 0.4)
-        ax.set_yscale("log")
+        _accuracy_panel(ax, rows, styles)
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel("max |output - float64 oracle| (log scale)")
         ax.set_title(ax.get_title().split("·")[0].strip(), fontsize=9)
     notes = ["Each point is one case; outputs are compared only with the oracle of the variant's own family."]
+    handles = variant_handles(frame)
+    if frame.get("tolerance", pd.Series(dtype=float)).notna().any():
+        notes.append("A case's tolerance is relative to a plain formulation in its dtype (README: Correctness); "
+                     "a hollow point below its dash failed the mean-error bound (see its reason).")
+        handles.append(Line2D([], [], color="#b22222", marker="_", markersize=10, linestyle="none", label="that case's tolerance"))
     what = "Accuracy against the float64 oracle of each variant's family (lower is better)"
-    return finish(fig, frame, what, variant_handles(frame), notes)
+    return finish(fig, frame, what, handles, notes)
 
 
 FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
