@@ -6,11 +6,11 @@ variant (6e-2) also accepted a softmax scale of 1/sqrt(d+1) instead of 1/sqrt(d)
 dtype can get depends on the inputs, the kernel and head_dim, so the check measures it: the
 family's oracle, a plain formulation in torch ops, is run in the case's dtype on the same
 inputs and compared with the float64 oracle (the "plain" errors). A variant must then stay
-within MAX_FACTOR times the plain formulation's largest error (a bug in a few outputs) and
-MEAN_FACTOR times its mean error (a small bug in every output: the wrong scale moves the mean
-error 2.6x or more in bfloat16 at head_dim 64, while it hides among the rounding in the max).
-Both bounds get a floor at float32's rounding level (where summation order alone differs) and
-never exceed the fixed TOLERANCE of the dtype. README.md "Correctness" has the measured margins.
+within MAX_FACTOR times the plain formulation's largest error (catches a bug in a few outputs)
+and MEAN_FACTOR times its mean error (catches a small bug in every output: in bfloat16 the wrong
+scale at head_dim 64 is lost among rounding in the max, while it moves the mean error 2.2x or
+more). Both bounds get a floor at float32's rounding level and never exceed the dtype's fixed
+TOLERANCE. README.md "Correctness" and scripts/tolerance_margins.py give the measured margins.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ from bench.results.schema import TOLERANCE
 
 # The oracle gathers k*k neighbours in float64: past this many elements, check a reduced copy.
 ORACLE_ELEMENT_BUDGET = 10_000_000
-# Measured on every registered variant (13 shapes x 3 seeds): max error up to 2.8x the plain
-# formulation's in half precision, mean error up to 1.3x (2.0x in float32, under the floor).
+# Measured on every registered variant (scripts/tolerance_margins.py: 13 shapes x 3 seeds): max
+# error up to 2.8x the plain formulation's, mean error up to 1.28x in half precision (float32: 3.2x
+# and 2.0x, under the floor). Planted bugs: max 22x and more, except the wrong scale, whose mean is
+# 2.2x at head_dim 64 in bfloat16; 1.75 sits between (1.37x room for correct ones, 1.27x for it).
 MAX_FACTOR = 4.0
-MEAN_FACTOR = 2.0
+MEAN_FACTOR = 1.75
 # Below float32's rounding the comparison says nothing: float32 variants differ from the plain
 # formulation by summation order only (max <= 1.4e-6, mean <= 6e-8 measured), and float64's plain
 # error is 0 by construction. Negligible in half precision (plain max >= 4e-4, mean >= 2e-5).
