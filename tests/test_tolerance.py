@@ -16,7 +16,7 @@ from attention_variants import registry
 from attention_variants.case import Case
 from attention_variants.layout import from_channels_first, to_channels_first
 from bench.measure.case import measure_case
-from bench.measure.correctness import MAX_FACTOR, MEAN_FACTOR, OracleCheck, oracle_check, verdict
+from bench.measure.correctness import MAX_FACTOR, OracleCheck, oracle_check, verdict
 from bench.measure.settings import Settings
 from bench.results.schema import TOLERANCE
 
@@ -96,9 +96,10 @@ def test_the_old_fixed_bound_let_the_wrong_scale_pass():
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_wrong_scale_is_mismatch_whatever_the_seed(seed):
-    """At head_dim 64 in bfloat16 (the hardest planted bug) the verdict does not hang on one seed."""
-    case = _case("planted", SHAPES[0], "bfloat16")
+@pytest.mark.parametrize("shape", [SHAPES[0], (1, 1, 56, 56, 64, 3)], ids=["28x28-d64-k11", "56x56-d64-k3"])
+def test_wrong_scale_is_mismatch_whatever_the_seed(shape, seed):
+    """The hardest planted bug (bfloat16, head_dim 64; k3 is its closest call): no lucky seed."""
+    case = _case("planted", shape, "bfloat16")
     assert _judge(planted("wrong-scale"), case, seed)[1].reason
     assert not _judge(planted(None), case, seed)[1].reason
 
@@ -128,8 +129,7 @@ def _runnable(name: str, height: int, width: int, kernel: int, dtype: str) -> Ca
 def test_every_variant_is_ok_on_its_family(name, dtype):
     """Registry-driven: a new variant is judged by the same rule (odd, non-square, k7; the sweeps measure more)."""
     case = _runnable(name, 15, 14, 7, dtype)
-    check, judged = _judge(av.get(name), case)
-    assert judged.reason == "", judged.reason
+    assert _judge(av.get(name), case)[1].reason == ""
 
 
 def _check(**errors: float) -> OracleCheck:
@@ -147,4 +147,3 @@ def test_verdict_rules():
     assert "fixed bound" in verdict(_check(), "bfloat16", compiled=True, drift=0.1).reason
     assert verdict(_check(mean_error=1e-3), "bfloat16", compiled=True).reason.startswith("mean_abs_err")
     assert f"{MAX_FACTOR:g} x the plain" in verdict(_check(error=5e-3), "bfloat16").reason
-    assert MEAN_FACTOR < MAX_FACTOR
