@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     cases = fidelity_cases(batches)
     console.print(f"fidelity: {len(cases)} cases x {len(CONDITIONS)} conditions x {args.rounds} rounds, {args.threads} threads, "
                   f"allocator {args.allocator}, {cpu_name()}")
-    settings = Settings(args.threads, warmup_s=0.1, min_run_s=args.min_run_s, max_run_s=4 * args.min_run_s)
+    settings = Settings(args.threads, warmup_s=0.1, min_run_s=args.min_run_s, max_run_s=4 * args.min_run_s,
+                        allocator=args.allocator)
     isolation = Isolation(cases_per_worker=10_000, allocator=args.allocator, threads=args.threads)
     on_row = lambda row: console.print(f"  round {row['round']} {row['condition']:<9} {row['variant']:<12} b{row['batch']}: "  # noqa: E731
                                        + (f"{row['median_ms']:.3f} ms" if row["status"] == "ok" else f"{row['status']}: {row.get('reason')}"))

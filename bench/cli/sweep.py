@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     sweep = spec.make_sweep(args.preset, _overrides(args))
     console = Console(stderr=True)
     out, run_id, plan = _resume(args, plan_rounds(spec.cases(sweep), args.repeats, args.seed), console)
-    settings = Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed)
+    settings = Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed, allocator=args.allocator)
     rounds = f" in {args.repeats} rounds" if args.repeats > 1 else ""
     console.print(f"run {run_id}: {len(plan)} cases{rounds}, {settings.threads} threads, allocator {args.allocator}, "
                   f"{cpu_name()} -> {out}")

@@ -17,3 +17,6 @@ class Settings:
     # "device/dtype" -> [peak GFLOP/s, peak GB/s], calibrated once per run by the sweep's own
     # process and handed to every worker, so that all rows of a run share one roofline.
     peaks: dict[str, list[float]] = field(default_factory=dict)
+    # The workers' allocator (bench/execution/allocator.py): under `steady` the warm-up also
+    # waits until calls stop mapping new pages.
+    allocator: str = "steady"

@@ -52,12 +52,25 @@ def synchronize(device: str) -> None:
         torch.mps.synchronize()
 
 
-def warm_up(fn: Callable[[], object], device: str, seconds: float, max_calls: int = 1000) -> int:
-    """Call fn for at least `seconds` (and at least twice); return how many calls were made."""
+SETTLED_FAULTS = 64  # a call that maps fewer new pages than this reuses its memory: the allocator is steady
+SETTLE_LIMIT_S = 2.0  # the most extra warm-up spent waiting for that
+
+
+def warm_up(fn: Callable[[], object], device: str, seconds: float, settle: bool = False, max_calls: int = 1000) -> int:
+    """Call fn for at least `seconds` (and at least twice); return how many calls were made.
+
+    With `settle` (the steady allocator), go on until a call maps almost no new pages, for at
+    most SETTLE_LIMIT_S more: a heap still growing in the timed calls would charge them page
+    faults that later calls do not pay (seen: Im2Col batch 8 in a fresh worker).
+    """
     calls, start = 0, time.perf_counter()
-    while calls < 2 or (time.perf_counter() - start < seconds and calls < max_calls):
+    faults = SETTLED_FAULTS
+    while calls < 2 or (time.perf_counter() - start < seconds and calls < max_calls) or (
+            settle and faults >= SETTLED_FAULTS and time.perf_counter() - start < seconds + SETTLE_LIMIT_S):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         fn()
         synchronize(device)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
         calls += 1
     return calls
 
@@ -76,10 +89,11 @@ def _per_call(first: resource.struct_rusage, last: resource.struct_rusage, calls
 
 
 def measure(
-    fn: Callable[[], object], device: str, threads: int, warmup_s: float, min_run_s: float, max_run_s: float
+    fn: Callable[[], object], device: str, threads: int, warmup_s: float, min_run_s: float, max_run_s: float,
+    settle: bool = False,
 ) -> Timing:
     """Return the timing of fn after warm-up, measured by torch.utils.benchmark, with its faults and switches per call."""
-    warmup_calls = warm_up(fn, device, warmup_s)
+    warmup_calls = warm_up(fn, device, warmup_s, settle)
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
     snapshots = [resource.getrusage(resource.RUSAGE_SELF)]  # then one after each measured block
     m = timer.adaptive_autorange(threshold=NOISE_THRESHOLD, min_run_time=min_run_s, max_run_time=max_run_s,
