@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import random
 import time
 from dataclasses import asdict, replace
@@ -16,7 +15,7 @@ import attention_variants as av
 from attention_variants.case import Case
 from bench.execution.isolation import Isolation, WorkerPool
 from bench.measure import machine, roofline
-from bench.measure.case import measure_case
+from bench.measure.case import measure_case, release_memory
 from bench.measure.settings import Settings
 from bench.results import append_rows
 from bench.results.schema import SCHEMA_VERSION
@@ -42,10 +41,7 @@ def run_case(case: Case, settings: Settings, run_id: str, fingerprint: dict[str,
     row = case_row(case, run_id, fingerprint)
     measured = measure_case(case, settings)
     row.update(measured.to_columns())
-    if measured.status != "skipped":  # a skipped case built nothing; a full collection costs ~0.1 s
-        gc.collect()
-        if case.device.startswith("cuda") and torch.cuda.is_available():
-            torch.cuda.empty_cache()  # a long sweep otherwise fragments the allocator
+    release_memory(case, measured.status)
     return row
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
-import gc
 import os
 import resource
 import signal
@@ -55,7 +54,7 @@ def run_task(task: Task) -> dict[str, object]:
     import torch
 
     from attention_variants.case import Case
-    from bench.measure.case import measure_case
+    from bench.measure.case import measure_case, release_memory
     from bench.measure.failures import failure_columns
     from bench.measure.settings import Settings
 
@@ -70,10 +69,7 @@ def run_task(task: Task) -> dict[str, object]:
         measured = failure_columns(err)
     finally:
         _limit_address_space(case.device, None)
-    if measured.get("status") != "skipped":  # a skipped case built nothing; a full collection costs ~0.1 s
-        gc.collect()
-        if case.device.startswith("cuda") and torch.cuda.is_available():
-            torch.cuda.empty_cache()  # the next case of this worker starts from a clean allocator
+    release_memory(case, measured.get("status"))
     return measured
 
 
