@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# Regression gate for CI: run the `ci` preset a few times and gate it against the committed baseline.
+# Regression gate for CI (docs/gate.md).
 #
-#   scripts/ci_gate.sh            measure (results/ci/current.csv) and gate; exit 0 pass, 1 regression, 2 bad input
+#   scripts/ci_gate.sh            gate; exit 0 pass, 1 regression, 2 bad input
 #   scripts/ci_gate.sh --refresh  record this machine's baseline results/baseline/ci-<machine>.csv instead (commit it)
 #
-# Baselines are per machine: the gate picks the one whose device names match this run's. With
-# none for this machine it compares against another one and only reports (exit 0): relative
-# speeds move between processors by more than any tolerance (docs/gate.md).
+# A/B first: `run_bench.py gate --base-rev BASE --preset ci --threads 1` measures BASE's code and
+# this checkout's, interleaved round by round on this machine, and judges each case from the
+# paired rounds (a 95 % interval) and Callgrind's instruction counts. BASE is the revision at
+# which the committed baselines (results/baseline/) last changed, i.e. the code whose speed was
+# last accepted; when that is HEAD itself, HEAD's first parent. BENCH_CI_BASE_REV overrides it.
+# Where no base can be checked out (not a git checkout, a shallow clone) or its harness cannot
+# run the sweep (exit 2), it falls back to gating fresh runs against the committed baseline of
+# this machine (the older, coarser gate below: only a 2x slowdown is sure to be caught there).
 #
-# Each repetition appends one run of the preset to the same CSV; the gate keeps, per case, the
-# fastest run, which is the one least disturbed by other load (docs/gate.md). One thread per
-# case: with 2 threads, any neighbouring process stalls the pair and the timings jump.
-# On a shared machine, wrap it in `flock /tmp/bench.lock` so that benchmarks never overlap.
-# The tolerance is wide because this must never fail on noise on a shared 2-core machine:
-# docs/gate.md has the false-alarm and detection studies that chose it.
-# Environment: PYTHON (default: python), BENCH_CI_REPEATS (default 5), BENCH_CI_TOLERANCE
-# (default below), BENCH_CI_DIR (default results/ci), BENCH_SWEEP_ARGS (extra sweep flags).
+# Environment: PYTHON (default: python), BENCH_CI_BASE_REV, BENCH_CI_ROUNDS (default 7),
+# BENCH_CI_AB_TOLERANCE (default: the CLI's), BENCH_CI_DIR (default results/ci),
+# BENCH_SWEEP_ARGS (extra sweep flags); for the fallback BENCH_CI_REPEATS (default 5) and
+# BENCH_CI_TOLERANCE (default 0.75). On a shared machine, wrap it in `flock /tmp/bench.lock`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -25,6 +26,32 @@ DIR=${BENCH_CI_DIR:-results/ci}
 BASELINES=results/baseline
 mkdir -p "$DIR"
 
+base_revision() {  # print the A/B base revision, or fail
+    if [[ -n "${BENCH_CI_BASE_REV:-}" ]]; then echo "$BENCH_CI_BASE_REV"; return; fi
+    local rev head
+    rev=$(git log -1 --format=%H -- "$BASELINES" 2>/dev/null) && head=$(git rev-parse HEAD 2>/dev/null) || return 1
+    [[ -n "$rev" ]] || return 1
+    if [[ "$rev" == "$head" ]]; then rev=$(git rev-parse --verify --quiet HEAD~1) || return 1; fi
+    echo "$rev"
+}
+
+if [[ "${1:-}" != "--refresh" ]]; then
+    if BASE=$(base_revision); then
+        status=0
+        # shellcheck disable=SC2086  # BENCH_SWEEP_ARGS is a list of flags
+        "$PYTHON" run_bench.py gate --base-rev "$BASE" --rounds "${BENCH_CI_ROUNDS:-7}" --ab-dir "$DIR/ab" \
+            --markdown "$DIR/gate.md" ${BENCH_CI_AB_TOLERANCE:+--tolerance "$BENCH_CI_AB_TOLERANCE"} \
+            --preset ci --threads 1 ${BENCH_SWEEP_ARGS:-} || status=$?
+        [[ $status -ne 2 ]] && exit $status
+        echo "ci_gate: the A/B gate could not run (above); falling back to the committed baseline" >&2
+    else
+        echo "ci_gate: no base revision to check out (not a git checkout, or no baseline commit); falling back to the committed baseline" >&2
+    fi
+fi
+
+# The fallback (and --refresh): run the `ci` preset REPEATS times into one CSV; the gate keeps, per
+# case, the fastest run (the least disturbed) and compares it, normalised by im2col, with this
+# machine's committed baseline at a wide tolerance that never failed on noise here.
 OUT=$DIR/current.csv
 [[ "${1:-}" == "--refresh" ]] && OUT=$DIR/baseline.csv  # moved over the baseline once complete
 rm -f "$OUT"

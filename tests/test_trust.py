@@ -112,13 +112,15 @@ def test_busy_machine_is_named_before_a_sweep():
 def test_fidelity_ratios_and_verdicts():
     measured = {("im2col", "fresh"): 10.0, ("im2col", "after"): 10.5, ("im2col", "reversed"): 10.2, ("im2col", "plain"): 10.1,
                 ("slide", "fresh"): 10.0, ("slide", "after"): 12.0, ("slide", "reversed"): 10.0, ("slide", "plain"): 8.0}
-    rows = pd.DataFrame([{"variant": v, "batch": 1, "condition": c, "status": "ok", "median_ms": ms}
-                         for (v, c), ms in measured.items()])
+    # A second round twice as slow (the machine drifted): the ratios within each round are the same.
+    rows = pd.DataFrame([{"variant": v, "batch": 1, "round": r, "condition": c, "status": "ok", "median_ms": ms * r}
+                         for (v, c), ms in measured.items() for r in (1, 2)])
     table = fidelity_table(rows).set_index("variant")
     assert table.loc["im2col", "spread"] == pytest.approx(1.05) and table.loc["im2col", "within_histories"]
     assert table.loc["im2col", "within_plain"]
     assert table.loc["slide", "spread"] == pytest.approx(1.2) and not table.loc["slide", "within_histories"]
     assert table.loc["slide", "vs_plain"] == pytest.approx(1.5) and not table.loc["slide", "within_plain"]
+    assert table.loc["slide", "after"] == pytest.approx(18.0)  # the ms shown are medians over rounds
 
 
 def test_the_plain_timing_shares_no_code_with_the_harness():

@@ -91,6 +91,9 @@ def _compare_case(base: _Side, cur: _Side, settings: GateSettings, is_reference:
         note = f"reference: 1 by construction; raw change {raw:+.0%} is gated only with --absolute"
     elif verdict == "unchanged" and change - 1 > settings.tolerance:
         note = f"slower by {change - 1:.0%} but within the measured spread ({noise:.0%})"
+    elif verdict in ("regression", "improvement") and (change > 1) != (cur.median_ms > base.median_ms):
+        note = (f"its own ms went {'down' if change > 1 else 'up'}, but relative to {settings.reference!r} of the same "
+                f"file it is {'slower' if change > 1 else 'faster'}: the reference moved more")
     return {"change": change - 1, "noise": noise, "threshold": threshold, "verdict": verdict, "note": note}
 
 
@@ -149,11 +152,12 @@ def counts(verdicts: pd.DataFrame) -> dict[str, int]:
 
 
 def mode_line(settings: GateSettings) -> str:
-    """Return one sentence saying how the gate compared."""
+    """Return one sentence saying how the gate compared and what the columns mean."""
     rule = f"slower by more than the tolerance {settings.tolerance:.0%} and than half the summed relative IQRs"
     if settings.reference is None:
-        return f"absolute medians; a regression is {rule} (2 medians)"
-    return (f"medians (fastest run per case) normalised by {settings.reference!r} of the same file and case; "
+        return f"baseline ms / current ms: fastest run's median per call; change: their ratio minus 1; a regression is {rule} (2 medians)"
+    return (f"baseline ms / current ms: the row's own median per call (fastest run); change: that median divided by "
+            f"{settings.reference!r}'s of the same file and case, current over baseline, minus 1, so ms and change can move apart; "
             f"a regression is {rule} (4 medians); {settings.reference!r} itself is unchanged by construction (use --absolute to gate it)")
 
 
@@ -175,13 +179,13 @@ def ordered_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
     return verdicts.assign(_rank=verdicts["verdict"].map(rank)).sort_values(["_rank", *SHAPE_KEY, "variant"], kind="stable")
 
 
-def markdown(verdicts: pd.DataFrame, settings: GateSettings, advisory: bool = False) -> str:
-    """Return the verdicts as a markdown report (a summary line, then a table), fit for a PR comment."""
+def markdown(verdicts: pd.DataFrame, settings: GateSettings, advisory: bool = False, compared: str = "") -> str:
+    """Return the verdicts as a markdown report (what was compared, a summary line, then a table), fit for a PR comment."""
     summary = ", ".join(f"**{n} {verdict}**" if verdict == "regression" else f"{n} {verdict}"
                         for verdict, n in counts(verdicts).items() if n)
-    escape = lambda text: text.replace("|", "\\|")  # noqa: E731
+    escape = lambda text: text.replace("|", "\\|").replace("<", "&lt;")  # noqa: E731
     outcome = "pass, advisory" if advisory else "FAIL" if exit_status(verdicts) else "pass"
-    lines = [f"### Regression gate: {outcome}", "", summary, "",
+    lines = [f"### Regression gate: {outcome}", "", *([escape(compared), ""] if compared else []), summary, "",
              f"_{mode_line(settings)}._", "",
              "| " + " | ".join(HEADERS) + " |", "|" + "|".join("---:" if h.endswith(("ms", "change", "threshold")) else "---"
                                                             for h in HEADERS) + "|"]

@@ -19,7 +19,7 @@ COMMANDS = {
     "list": (listing, "list the variants and whether they run here"),
     "plot": (plot, "draw the figures of results CSV(s) into plots/<run_id>/"),
     "report": (report, "write a markdown summary next to a results CSV"),
-    "gate": (gate, "compare results with a baseline CSV; exit 1 on a regression"),
+    "gate": (gate, "compare results with a baseline CSV, or the working tree with a revision (A/B); exit 1 on a regression"),
     "fidelity": (fidelity, "measure fixed cases after other histories and in a plain process: does the number move?"),
 }
 BAD_INPUT = (SpecError, ResultsError, CliError, GateError)
@@ -42,9 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv.insert(0, "sweep")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "gate":  # only the A/B gate passes flags on (to its sweeps)
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return args.run(args)
+        return args.run(args, extra) if extra else args.run(args)
     except BAD_INPUT as err:
         sys.stderr.write(f"run_bench.py: error: {err}\n")
         return 2

@@ -58,3 +58,9 @@ def print_failures(frame: pd.DataFrame, console: Console) -> None:
     for _, row in frame[frame["status"] != "ok"].iterrows():
         console.print(f"[yellow]{row['status']}[/] {row['variant']} {row['device']} {row['height']}x{row['width']} "
                       f"b{row['batch']} {row['pass']}: {escape(str(row['reason']))}")  # reasons may hold [brackets]
+
+
+# How each gate verdict is shown in the terminal (both gate modes).
+VERDICT_STYLE = {
+    "regression": "bold red", "improvement": "green", "new": "cyan", "missing": "yellow", "not-comparable": "yellow",
+}

@@ -28,12 +28,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", default="1,8", help="batch sizes of the fixed cases (default: %(default)s)")
     parser.add_argument("--min-run-s", type=float, default=0.5, help="least measuring time per case (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=2, help="repeat the whole protocol; medians over rounds (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="draws each round's order of cases and conditions (default: %(default)s)")
     parser.add_argument("--out", type=Path, help="also write every measurement to this CSV")
 
 
 def result_table(table: pd.DataFrame) -> Table:
     """Return the per-case ratios as a rich table."""
-    out = Table(title="fidelity: median ms per history and in a plain process (median over rounds)",
+    out = Table(title="fidelity: median ms per history and in a plain process (median over rounds); ratios within each round, then median",
                 caption=f"targets: max/min across {', '.join(HISTORIES)} within {HISTORY_TARGET:.0%}; each within {PLAIN_TARGET:.0%} of plain")
     for header in ("variant", "batch", *CONDITIONS, "max/min", "worst vs plain"):
         out.add_column(header, justify="left" if header == "variant" else "right")
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     isolation = Isolation(cases_per_worker=10_000, allocator=args.allocator, threads=args.threads)
     on_row = lambda row: console.print(f"  round {row['round']} {row['condition']:<9} {row['variant']:<12} b{row['batch']}: "  # noqa: E731
                                        + (f"{row['median_ms']:.3f} ms" if row["status"] == "ok" else f"{row['status']}: {row.get('reason')}"))
-    rows = pd.DataFrame(run_fidelity(cases, settings, isolation, args.rounds, on_row))
+    rows = pd.DataFrame(run_fidelity(cases, settings, isolation, args.rounds, args.seed, on_row))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         rows.assign(allocator=args.allocator, threads=args.threads, cpu=cpu_name()).to_csv(args.out, index=False)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
+from rich.markup import escape
 from rich.table import Table
 
 from bench import results
@@ -13,20 +14,29 @@ from bench.analysis.gate import (
     HEADERS, GateError, GateSettings, compare, counts, exit_status, machine, machine_note, markdown, mode_line,
     ordered_verdicts, table_cells, threads_note,
 )
-from bench.cli.console import wide_console
+from bench.analysis.ab import DEFAULT_TOLERANCE
+from bench.cli.ab_gate import run as run_ab
+from bench.cli.common import CliError
+from bench.cli.console import VERDICT_STYLE, wide_console
 
-VERDICT_STYLE = {
-    "regression": "bold red", "improvement": "green", "new": "cyan", "missing": "yellow", "not-comparable": "yellow",
-}
+ROUNDS = 7  # the fewest for a 95 % interval is 6; docs/gate.md has what 7 catches
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the gate command's options to parser."""
-    parser.add_argument("--baseline", required=True, type=Path,
-                        help="the reference results CSV, or a directory of them: the one from this machine is used")
-    parser.add_argument("--current", required=True, type=Path, help="the results CSV to judge")
-    parser.add_argument("--tolerance", type=float, default=GateSettings.tolerance,
-                        help="tolerated relative slowdown (default: %(default)s = 15%%)")
+    files = parser.add_argument_group("file mode: judge a results CSV against a baseline CSV")
+    files.add_argument("--baseline", type=Path,
+                       help="the reference results CSV, or a directory of them: the one from this machine is used")
+    files.add_argument("--current", type=Path, help="the results CSV to judge")
+    ab = parser.add_argument_group("A/B mode: `gate --base-rev REV [sweep flags]` measures REV's code and the working "
+                                   "tree's, interleaved, and judges per case with a 95 % interval")
+    ab.add_argument("--base-rev", metavar="REV", help="the git revision to compare the working tree with")
+    ab.add_argument("--rounds", type=int, default=ROUNDS, help="rounds; each runs the sweep once per side (default: %(default)s)")
+    ab.add_argument("--no-instructions", action="store_true", help="skip the Callgrind instruction counts")
+    ab.add_argument("--ab-dir", type=Path, metavar="DIR", help="where every round's CSV goes (default: results/ab/<time>)")
+    parser.add_argument("--tolerance", type=float,
+                        help=f"tolerated relative slowdown (default: {GateSettings.tolerance:.0%} in file mode, "
+                             f"{DEFAULT_TOLERANCE:.0%} in A/B mode)".replace("%", "%%"))
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--reference", default=GateSettings.reference,
                       help="variant whose median for the same case and file normalises each row (default: %(default)s)")
@@ -45,10 +55,10 @@ def pick_baseline(path: Path, current: pd.DataFrame) -> Path:
     return next((c for c in candidates if machine(results.load(c)) == wanted), candidates[0])
 
 
-def rich_table(verdicts: pd.DataFrame, settings: GateSettings) -> Table:
+def rich_table(verdicts: pd.DataFrame, settings: GateSettings, compared: str = "") -> Table:
     """Return the verdicts as a rich table, regressions first."""
     summary = ", ".join(f"{n} {verdict}" for verdict, n in counts(verdicts).items() if n)
-    table = Table(title=f"regression gate: {summary}", caption=mode_line(settings))
+    table = Table(title=f"regression gate: {summary}\n{escape(compared)}", caption=mode_line(settings))
     for header in HEADERS:
         table.add_column(header, justify="right" if header.endswith(("ms", "change", "threshold")) else "left")
     for _, row in ordered_verdicts(verdicts).iterrows():
@@ -56,27 +66,42 @@ def rich_table(verdicts: pd.DataFrame, settings: GateSettings) -> Table:
     return table
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, extra: list[str] = ()) -> int:
+    """Run the A/B mode with --base-rev, else judge --current against --baseline; return 0, 1 on a regression."""
+    if args.base_rev is not None:
+        if args.baseline or args.current:
+            raise CliError("--base-rev measures both sides itself: leave out --baseline and --current")
+        return run_ab(args, list(extra))
+    if extra or args.baseline is None or args.current is None:
+        raise CliError(f"unrecognized arguments: {' '.join(extra)}" if extra else
+                       "give --baseline and --current (file mode) or --base-rev REV (A/B mode)")
+    return run_files(args)
+
+
+def run_files(args: argparse.Namespace) -> int:
     """Load both CSVs, judge every case, print the table (and markdown); return 0, 1 on a regression.
 
     A regression fails only against a baseline from the same machine (same device names): across
     processors the ratios between variants move by more than any tolerance (docs/gate.md).
     """
     current = results.load(args.current)
-    baseline = results.load(pick_baseline(args.baseline, current))
-    settings = GateSettings(args.tolerance, None if args.absolute else args.reference)
+    baseline_path = pick_baseline(args.baseline, current)
+    baseline = results.load(baseline_path)
+    compared = f"baseline: {baseline_path} ({machine(baseline)}); current: {args.current} ({machine(current)})"
+    tolerance = GateSettings.tolerance if args.tolerance is None else args.tolerance
+    settings = GateSettings(tolerance, None if args.absolute else args.reference)
     if settings.reference is not None and settings.reference not in set(baseline["variant"]) | set(current["variant"]):
         raise GateError(f"reference variant {settings.reference!r} is in neither CSV (pass --reference NAME or --absolute)")
     verdicts = compare(baseline, current, settings)
     console = wide_console(140)  # keep the table readable when piped into a CI log
-    console.print(rich_table(verdicts, settings))
+    console.print(rich_table(verdicts, settings, compared))
     advisory = machine_note(baseline, current)
     notes = [note for note in (threads_note(baseline, current), advisory) if note]
     for note in notes:
         console.print(f"[yellow]{note}[/]")
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(markdown(verdicts, settings, bool(advisory)) + "".join(f"\n{note}\n" for note in notes))
+        args.markdown.write_text(markdown(verdicts, settings, bool(advisory), compared) + "".join(f"\n{note}\n" for note in notes))
     status = 0 if advisory else exit_status(verdicts)
     outcome = "pass, advisory" if advisory else "FAIL" if status else "pass"
     against = " against another machine" if advisory else ""

@@ -4,13 +4,14 @@ Each case of a fixed set is measured through the harness (a worker process, as i
 under three histories, and once by an independent plain process (plain_timing.py):
   fresh     alone in a new worker;
   after     in a worker that first ran every other case of the set;
-  reversed  in one worker that runs the whole set in reversed order;
+  reversed  in a worker that runs the set in reversed order up to it;
   plain     `python -m bench.execution.plain_timing` in a new process, same allocator and threads.
 The ratios are computed by bench.analysis.fidelity; docs/fidelity.md has this machine's output.
 """
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from dataclasses import asdict, replace
@@ -44,32 +45,35 @@ def _plain(case: Case, isolation: Isolation) -> dict[str, object]:
     return {"status": "ok", "median_ms": float(done.stdout.split()[-1])}
 
 
-def run_fidelity(cases: list[Case], settings: Settings, isolation: Isolation, rounds: int = 1,
+def run_fidelity(cases: list[Case], settings: Settings, isolation: Isolation, rounds: int = 1, seed: int = 0,
                  on_row: Callable[[dict[str, object]], None] = lambda row: None) -> list[dict[str, object]]:
     """Return one row per (round, case, condition): the case's key, the condition and what was measured.
 
-    The conditions of one case run back to back (fresh, after, plain), so load that comes and
-    goes over minutes moves them together; rounds repeat the whole protocol.
+    The four conditions of one case run back to back, in an order drawn per round from the seed,
+    so load that comes and goes over minutes moves them together and no condition is always
+    first; the cases' order is drawn per round too. Rounds repeat the whole protocol.
     """
     settings = replace(settings, peaks=roofline.calibrate(cases, settings.threads, settings.peaks))
     brief = replace(settings, warmup_s=0.0, min_run_s=0.01, max_run_s=0.05)  # the others only need to have run
     rows: list[dict[str, object]] = []
-
-    def record(round_number: int, case: Case, condition: str, measured: dict[str, object]) -> None:
-        rows.append({"round": round_number, **case.key(), "condition": condition, **measured})
-        on_row(rows[-1])
-
     for round_number in range(1, rounds + 1):
-        for case in cases:
-            with WorkerPool(isolation) as pool:
-                record(round_number, case, "fresh", _timed(pool, case, settings))
-            with WorkerPool(isolation) as pool:
-                for other in cases:
-                    if other != case:
-                        _timed(pool, other, brief)
-                record(round_number, case, "after", _timed(pool, case, settings))
-            record(round_number, case, "plain", _plain(case, isolation))
-        with WorkerPool(isolation) as pool:
-            for case in reversed(cases):
-                record(round_number, case, "reversed", _timed(pool, case, settings))
+        draw = random.Random(seed * 1_000 + round_number)
+        for case in draw.sample(cases, len(cases)):
+            for condition in draw.sample(CONDITIONS, len(CONDITIONS)):
+                measured = _condition(condition, case, cases, settings, brief, isolation)
+                rows.append({"round": round_number, **case.key(), "condition": condition, **measured})
+                on_row(rows[-1])
     return rows
+
+
+def _condition(condition: str, case: Case, cases: list[Case], settings: Settings, brief: Settings,
+               isolation: Isolation) -> dict[str, object]:
+    if condition == "plain":
+        return _plain(case, isolation)
+    before = {"fresh": [],
+              "after": [other for other in cases if other != case],  # every other case first
+              "reversed": list(reversed(cases[cases.index(case) + 1:]))}[condition]  # the reversed set up to it
+    with WorkerPool(isolation) as pool:
+        for other in before:
+            _timed(pool, other, brief)
+        return _timed(pool, case, settings)

@@ -1,0 +1,124 @@
+"""Instruction counts of one call of a variant, under Callgrind, through torch.utils.benchmark.
+
+Times on a shared 2-core machine move by 10 % between minutes; the number of instructions a
+call executes does not (to well under 1 %), so the A/B gate uses it as a second, deterministic
+signal. `Timer.collect_callgrind` runs the statement in a fresh Python under valgrind; the
+setup puts the side's tree first on sys.path, so the count is of that side's variant code.
+One valgrind process per side, both at once (each is single-threaded).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from attention_variants.case import Case
+
+CALLS = 3  # calls per count; the count reported is per call
+# One valgrind process per side counts every case: importing torch under valgrind takes about
+# 100 s on 2 cores, a call of a small case well under a second. collect_callgrind runs `number`
+# warm-up calls, then `repeats` blocks of `number` calls, one dump per block; `step()` maps the
+# k-th call to its case, so block i counts case i (the warm-up calls go to case 0).
+SETUP = """
+import sys
+sys.path.insert(0, {root!r})
+import torch
+import attention_variants as av
+from attention_variants.case import Case
+torch.set_grad_enabled(False)
+import json
+jobs, failures = [], {{}}
+for name, shape, kernel_size in {cases!r}:
+    case = Case(name, batch=shape[0], heads=shape[1], height=shape[2], width=shape[3], head_dim=shape[4], kernel_size=kernel_size)
+    generator = torch.Generator().manual_seed(1234)
+    q, k, v = (torch.randn(shape, generator=generator) for _ in range(3))
+    try:
+        prepared = av.get(name).build(case, q, k, v)
+        for _ in range(2):  # first-call work (lazy initialisation, caches) is not the variant's steady cost
+            prepared.fn(*prepared.inputs)
+        jobs.append((prepared.fn, prepared.inputs))
+    except Exception as err:  # this case gets no count; the others still do
+        failures[name] = type(err).__name__ + ": " + (str(err).strip().splitlines() or [""])[0]
+        jobs.append((lambda: None, ()))
+with open({failures_path!r}, "w") as file:
+    json.dump(failures, file)
+calls = [0]
+def step():
+    block = max(calls[0] - {calls}, 0) // {calls}
+    calls[0] += 1
+    fn, inputs = jobs[block]
+    fn(*inputs)
+"""
+
+
+@dataclass(frozen=True)
+class Count:
+    """One side's instruction count for one case: instructions per call, or why there is none."""
+
+    side: str
+    case: Case
+    per_call: float | None
+    problem: str = ""
+
+
+def unavailable() -> str | None:
+    """Return why Callgrind cannot run here (valgrind missing), or None."""
+    return None if shutil.which("valgrind") else "valgrind is not installed (Debian: apt-get install valgrind)"
+
+
+def count_side(side: str, root: Path, cases: list[Case]) -> list[Count]:
+    """Return the instructions per call of every case's variant as the tree at root has it, from one valgrind run."""
+    from torch.utils import benchmark  # only here: the gate's other paths need no torch
+
+    spec = [(c.variant, (c.batch, c.heads, c.height, c.width, c.head_dim), c.kernel_size) for c in cases]
+    with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as work:
+        failures_path = Path(work) / "failures.json"
+        setup = SETUP.format(root=str(root), cases=spec, calls=CALLS, failures_path=str(failures_path))
+        try:
+            stats = benchmark.Timer("step()", setup=setup, num_threads=1).collect_callgrind(
+                number=CALLS, repeats=len(cases), collect_baseline=False)
+        except (Exception, SystemExit) as err:  # valgrind itself failed: reported, never fatal
+            lines = [line for line in str(err).splitlines() if line.strip()]
+            return [Count(side, case, None, f"{type(err).__name__}: {lines[-1] if lines else ''}") for case in cases]
+        failures = json.loads(failures_path.read_text())
+    stats = stats if isinstance(stats, tuple) else (stats,)
+    return [Count(side, case, None, failures[case.variant]) if case.variant in failures else
+            Count(side, case, one.counts(denoise=True) / CALLS) for case, one in zip(cases, stats)]
+
+
+def variants_touched(changed_files: list[str]) -> tuple[set[str], bool]:
+    """Return the variants whose defining module (or its C source) is among changed_files, and whether
+    any other file of attention_variants/ (a shared helper, the registry) changed too.
+
+    Both sides run under the same interpreter and torch, and the counting script is this side's,
+    so only attention_variants/ can make the counts differ: nothing else needs counting.
+    """
+    import attention_variants as av  # this side's registry says which module builds each variant
+
+    stems = {Path(f).stem for f in changed_files if f.startswith("attention_variants/")}
+    modules = {name: getattr(av.get(name).build, "__module__", "").rsplit(".", 1)[-1] for name in av.names()}
+    return {name for name, module in modules.items() if module in stems}, bool(stems - set(modules.values()))
+
+
+def smallest_cases(rows: pd.DataFrame) -> list[Case]:
+    """Return, per variant measured ok on both sides, its smallest CPU float32 forward case of the A/B rows."""
+    ok = rows[(rows["status"] == "ok") & (rows["device"] == "cpu") & (rows["dtype"] == "float32") & (rows["pass"] == "forward")]
+    both = ok.groupby("variant")["side"].nunique()
+    ok = ok[ok["variant"].isin(both[both == 2].index)]
+    ok = ok.assign(_size=ok["batch"] * ok["heads"] * ok["height"] * ok["width"] * ok["head_dim"])
+    smallest = ok.sort_values(["_size", "kernel_size"], kind="stable").drop_duplicates("variant")
+    return [Case(r.variant, batch=int(r.batch), height=int(r.height), width=int(r.width), heads=int(r.heads),
+                 head_dim=int(r.head_dim), kernel_size=int(r.kernel_size)) for r in smallest.itertuples()]
+
+
+def count_all(roots: dict[str, Path], cases: list[Case]) -> list[Count]:
+    """Return the count of every case under every side's root; the sides' valgrind processes run side by side."""
+    with ThreadPoolExecutor(max_workers=len(roots)) as pool:
+        per_side = pool.map(lambda side: count_side(side, roots[side], cases), roots)
+        return [count for counts in per_side for count in counts]
