@@ -137,17 +137,28 @@ def test_an_ab_run_pairs_every_round_and_leaves_no_worktree(tmp_path, capsys):
     verdicts = pd.read_csv(tmp_path / "verdicts.csv")
     assert status == int((verdicts["verdict"] == "regression").any())
     assert sorted(verdicts["variant"]) == ["im2col", "slide"] and (verdicts["pairs"] == 6).all()
-    assert len(list(tmp_path.glob("base-round*.csv"))) == len(list(tmp_path.glob("current-round*.csv"))) == 6
+    for side in ("base", "current"):
+        rows = results.load(tmp_path / f"{side}.csv")
+        assert sorted(rows["round"].value_counts().items()) == [(r, 2) for r in range(1, 7)] and (rows["status"] == "ok").all()
     assert "base: HEAD (" in (tmp_path / "out.md").read_text() and "bench-base-" not in _worktrees()
     assert "instruction counts skipped" in capsys.readouterr().out
 
 
-@pytest.mark.slow
-def test_a_base_side_that_fails_is_one_line_and_cleaned_up(tmp_path, capsys):
-    assert run_bench.main(["gate", "--base-rev", "HEAD", "--rounds", "6", "--ab-dir", str(tmp_path), "--no-instructions",
-                           "--bogus-flag"]) == 2
+def test_a_side_whose_variants_do_not_import_is_one_line(tmp_path):
+    from bench.execution.ab import ABError, variant_names
+
+    (tmp_path / "attention_variants").mkdir()
+    (tmp_path / "attention_variants" / "__init__.py").write_text("raise ImportError('planted: no variants here')\n")
+    with pytest.raises(ABError, match="do not import: ImportError: planted: no variants here"):
+        variant_names((str(tmp_path),))
+    assert "im2col" in variant_names(())
+
+
+def test_a_bad_sweep_flag_is_one_line(capsys):
+    with pytest.raises(SystemExit, match="2"):
+        run_bench.main(["gate", "--base-rev", "HEAD", "--bogus-flag"])
     err = capsys.readouterr().err
-    assert "the base side's sweep failed in round 1" in err and "--bogus-flag" in err and "bench-base-" not in _worktrees()
+    assert "unrecognized arguments: --bogus-flag" in err and err.count("\n") == 1 and "bench-base-" not in _worktrees()
 
 
 @pytest.mark.slow

@@ -1,13 +1,16 @@
-"""`gate --base-rev REV [sweep flags]`: measure REV's code and the working tree's, interleaved, and judge.
+"""`gate --base-rev REV [sweep flags]`: measure REV's variants and the working tree's, interleaved, and judge.
 
-REV is checked out into a temporary worktree (bench.execution.revision), both sides run the
-same sweep round by round (bench.execution.ab), Callgrind counts instructions of a small case
-per variant on both sides (bench.execution.instructions), and bench.analysis.ab decides.
+REV is checked out into a temporary worktree (bench.execution.revision), the cases of the sweep
+flags are measured by two workers side by side, one per tree (bench.execution.ab), Callgrind
+counts instructions of a small case per variant whose code differs (bench.execution.instructions),
+and bench.analysis.ab decides.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,17 +18,32 @@ import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
+from attention_variants.case import Case
 from bench import results
 from bench.analysis import ab as verdicts_ab
 from bench.analysis.gate import machine
 from bench.analysis.instructions import judge_instructions, problems
-from bench.cli.common import CliError
+from bench.cli import sweep as sweep_cli
+from bench.cli.common import CliError, OneLineParser, load_plugins
 from bench.cli.console import VERDICT_STYLE, wide_console
-from bench.execution import instructions, revision
-from bench.execution.ab import ABError, SideRound, reserved_flag, run_ab
+from bench.execution import instructions, revision, spec
+from bench.execution.ab import ABError, reserved_flag, run_ab, variants_root
 from bench.execution.revision import RevisionError
+from bench.measure.machine import busy_report
+from bench.measure.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]  # the working tree whose code is "current"
+
+
+def _sweep_plan(sweep_args: list[str]) -> tuple[argparse.Namespace, list[Case], Settings]:
+    """Return the sweep flags parsed as the sweep command parses them, their cases and settings."""
+    parser = OneLineParser(prog="run_bench.py gate --base-rev REV [sweep flags]")
+    sweep_cli.configure(parser)
+    args = parser.parse_args(sweep_args)
+    load_plugins(args.plugin)
+    sweep = spec.make_sweep(args.preset, sweep_cli.overrides(args))
+    settings = Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed, allocator=args.allocator)
+    return args, spec.cases(sweep), settings
 
 
 def run(args: argparse.Namespace, sweep_args: list[str]) -> int:
@@ -36,6 +54,8 @@ def run(args: argparse.Namespace, sweep_args: list[str]) -> int:
     if flag or args.rounds < least:
         raise CliError(f"{flag} is set by the A/B gate itself" if flag else
                        f"--rounds {args.rounds}: at least {least} are needed for a {settings.confidence:.0%} interval")
+    sweep_args_parsed, cases, sweep_settings = _sweep_plan(sweep_args)
+    isolation = dataclasses.replace(sweep_cli.isolation_from(sweep_args_parsed), cases_per_worker=10_000)
     try:
         base = revision.resolve(ROOT, args.base_rev)
     except RevisionError as err:
@@ -43,15 +63,24 @@ def run(args: argparse.Namespace, sweep_args: list[str]) -> int:
     out_dir = args.ab_dir or Path("results") / "ab" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     console = wide_console(140)
     compared = f"base: {base.label()}; current: {revision.working_tree(ROOT)}"
-    console.print(escape(f"A/B gate: {compared}; {args.rounds} rounds, sweep flags: {' '.join(sweep_args) or '(the default sweep)'}"))
-    with revision.checked_out(ROOT, base) as base_root:
-        roots = {"base": base_root, "current": ROOT}
+    console.print(escape(f"A/B gate: {compared}; {len(cases)} cases x {args.rounds} rounds x 2 sides, "
+                         f"sweep flags: {' '.join(sweep_args) or '(the default sweep)'}"))
+    busy = busy_report()
+    if busy:
+        console.print(f"[yellow]warning[/]: {escape(busy)}; the intervals will be wider")
+    start = time.perf_counter()
+    with revision.checked_out(ROOT, base) as base_tree, tempfile.TemporaryDirectory(prefix="bench-ab-") as work:
+        isolations = {"base": dataclasses.replace(isolation, import_first=(str(variants_root(base_tree, Path(work))),)),
+                      "current": isolation}
+        commits = {"base": base.commit[:12], "current": revision.head(ROOT)[:12]}
         try:
-            done = run_ab(roots, sweep_args, args.rounds, out_dir, lambda d: console.print(_progress(d, args.rounds)))
+            paths = run_ab(cases, sweep_settings, isolations, args.rounds, sweep_args_parsed.seed, out_dir,
+                           sweep_cli.new_run_id(), commits, _progress(console, len(cases), args.rounds))
         except ABError as err:
             raise CliError(str(err)) from None
-        rows = _load(done)
-        counts, own = _instruction_counts(args, roots, rows, console, base)
+        rows = _load(paths)
+        counts, own = _instruction_counts(args, {"base": base_tree, "current": ROOT}, rows, console, base)
+    console.print(f"measured in {time.perf_counter() - start:.0f} s")
     verdicts = judge_instructions(verdicts_ab.compare_ab(rows, settings), counts, own)
     compared += f"; machine: {machine(rows)}"
     console.print(_rich_table(verdicts, settings, compared, args.rounds))
@@ -62,17 +91,27 @@ def run(args: argparse.Namespace, sweep_args: list[str]) -> int:
     verdicts.to_csv(out_dir / "verdicts.csv", index=False)
     status = int((verdicts["verdict"] == "regression").any())
     console.print(f"gate: {'FAIL' if status else 'pass'} ({int((verdicts['verdict'] == 'regression').sum())} regression(s)); "
-                  f"every round's rows and the verdicts are in {out_dir}")
+                  f"every measurement and the verdicts are in {out_dir}")
     return status
 
 
-def _progress(done: SideRound, rounds: int) -> str:
-    return f"  round {done.round}/{rounds}: {done.side:<7} swept in {done.seconds:.0f} s"
+def _progress(console, cases: int, rounds: int):
+    """Return the on_row callback: a line per finished round, and one per row that is not ok."""
+    current_rows = [0]
+
+    def on_row(side: str, round_number: int, case: Case, row: dict[str, object]) -> None:
+        if row.get("status") != "ok":
+            console.print(f"  [yellow]{side} {escape(case.variant)} {escape(str(row.get('status')))}[/]: {escape(str(row.get('reason')))}")
+        current_rows[0] += side == "current"
+        if side == "current" and current_rows[0] % cases == 0:
+            console.print(f"  round {round_number}/{rounds} measured")
+    return on_row
 
 
-def _load(done: list[SideRound]) -> pd.DataFrame:
-    frames = [results.load(d.csv).assign(side=d.side, ab_round=d.round) for d in done]
-    return pd.concat(frames, ignore_index=True)
+def _load(paths: dict[str, Path]) -> pd.DataFrame:
+    frames = [results.load(path).assign(side=side) for side, path in paths.items() if path.is_file()]
+    rows = pd.concat(frames, ignore_index=True)
+    return rows.assign(ab_round=rows["round"])
 
 
 def _instruction_counts(args: argparse.Namespace, roots: dict[str, Path], rows: pd.DataFrame, console,

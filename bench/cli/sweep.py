@@ -71,15 +71,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="run the whole sweep R times in interleaved rounds, each in a shuffled order (default: 1)")
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    overrides: dict[str, object] = {
+def overrides(args: argparse.Namespace) -> dict[str, object]:
+    """Return the sweep axes and run times the flags override."""
+    changed: dict[str, object] = {
         axis: spec.parse_cli_list(axis, getattr(args, axis)) for axis in SWEEP_FLAGS.values() if getattr(args, axis) is not None
     }
     if args.min_run_s is not None:
-        overrides["min_run_s"] = args.min_run_s
+        changed["min_run_s"] = args.min_run_s
     if args.max_run_s is not None:
-        overrides["max_run_s"] = args.max_run_s
-    return overrides
+        changed["max_run_s"] = args.max_run_s
+    return changed
 
 
 def new_run_id() -> str:
@@ -87,7 +88,8 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
-def _isolation(args: argparse.Namespace) -> Isolation:
+def isolation_from(args: argparse.Namespace) -> Isolation:
+    """Return the isolation the flags ask for (CliError on a bad limit or an allocator that cannot run)."""
     checks = (("--case-timeout", args.case_timeout, 0 < args.case_timeout < math.inf, "a positive number of seconds"),
               ("--max-memory-gb", args.max_memory_gb, args.max_memory_gb is None or 0 < args.max_memory_gb < math.inf,
                "a positive number of GB"),
@@ -152,8 +154,8 @@ def run(args: argparse.Namespace) -> int:
     load_plugins(args.plugin)
     if args.threads < 1 or args.repeats < 1:
         raise CliError(f"bad --threads {args.threads} or --repeats {args.repeats}: expected positive integers")
-    isolation = _isolation(args)
-    sweep = spec.make_sweep(args.preset, _overrides(args))
+    isolation = isolation_from(args)
+    sweep = spec.make_sweep(args.preset, overrides(args))
     console = Console(stderr=True)
     out, run_id, plan = _resume(args, plan_rounds(spec.cases(sweep), args.repeats, args.seed), console)
     settings = Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed, allocator=args.allocator)

@@ -1,37 +1,39 @@
-"""A/B measurement: the same sweep under two trees of code, interleaved round by round on one machine.
+"""A/B measurement: the same cases under two trees of variant code, interleaved case by case on one machine.
 
-Each round runs the sweep once with each side's own `run_bench.py` (a fresh process, so each
-side's harness, variants and workers are its own), the side that goes first alternating from
-round to round, so drift over minutes hits both sides alike and pairs measured in the same
-minute can be compared. Each side's round goes to its own CSV; bench.analysis.ab pairs them.
+Two workers live side by side, one per side: the base worker imports the base revision's
+`attention_variants` (a directory holding only a link to it goes first on its sys.path), the
+current worker this tree's. Both are this harness's workers, so both sides are measured the
+same way and only the variants' code differs. Each round visits the cases in an order drawn
+from the seed; each case is measured by both workers back to back, the side that goes first
+alternating from case to case and round to round, so the machine's drift over seconds to
+minutes hits both sides alike and the two numbers of a pair were taken within a second or two.
+Each side's rows go to its own CSV as soon as they are measured (column `round` = the A/B round).
 """
 
 from __future__ import annotations
 
-import os
+import json
+import random
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
+import tempfile
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
+from attention_variants.case import Case
+from bench.execution.isolation import Isolation, WorkerPool
+from bench.execution.sweep import case_row
+from bench.measure import machine, roofline
+from bench.measure.settings import Settings
+from bench.results import append_rows
+
 SIDES = ("base", "current")
-RESERVED_FLAGS = ("--out", "--resume", "--repeats", "--no-plots")  # the A/B run sets these itself
+RESERVED_FLAGS = ("--out", "--resume", "--repeats", "--no-plots", "--cases-per-worker")  # the A/B run sets these itself
 
 
 class ABError(RuntimeError):
-    """A side's sweep failed (e.g. the base revision does not know a flag); one line, exit status 2."""
-
-
-@dataclass(frozen=True)
-class SideRound:
-    """Where one side's sweep of one round wrote its rows, and how long it took."""
-
-    side: str
-    round: int
-    csv: Path
-    seconds: float
+    """A side that cannot be measured (e.g. the base's variants do not import); one line, exit status 2."""
 
 
 def reserved_flag(sweep_args: list[str]) -> str | None:
@@ -39,32 +41,50 @@ def reserved_flag(sweep_args: list[str]) -> str | None:
     return next((arg for arg in sweep_args for flag in RESERVED_FLAGS if arg == flag or arg.startswith(flag + "=")), None)
 
 
-def side_order(round_number: int) -> tuple[str, str]:
-    """Return which side runs first in a round: base in odd rounds, current in even ones."""
-    return SIDES if round_number % 2 else SIDES[::-1]
+def side_order(step: int) -> tuple[str, str]:
+    """Return which side goes first at an (odd or even) step: base at odd steps, current at even ones."""
+    return SIDES if step % 2 else SIDES[::-1]
 
 
-def run_ab(roots: dict[str, Path], sweep_args: list[str], rounds: int, out_dir: Path,
-           on_done: Callable[[SideRound], None] = lambda done: None) -> list[SideRound]:
-    """Run the sweep rounds times under each side's root, alternating; return every side-round."""
+def variants_root(tree: Path, work: Path) -> Path:
+    """Return a directory whose only entry links to tree's attention_variants (to go first on a worker's sys.path)."""
+    root = Path(tempfile.mkdtemp(prefix="variants-", dir=work))
+    (root / "attention_variants").symlink_to(tree / "attention_variants", target_is_directory=True)
+    return root
+
+
+def variant_names(import_first: tuple[str, ...]) -> list[str]:
+    """Return the variants registered by the attention_variants that a worker with import_first would import."""
+    code = "import sys, json; sys.path[:0] = json.loads(sys.argv[1]); import attention_variants as av; print(json.dumps(av.names()))"
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(list(import_first))], capture_output=True, text=True)
+    if done.returncode:
+        raise ABError(f"the variants of {import_first[0] if import_first else 'this tree'} do not import: "
+                      f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_ab(cases: list[Case], settings: Settings, isolations: dict[str, Isolation], rounds: int, seed: int,
+           out_dir: Path, run_id: str, commits: dict[str, str],
+           on_row: Callable[[str, int, Case, dict[str, object]], None] = lambda side, r, case, row: None) -> dict[str, Path]:
+    """Measure every case under both sides, rounds times, interleaved; return each side's CSV.
+
+    Cases whose variant the base does not register are measured on the current side only.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    done: list[SideRound] = []
-    for round_number in range(1, rounds + 1):
-        for side in side_order(round_number):
-            done.append(_sweep(side, round_number, roots[side], sweep_args, out_dir))
-            on_done(done[-1])
-    return done
-
-
-def _sweep(side: str, round_number: int, root: Path, sweep_args: list[str], out_dir: Path) -> SideRound:
-    csv, log = (out_dir / f"{side}-round{round_number:02d}{suffix}" for suffix in (".csv", ".log"))
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # each side imports its own code
-    start = time.perf_counter()
-    with log.open("w") as log_file:
-        status = subprocess.run([sys.executable, str(root / "run_bench.py"), *sweep_args, "--no-plots", "--out", str(csv)],
-                                cwd=root, env=environment, stdout=log_file, stderr=subprocess.STDOUT).returncode
-    if status or not csv.is_file():
-        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-        raise ABError(f"the {side} side's sweep failed in round {round_number} (exit {status}; log {log}): "
-                      f"{lines[-1] if lines else 'no output'}")
-    return SideRound(side, round_number, csv, time.perf_counter() - start)
+    paths = {side: out_dir / f"{side}.csv" for side in SIDES}
+    known = {side: set(variant_names(isolations[side].import_first)) for side in SIDES}
+    settings = replace(settings, peaks=roofline.calibrate(cases, settings.threads, settings.peaks))
+    fingerprint = {**machine.fingerprint(settings.threads), "allocator": isolations["current"].allocator}
+    with WorkerPool(isolations["base"]) as base_pool, WorkerPool(isolations["current"]) as current_pool:
+        pools = {"base": base_pool, "current": current_pool}
+        for round_number in range(1, rounds + 1):
+            order = random.Random(f"ab/{seed}/{round_number}").sample(cases, len(cases))
+            for index, case in enumerate(order):
+                for side in side_order(round_number + index):
+                    if case.variant not in known[side]:
+                        continue
+                    row = {**case_row(case, run_id, fingerprint), "git_sha": commits[side],
+                           **pools[side].measure(asdict(case), asdict(settings)), "round": round_number}
+                    append_rows(paths[side], [row])
+                    on_row(side, round_number, case, row)
+    return paths

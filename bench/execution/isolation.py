@@ -42,6 +42,7 @@ class Isolation:
     startup_timeout_s: float = 180.0
     allocator: str = allocators.DEFAULT  # bench/execution/allocator.py
     threads: int | None = None  # every thread pool of a worker is pinned to this (None: left as inherited)
+    import_first: tuple[str, ...] = ()  # put before the parent's sys.path in a worker (the A/B gate's base variants)
 
     def worker_environment(self) -> dict[str, str]:
         """Return the environment a worker starts with: this one, with the allocator and the thread pools set."""
@@ -66,7 +67,7 @@ class Worker:
         self.log_path = Path(tempfile.mkstemp(dir=log_dir, prefix="worker-", suffix=".log")[1])
         read_fd, write_fd = os.pipe()
         lifeline_read, self.lifeline = os.pipe()  # closes when this process ends, however it ends
-        command = [sys.executable, "-c", BOOT, json.dumps([os.path.abspath(p) for p in sys.path]),
+        command = [sys.executable, "-c", BOOT, json.dumps([*isolation.import_first, *(os.path.abspath(p) for p in sys.path)]),
                    f"--result-fd={write_fd}", f"--lifeline-fd={lifeline_read}", *(f"--plugin={m}" for m in isolation.plugins)]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log,

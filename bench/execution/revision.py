@@ -66,6 +66,14 @@ def working_tree(repo: Path) -> str:
     return f"working tree (HEAD {_git(repo, 'rev-parse', 'HEAD')[:8]}{dirty})"
 
 
+def head(repo: Path) -> str:
+    """Return the HEAD commit of repo, or 'unknown' where it is not a git checkout."""
+    try:
+        return _git(repo, "rev-parse", "HEAD")
+    except RevisionError:
+        return "unknown"
+
+
 def changed_files(repo: Path, revision: Revision) -> list[str] | None:
     """Return the paths that differ between revision and the working tree (committed or not), or None if unknown."""
     try:
