@@ -3,8 +3,8 @@
     flock /tmp/bench.lock python scripts/ab_study.py --runs 10                                  # nothing changed
     flock /tmp/bench.lock python scripts/ab_study.py --runs 10 --plant slide=1.2,slide-grouped=1.1
 
-Each run is `run_bench.py gate --base-rev HEAD --preset ci --threads 1` (the flags of
-scripts/ci_gate.sh), made from a temporary worktree of HEAD. Without --plant that worktree is
+Each run is `run_bench.py gate --base-rev HEAD` with the flags of scripts/ci_gate.sh, made from
+a temporary worktree of HEAD. Without --plant that worktree is
 HEAD itself, so every regression is a false alarm. With --plant, a commit on top of HEAD makes
 each named variant FACTOR times slower: its registered build function is wrapped so that every
 call busy-waits until FACTOR times the real call's duration has passed (a slowdown that moves
@@ -30,6 +30,7 @@ import pandas as pd  # noqa: E402
 from bench.analysis.ab import DEFAULT_TOLERANCE  # noqa: E402
 from bench.execution import revision  # noqa: E402
 
+CI_FLAGS = ("--preset", "ci", "--threads", "1", "--resolutions", "14", "--max-run-s", "0.1")  # scripts/ci_gate.sh's
 STRETCH = '''
 
 def _stretched(build, factor):
@@ -77,7 +78,7 @@ def plant(tree: Path, factors: dict[str, float]) -> None:
 def run_once(tree: Path, base: str, out: Path, args: argparse.Namespace) -> tuple[int, pd.DataFrame, float]:
     """Run the A/B gate from tree against base; return its exit status, its verdicts and the seconds it took."""
     command = [sys.executable, "run_bench.py", "gate", "--base-rev", base, "--rounds", str(args.rounds), "--ab-dir", str(out),
-               "--preset", "ci", "--threads", "1", *(["--no-instructions"] if args.no_instructions else [])]
+               *CI_FLAGS, *(["--no-instructions"] if args.no_instructions else [])]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=tree, capture_output=True, text=True)
     if done.returncode not in (0, 1):
@@ -104,13 +105,13 @@ def main() -> int:
     """Run the study; print one line per run and a summary; return 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--plant", default="", help="variant=factor,... made slower in a commit on top of HEAD")
     parser.add_argument("--no-instructions", action="store_true")
     args = parser.parse_args()
     planted = {name: float(factor) for name, factor in (item.split("=") for item in args.plant.split(",") if item)}
     head = revision.resolve(ROOT, "HEAD")
-    print(f"A/B gate, {args.runs} runs of {args.rounds} rounds, preset ci, 1 thread; base {head.label()}; "
+    print(f"A/B gate, {args.runs} runs of {args.rounds} rounds, {' '.join(CI_FLAGS)}; base {head.label()}; "
           f"planted: {', '.join(f'{n} x{f:g}' for n, f in planted.items()) or 'nothing (every regression is false)'}")
     alarms, caught = 0, {name: 0 for name in planted}
     with revision.checked_out(ROOT, head) as tree, tempfile.TemporaryDirectory(prefix="ab_study_") as work:

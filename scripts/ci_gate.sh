@@ -4,16 +4,16 @@
 #   scripts/ci_gate.sh            gate; exit 0 pass, 1 regression, 2 bad input
 #   scripts/ci_gate.sh --refresh  record this machine's baseline results/baseline/ci-<machine>.csv instead (commit it)
 #
-# A/B first: `run_bench.py gate --base-rev BASE --preset ci --threads 1` measures BASE's code and
-# this checkout's, interleaved round by round on this machine, and judges each case from the
-# paired rounds (a 95 % interval) and Callgrind's instruction counts. BASE is the revision at
+# A/B first: `run_bench.py gate --base-rev BASE --preset ci --threads 1 --resolutions 14 --max-run-s 0.1`
+# measures BASE's variants and this checkout's, case by case in alternation on this machine, and
+# judges each case from the paired rounds (a 95 % interval) and Callgrind's instruction counts. BASE is the revision at
 # which the committed baselines (results/baseline/) last changed, i.e. the code whose speed was
 # last accepted; when that is HEAD itself, HEAD's first parent. BENCH_CI_BASE_REV overrides it.
 # Where no base can be checked out (not a git checkout, a shallow clone) or its harness cannot
 # run the sweep (exit 2), it falls back to gating fresh runs against the committed baseline of
 # this machine (the older, coarser gate below: only a 2x slowdown is sure to be caught there).
 #
-# Environment: PYTHON (default: python), BENCH_CI_BASE_REV, BENCH_CI_ROUNDS (default 7),
+# Environment: PYTHON (default: python), BENCH_CI_BASE_REV, BENCH_CI_ROUNDS (default 6), BENCH_CI_AB_ARGS,
 # BENCH_CI_AB_TOLERANCE (default: the CLI's), BENCH_CI_DIR (default results/ci),
 # BENCH_SWEEP_ARGS (extra sweep flags); for the fallback BENCH_CI_REPEATS (default 5) and
 # BENCH_CI_TOLERANCE (default 0.75). On a shared machine, wrap it in `flock /tmp/bench.lock`.
@@ -39,9 +39,9 @@ if [[ "${1:-}" != "--refresh" ]]; then
     if BASE=$(base_revision); then
         status=0
         # shellcheck disable=SC2086  # BENCH_SWEEP_ARGS is a list of flags
-        "$PYTHON" run_bench.py gate --base-rev "$BASE" --rounds "${BENCH_CI_ROUNDS:-7}" --ab-dir "$DIR/ab" \
+        "$PYTHON" run_bench.py gate --base-rev "$BASE" --rounds "${BENCH_CI_ROUNDS:-6}" --ab-dir "$DIR/ab" \
             --markdown "$DIR/gate.md" ${BENCH_CI_AB_TOLERANCE:+--tolerance "$BENCH_CI_AB_TOLERANCE"} \
-            --preset ci --threads 1 ${BENCH_SWEEP_ARGS:-} || status=$?
+            ${BENCH_CI_AB_ARGS:---preset ci --threads 1 --resolutions 14 --max-run-s 0.1} ${BENCH_SWEEP_ARGS:-} || status=$?
         [[ $status -ne 2 ]] && exit $status
         echo "ci_gate: the A/B gate could not run (above); falling back to the committed baseline" >&2
     else

@@ -20,7 +20,7 @@ from bench.analysis.gate import VERDICTS, GateError
 from bench.results.selection import CASE_KEY, SHAPE_KEY, case_label
 
 CONFIDENCE = 0.95
-DEFAULT_TOLERANCE = 0.05
+DEFAULT_TOLERANCE = 0.10
 
 
 @dataclass(frozen=True)

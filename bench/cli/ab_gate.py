@@ -79,6 +79,7 @@ def run(args: argparse.Namespace, sweep_args: list[str]) -> int:
         except ABError as err:
             raise CliError(str(err)) from None
         rows = _load(paths)
+        _check_base_measured(rows)
         counts, own = _instruction_counts(args, {"base": base_tree, "current": ROOT}, rows, console, base)
     console.print(f"measured in {time.perf_counter() - start:.0f} s")
     verdicts = judge_instructions(verdicts_ab.compare_ab(rows, settings), counts, own)
@@ -106,6 +107,13 @@ def _progress(console, cases: int, rounds: int):
         if side == "current" and current_rows[0] % cases == 0:
             console.print(f"  round {round_number}/{rounds} measured")
     return on_row
+
+
+def _check_base_measured(rows: pd.DataFrame) -> None:
+    """Raise CliError when no base row is ok while current rows are: the base's variants do not fit this harness."""
+    base, current = rows[rows["side"] == "base"], rows[rows["side"] == "current"]
+    if len(base) and not (base["status"] == "ok").any() and (current["status"] == "ok").any():
+        raise CliError(f"no case of the base revision could be measured by this harness: {base['reason'].iloc[0]}")
 
 
 def _load(paths: dict[str, Path]) -> pd.DataFrame:

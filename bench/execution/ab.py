@@ -1,6 +1,6 @@
 """A/B measurement: the same cases under two trees of variant code, interleaved case by case on one machine.
 
-Two workers live side by side, one per side: the base worker imports the base revision's
+Two workers live side by side, one per side and fresh every round: the base worker imports the base revision's
 `attention_variants` (a directory holding only a link to it goes first on its sys.path), the
 current worker this tree's. Both are this harness's workers, so both sides are measured the
 same way and only the variants' code differs. Each round visits the cases in an order drawn
@@ -75,9 +75,12 @@ def run_ab(cases: list[Case], settings: Settings, isolations: dict[str, Isolatio
     known = {side: set(variant_names(isolations[side].import_first)) for side in SIDES}
     settings = replace(settings, peaks=roofline.calibrate(cases, settings.threads, settings.peaks))
     fingerprint = {**machine.fingerprint(settings.threads), "allocator": isolations["current"].allocator}
-    with WorkerPool(isolations["base"]) as base_pool, WorkerPool(isolations["current"]) as current_pool:
-        pools = {"base": base_pool, "current": current_pool}
-        for round_number in range(1, rounds + 1):
+    for round_number in range(1, rounds + 1):
+        # Fresh workers every round: a process's memory layout can make a case persistently faster or
+        # slower (measured: im2col 14x14 at 3.1 ms in one worker, 5.3 ms in another, same code), and
+        # only new processes each round turn that bias into noise the rounds average out.
+        with WorkerPool(isolations["base"]) as base_pool, WorkerPool(isolations["current"]) as current_pool:
+            pools = {"base": base_pool, "current": current_pool}
             order = random.Random(f"ab/{seed}/{round_number}").sample(cases, len(cases))
             for index, case in enumerate(order):
                 for side in side_order(round_number + index):
