@@ -23,7 +23,8 @@ from bench import results
 from bench.analysis import ab as verdicts_ab
 from bench.analysis.gate import machine
 from bench.analysis.instructions import judge_instructions, problems
-from bench.cli import sweep as sweep_cli
+from bench.cli.sweep import configure as configure_sweep
+from bench.cli.sweep import isolation_from, new_run_id, overrides
 from bench.cli.common import CliError, OneLineParser, load_plugins
 from bench.cli.console import VERDICT_STYLE, wide_console
 from bench.execution import instructions, revision, spec
@@ -38,10 +39,10 @@ ROOT = Path(__file__).resolve().parents[2]  # the working tree whose code is "cu
 def _sweep_plan(sweep_args: list[str]) -> tuple[argparse.Namespace, list[Case], Settings]:
     """Return the sweep flags parsed as the sweep command parses them, their cases and settings."""
     parser = OneLineParser(prog="run_bench.py gate --base-rev REV [sweep flags]")
-    sweep_cli.configure(parser)
+    configure_sweep(parser)
     args = parser.parse_args(sweep_args)
     load_plugins(args.plugin)
-    sweep = spec.make_sweep(args.preset, sweep_cli.overrides(args))
+    sweep = spec.make_sweep(args.preset, overrides(args))
     settings = Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed, allocator=args.allocator)
     return args, spec.cases(sweep), settings
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace, sweep_args: list[str]) -> int:
         raise CliError(f"{flag} is set by the A/B gate itself" if flag else
                        f"--rounds {args.rounds}: at least {least} are needed for a {settings.confidence:.0%} interval")
     sweep_args_parsed, cases, sweep_settings = _sweep_plan(sweep_args)
-    isolation = dataclasses.replace(sweep_cli.isolation_from(sweep_args_parsed), cases_per_worker=10_000)
+    isolation = dataclasses.replace(isolation_from(sweep_args_parsed), cases_per_worker=10_000)
     try:
         base = revision.resolve(ROOT, args.base_rev)
     except RevisionError as err:
@@ -69,21 +70,33 @@ def run(args: argparse.Namespace, sweep_args: list[str]) -> int:
     if busy:
         console.print(f"[yellow]warning[/]: {escape(busy)}; the intervals will be wider")
     start = time.perf_counter()
+    rows, counts, own = _measure(args, base, (cases, sweep_settings, isolation, sweep_args_parsed.seed), out_dir, console)
+    console.print(f"measured in {time.perf_counter() - start:.0f} s")
+    verdicts = judge_instructions(verdicts_ab.compare_ab(rows, settings), counts, own)
+    return _report(verdicts, settings, f"{compared}; machine: {machine(rows)}", args, out_dir, console)
+
+
+def _measure(args: argparse.Namespace, base: revision.Revision, plan: tuple, out_dir: Path, console):
+    """Check base out, measure both sides interleaved, count instructions; return the rows, the counts and the changed variants."""
+    cases, sweep_settings, isolation, seed = plan
     with revision.checked_out(ROOT, base) as base_tree, tempfile.TemporaryDirectory(prefix="bench-ab-") as work:
         isolations = {"base": dataclasses.replace(isolation, import_first=(str(variants_root(base_tree, Path(work))),)),
                       "current": isolation}
         commits = {"base": base.commit[:12], "current": revision.head(ROOT)[:12]}
         try:
-            paths = run_ab(cases, sweep_settings, isolations, args.rounds, sweep_args_parsed.seed, out_dir,
-                           sweep_cli.new_run_id(), commits, _progress(console, len(cases), args.rounds))
+            paths = run_ab(cases, sweep_settings, isolations, args.rounds, seed, out_dir, new_run_id(), commits,
+                           _progress(console, len(cases), args.rounds))
         except ABError as err:
             raise CliError(str(err)) from None
         rows = _load(paths)
         _check_base_measured(rows)
         counts, own = _instruction_counts(args, {"base": base_tree, "current": ROOT}, rows, console, base)
-    console.print(f"measured in {time.perf_counter() - start:.0f} s")
-    verdicts = judge_instructions(verdicts_ab.compare_ab(rows, settings), counts, own)
-    compared += f"; machine: {machine(rows)}"
+    return rows, counts, own
+
+
+def _report(verdicts: pd.DataFrame, settings: verdicts_ab.ABSettings, compared: str, args: argparse.Namespace,
+            out_dir: Path, console) -> int:
+    """Print the verdicts, write the markdown and verdicts.csv; return 1 on a regression, else 0."""
     console.print(_rich_table(verdicts, settings, compared, args.rounds))
     markdown = verdicts_ab.markdown(verdicts, settings, compared, args.rounds)
     for path in filter(None, (args.markdown, out_dir / "gate.md")):
