@@ -206,3 +206,14 @@ def test_the_smallest_case_per_variant_is_counted():
     rows = _rows({"both": [1.0] * 6, "gone": [float("nan")] * 6})
     rows = pd.concat([rows, rows.assign(height=28, width=28)], ignore_index=True)
     assert [(c.variant, c.height) for c in smallest_cases(rows)] == [("both", int(rows["height"].min()))]
+
+
+def test_a_base_the_harness_cannot_measure_is_bad_input():
+    from bench.cli.ab_gate import _check_base_measured
+    from bench.cli.common import CliError
+
+    rows = _rows({"both": [1.0] * 6})
+    _check_base_measured(rows)  # both sides ok: nothing to say
+    rows.loc[rows["side"] == "base", ["status", "reason"]] = ["error", "AttributeError: no build"]
+    with pytest.raises(CliError, match="no case of the base revision could be measured by this harness: AttributeError"):
+        _check_base_measured(rows)
