@@ -42,7 +42,7 @@ def _rows(ratios: dict[str, list[float]], drift: list[float] | None = None) -> p
             scale = drift[number - 1] if drift else 1.0
             for side, ms in (("base", 10.0 * scale), ("current", 10.0 * scale * ratio)):
                 if not math.isnan(ms):
-                    out.append(template.assign(variant=variant, side=side, ab_round=number, median_ms=ms))
+                    out.append(template.assign(variant=variant, side=side, round=number, median_ms=ms))
     return pd.concat(out, ignore_index=True)
 
 
@@ -60,7 +60,7 @@ def test_paired_rounds_judge_through_drift():
 
 def test_one_sided_and_failed_cases_are_named():
     rows = _rows({"both": [1.0] * 7, "gone": [float("nan")] * 7})
-    rows.loc[(rows["variant"] == "both") & (rows["ab_round"] <= 3) & (rows["side"] == "current"), "status"] = "error"
+    rows.loc[(rows["variant"] == "both") & (rows["round"] <= 3) & (rows["side"] == "current"), "status"] = "error"
     extra = _rows({"added": [1.0] * 7})
     rows = pd.concat([rows, extra[extra["side"] == "current"]], ignore_index=True)
     verdicts = ab.compare_ab(rows).set_index("variant")

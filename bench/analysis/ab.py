@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.analysis.gate import VERDICTS, GateError
-from bench.results.selection import CASE_KEY, SHAPE_KEY, case_label
+from bench.analysis.gate import GateError, exit_status, markdown_table, markdown_text, ordered_verdicts, summary_line
+from bench.results.selection import CASE_KEY, case_label
 
 CONFIDENCE = 0.95
 DEFAULT_TOLERANCE = 0.10
@@ -51,7 +51,7 @@ def least_rounds(confidence: float = CONFIDENCE) -> int:
 def paired_ratios(rows: pd.DataFrame) -> pd.DataFrame:
     """Return, per case key and round, the ok median of each side (columns base, current) and their ratio."""
     ok = rows[rows["status"] == "ok"]
-    wide = ok.pivot_table(index=[*CASE_KEY, "ab_round"], columns="side", values="median_ms", aggfunc="median")
+    wide = ok.pivot_table(index=[*CASE_KEY, "round"], columns="side", values="median_ms", aggfunc="median")
     wide = wide.reindex(columns=["base", "current"]).dropna()
     return wide.assign(ratio=wide["current"] / wide["base"])
 
@@ -66,15 +66,16 @@ def compare_ab(rows: pd.DataFrame, settings: ABSettings = ABSettings()) -> pd.Da
     for key, case_rows in rows.groupby(list(CASE_KEY), sort=False, dropna=False):
         record = dict(zip(CASE_KEY, key))
         sides = {side: case_rows[case_rows["side"] == side] for side in ("base", "current")}
-        for side, side_rows in sides.items():
-            record[f"{side}_ms"] = side_rows.loc[side_rows["status"] == "ok", "median_ms"].median()
-        record.update(_decide(sides, ratios_of.get(key, []), settings))
+        medians = {side: frame.loc[frame["status"] == "ok", "median_ms"].median() for side, frame in sides.items()}
+        record.update({"base_ms": medians["base"], "current_ms": medians["current"]})
+        record.update(_decide(sides, medians, ratios_of.get(key, []), settings))
         out.append(record)
     columns = [*CASE_KEY, "base_ms", "current_ms", "change", "low", "high", "pairs", "verdict", "note"]
     return pd.DataFrame(out).reindex(columns=columns)
 
 
-def _decide(sides: dict[str, pd.DataFrame], ratios: list[float], settings: ABSettings) -> dict[str, object]:
+def _decide(sides: dict[str, pd.DataFrame], medians: dict[str, float], ratios: list[float],
+            settings: ABSettings) -> dict[str, object]:
     if sides["base"].empty:
         return {"verdict": "new", "note": "not in the base revision's sweep", "pairs": 0}
     if sides["current"].empty:
@@ -88,8 +89,7 @@ def _decide(sides: dict[str, pd.DataFrame], ratios: list[float], settings: ABSet
     change = float(pd.Series(ratios).median())
     low, high = interval
     verdict, note = _judge(low, high, settings.tolerance)
-    medians = [frame.loc[frame["status"] == "ok", "median_ms"].median() for frame in sides.values()]
-    if verdict in ("regression", "improvement") and (change > 1) != (medians[1] > medians[0]):
+    if verdict in ("regression", "improvement") and (change > 1) != (medians["current"] > medians["base"]):
         note += "; the two ms medians moved the other way: the rounds' paired ratios decide, not their medians"
     return {"change": change - 1, "low": low - 1, "high": high - 1, "pairs": len(ratios), "verdict": verdict, "note": note}
 
@@ -106,6 +106,7 @@ def _judge(low: float, high: float, tolerance: float) -> tuple[str, str]:
 
 
 HEADERS = ("case", "variant", "base ms", "current ms", "change", "95% interval", "instructions", "verdict", "why")
+RIGHT_ALIGNED = frozenset({"base ms", "current ms", "change", "instructions"})
 
 
 def table_cells(row: pd.Series) -> list[str]:
@@ -115,12 +116,6 @@ def table_cells(row: pd.Series) -> list[str]:
     return [case_label(row), str(row["variant"]), number(row["base_ms"], ".3f"), number(row["current_ms"], ".3f"),
             number(row["change"], "+.1%"), interval, number(row.get("instructions"), "+.1%"), str(row["verdict"]),
             str(row["note"] or "")]
-
-
-def ordered(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """Return the verdicts sorted for reading: regressions first, then by case."""
-    rank = {verdict: i for i, verdict in enumerate(VERDICTS)}
-    return verdicts.assign(_rank=verdicts["verdict"].map(rank)).sort_values(["_rank", *SHAPE_KEY, "variant"], kind="stable")
 
 
 def legend(settings: ABSettings, rounds: int) -> str:
@@ -134,11 +129,8 @@ def legend(settings: ABSettings, rounds: int) -> str:
 
 def markdown(verdicts: pd.DataFrame, settings: ABSettings, compared: str, rounds: int) -> str:
     """Return the verdicts as markdown: outcome, what was compared, the legend, then a table."""
-    found = verdicts["verdict"].value_counts()
-    summary = ", ".join(f"**{n} {v}**" if v == "regression" else f"{n} {v}" for v in VERDICTS if (n := int(found.get(v, 0))))
-    outcome = "FAIL" if (verdicts["verdict"] == "regression").any() else "pass"
-    escape = lambda text: text.replace("|", "\\|").replace("<", "&lt;")  # noqa: E731
-    lines = [f"### A/B regression gate: {outcome}", "", escape(compared), "", summary, "", f"_{legend(settings, rounds)}._", "",
-             "| " + " | ".join(HEADERS) + " |", "|" + "|".join("---:" if "ms" in h or h in ("change", "instructions") else "---" for h in HEADERS) + "|"]
-    lines += ["| " + " | ".join(escape(cell) for cell in table_cells(row)) + " |" for _, row in ordered(verdicts).iterrows()]
+    outcome = "FAIL" if exit_status(verdicts) else "pass"
+    rows = [table_cells(row) for _, row in ordered_verdicts(verdicts).iterrows()]
+    lines = [f"### A/B regression gate: {outcome}", "", markdown_text(compared), "", summary_line(verdicts), "",
+             f"_{legend(settings, rounds)}._", "", *markdown_table(HEADERS, RIGHT_ALIGNED, rows)]
     return "\n".join(lines) + "\n"

@@ -171,6 +171,7 @@ def table_cells(row: pd.Series) -> list[str]:
 
 
 HEADERS = ("case", "variant", "baseline ms", "current ms", "change", "threshold", "verdict", "note")
+RIGHT_ALIGNED = frozenset(h for h in HEADERS if h.endswith(("ms", "change", "threshold")))
 
 
 def ordered_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
@@ -179,18 +180,29 @@ def ordered_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
     return verdicts.assign(_rank=verdicts["verdict"].map(rank)).sort_values(["_rank", *SHAPE_KEY, "variant"], kind="stable")
 
 
+def summary_line(verdicts: pd.DataFrame) -> str:
+    """Return e.g. '**1 regression**, 13 unchanged' (markdown; the verdicts that occur)."""
+    return ", ".join(f"**{n} {verdict}**" if verdict == "regression" else f"{n} {verdict}"
+                     for verdict, n in counts(verdicts).items() if n)
+
+
+def markdown_text(text: str) -> str:
+    """Return text safe in markdown and in a table cell: no column break, no HTML."""
+    return text.replace("|", "\\|").replace("<", "&lt;")
+
+
+def markdown_table(headers: tuple[str, ...], right_aligned: frozenset[str], rows: list[list[str]]) -> list[str]:
+    """Return the lines of a markdown table, every cell escaped."""
+    return ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if h in right_aligned else "---" for h in headers) + "|",
+            *("| " + " | ".join(markdown_text(text) for text in row) + " |" for row in rows)]
+
+
 def markdown(verdicts: pd.DataFrame, settings: GateSettings, advisory: bool = False, compared: str = "") -> str:
     """Return the verdicts as a markdown report (what was compared, a summary line, then a table), fit for a PR comment."""
-    summary = ", ".join(f"**{n} {verdict}**" if verdict == "regression" else f"{n} {verdict}"
-                        for verdict, n in counts(verdicts).items() if n)
-    escape = lambda text: text.replace("|", "\\|").replace("<", "&lt;")  # noqa: E731
     outcome = "pass, advisory" if advisory else "FAIL" if exit_status(verdicts) else "pass"
-    lines = [f"### Regression gate: {outcome}", "", *([escape(compared), ""] if compared else []), summary, "",
-             f"_{mode_line(settings)}._", "",
-             "| " + " | ".join(HEADERS) + " |", "|" + "|".join("---:" if h.endswith(("ms", "change", "threshold")) else "---"
-                                                            for h in HEADERS) + "|"]
-    for _, row in ordered_verdicts(verdicts).iterrows():
-        lines.append("| " + " | ".join(escape(cell) for cell in table_cells(row)) + " |")
+    rows = [table_cells(row) for _, row in ordered_verdicts(verdicts).iterrows()]
+    lines = [f"### Regression gate: {outcome}", "", *([markdown_text(compared), ""] if compared else []), summary_line(verdicts), "",
+             f"_{mode_line(settings)}._", "", *markdown_table(HEADERS, RIGHT_ALIGNED, rows)]
     return "\n".join(lines) + "\n"
 
 

@@ -21,12 +21,12 @@ from rich.table import Table
 from attention_variants.case import Case
 from bench import results
 from bench.analysis import ab as verdicts_ab
-from bench.analysis.gate import machine
+from bench.analysis.gate import counts, exit_status, machine, ordered_verdicts
 from bench.analysis.instructions import judge_instructions, problems
 from bench.cli.sweep import configure as configure_sweep
-from bench.cli.sweep import isolation_from, new_run_id, overrides
+from bench.cli.sweep import isolation_from, new_run_id, overrides, settings_from
 from bench.cli.common import CliError, OneLineParser, load_plugins
-from bench.cli.console import VERDICT_STYLE, wide_console
+from bench.cli.console import verdict_table, wide_console
 from bench.execution import instructions, revision, spec
 from bench.execution.ab import ABError, reserved_flag, run_ab, variants_root
 from bench.execution.revision import RevisionError
@@ -43,8 +43,7 @@ def _sweep_plan(sweep_args: list[str]) -> tuple[argparse.Namespace, list[Case], 
     args = parser.parse_args(sweep_args)
     load_plugins(args.plugin)
     sweep = spec.make_sweep(args.preset, overrides(args))
-    settings = Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed, allocator=args.allocator)
-    return args, spec.cases(sweep), settings
+    return args, spec.cases(sweep), settings_from(args, sweep)
 
 
 def run(args: argparse.Namespace, sweep_args: list[str]) -> int:
@@ -103,8 +102,8 @@ def _report(verdicts: pd.DataFrame, settings: verdicts_ab.ABSettings, compared: 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(markdown)
     verdicts.to_csv(out_dir / "verdicts.csv", index=False)
-    status = int((verdicts["verdict"] == "regression").any())
-    console.print(f"gate: {'FAIL' if status else 'pass'} ({int((verdicts['verdict'] == 'regression').sum())} regression(s)); "
+    status = exit_status(verdicts)
+    console.print(f"gate: {'FAIL' if status else 'pass'} ({counts(verdicts)['regression']} regression(s)); "
                   f"every measurement and the verdicts are in {out_dir}")
     return status
 
@@ -130,9 +129,7 @@ def _check_base_measured(rows: pd.DataFrame) -> None:
 
 
 def _load(paths: dict[str, Path]) -> pd.DataFrame:
-    frames = [results.load(path).assign(side=side) for side, path in paths.items() if path.is_file()]
-    rows = pd.concat(frames, ignore_index=True)
-    return rows.assign(ab_round=rows["round"])
+    return pd.concat([results.load(path).assign(side=side) for side, path in paths.items() if path.is_file()], ignore_index=True)
 
 
 def _instruction_counts(args: argparse.Namespace, roots: dict[str, Path], rows: pd.DataFrame, console,
@@ -163,9 +160,6 @@ def _instruction_counts(args: argparse.Namespace, roots: dict[str, Path], rows: 
 
 
 def _rich_table(verdicts: pd.DataFrame, settings: verdicts_ab.ABSettings, compared: str, rounds: int) -> Table:
-    table = Table(title=escape(f"A/B regression gate ({compared})"), caption=verdicts_ab.legend(settings, rounds))
-    for header in verdicts_ab.HEADERS:
-        table.add_column(header, justify="right" if "ms" in header or header in ("change", "instructions") else "left")
-    for _, row in verdicts_ab.ordered(verdicts).iterrows():
-        table.add_row(*map(escape, verdicts_ab.table_cells(row)), style=VERDICT_STYLE.get(str(row["verdict"])))
-    return table
+    rows = [(verdicts_ab.table_cells(row), str(row["verdict"])) for _, row in ordered_verdicts(verdicts).iterrows()]
+    return verdict_table(escape(f"A/B regression gate ({compared})"), verdicts_ab.legend(settings, rounds),
+                         verdicts_ab.HEADERS, verdicts_ab.RIGHT_ALIGNED, rows)

@@ -64,3 +64,14 @@ def print_failures(frame: pd.DataFrame, console: Console) -> None:
 VERDICT_STYLE = {
     "regression": "bold red", "improvement": "green", "new": "cyan", "missing": "yellow", "not-comparable": "yellow",
 }
+
+
+def verdict_table(title: str, caption: str, headers: tuple[str, ...], right_aligned: frozenset[str],
+                  rows: list[tuple[list[str], str]]) -> Table:
+    """Return a gate's verdicts as a rich table: rows of (cells, verdict), each styled by its verdict, cells escaped."""
+    table = Table(title=title, caption=caption)
+    for header in headers:
+        table.add_column(header, justify="right" if header in right_aligned else "left")
+    for cells, verdict in rows:
+        table.add_row(*map(escape, cells), style=VERDICT_STYLE.get(verdict))
+    return table

@@ -11,13 +11,13 @@ from rich.table import Table
 
 from bench import results
 from bench.analysis.gate import (
-    HEADERS, GateError, GateSettings, compare, counts, exit_status, machine, machine_note, markdown, mode_line,
+    HEADERS, RIGHT_ALIGNED, GateError, GateSettings, compare, counts, exit_status, machine, machine_note, markdown, mode_line,
     ordered_verdicts, table_cells, threads_note,
 )
 from bench.analysis.ab import DEFAULT_TOLERANCE
 from bench.cli.ab_gate import run as run_ab
 from bench.cli.common import CliError
-from bench.cli.console import VERDICT_STYLE, wide_console
+from bench.cli.console import verdict_table, wide_console
 
 ROUNDS = 6  # the fewest for a 95 % interval (min..max, 96.9 %); more rounds narrow it: docs/gate.md
 
@@ -58,12 +58,8 @@ def pick_baseline(path: Path, current: pd.DataFrame) -> Path:
 def rich_table(verdicts: pd.DataFrame, settings: GateSettings, compared: str = "") -> Table:
     """Return the verdicts as a rich table, regressions first."""
     summary = ", ".join(f"{n} {verdict}" for verdict, n in counts(verdicts).items() if n)
-    table = Table(title=f"regression gate: {summary}\n{escape(compared)}", caption=mode_line(settings))
-    for header in HEADERS:
-        table.add_column(header, justify="right" if header.endswith(("ms", "change", "threshold")) else "left")
-    for _, row in ordered_verdicts(verdicts).iterrows():
-        table.add_row(*table_cells(row), style=VERDICT_STYLE.get(str(row["verdict"])))
-    return table
+    rows = [(table_cells(row), str(row["verdict"])) for _, row in ordered_verdicts(verdicts).iterrows()]
+    return verdict_table(f"regression gate: {summary}\n{escape(compared)}", mode_line(settings), HEADERS, RIGHT_ALIGNED, rows)
 
 
 def run(args: argparse.Namespace, extra: list[str] = ()) -> int:

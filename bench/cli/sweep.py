@@ -83,6 +83,13 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
     return changed
 
 
+def settings_from(args: argparse.Namespace, sweep: spec.Sweep) -> Settings:
+    """Return the measurement settings of the flags and the sweep (CliError on a thread count below 1)."""
+    if args.threads < 1:
+        raise CliError(f"bad --threads {args.threads}: expected a positive integer")
+    return Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed, allocator=args.allocator)
+
+
 def new_run_id() -> str:
     """Return a sortable, unique run id: UTC time plus a short random suffix."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
@@ -152,13 +159,13 @@ def _measure_with_progress(plan: Plan, settings: Settings, out: Path, run_id: st
 def run(args: argparse.Namespace) -> int:
     """Run the sweep the arguments describe; return the exit status."""
     load_plugins(args.plugin)
-    if args.threads < 1 or args.repeats < 1:
-        raise CliError(f"bad --threads {args.threads} or --repeats {args.repeats}: expected positive integers")
+    if args.repeats < 1:
+        raise CliError(f"bad --repeats {args.repeats}: expected a positive integer")
     isolation = isolation_from(args)
     sweep = spec.make_sweep(args.preset, overrides(args))
+    settings = settings_from(args, sweep)
     console = Console(stderr=True)
     out, run_id, plan = _resume(args, plan_rounds(spec.cases(sweep), args.repeats, args.seed), console)
-    settings = Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed, allocator=args.allocator)
     rounds = f" in {args.repeats} rounds" if args.repeats > 1 else ""
     console.print(f"run {run_id}: {len(plan)} cases{rounds}, {settings.threads} threads, allocator {args.allocator}, "
                   f"{cpu_name()} -> {out}")

@@ -63,7 +63,7 @@ def working_tree(repo: Path) -> str:
     if not _is_repo(repo):
         return f"working tree {repo}"
     dirty = " with uncommitted changes" if _git(repo, "status", "--porcelain", "--untracked-files=no") else ""
-    return f"working tree (HEAD {_git(repo, 'rev-parse', 'HEAD')[:8]}{dirty})"
+    return f"working tree (HEAD {head(repo)[:8]}{dirty})"
 
 
 def head(repo: Path) -> str:
