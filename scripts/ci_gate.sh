@@ -15,8 +15,9 @@
 #
 # Environment: PYTHON (default: python), BENCH_CI_BASE_REV, BENCH_CI_ROUNDS (default 6), BENCH_CI_AB_ARGS,
 # BENCH_CI_AB_TOLERANCE (default: the CLI's), BENCH_CI_DIR (default results/ci),
-# BENCH_SWEEP_ARGS (extra sweep flags); for the fallback BENCH_CI_REPEATS (default 5) and
-# BENCH_CI_TOLERANCE (default 0.75). On a shared machine, wrap it in `flock /tmp/bench.lock`.
+# BENCH_SWEEP_ARGS (extra sweep flags); BENCH_CI_MODE=files skips the A/B gate (what
+# scripts/false_alarms.py and scripts/detection.py study); for the file mode BENCH_CI_REPEATS
+# (default 5) and BENCH_CI_TOLERANCE (default 0.75). On a shared machine, wrap it in `flock /tmp/bench.lock`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -35,7 +36,7 @@ base_revision() {  # print the A/B base revision, or fail
     echo "$rev"
 }
 
-if [[ "${1:-}" != "--refresh" ]]; then
+if [[ "${1:-}" != "--refresh" && "${BENCH_CI_MODE:-ab}" != files ]]; then
     if BASE=$(base_revision); then
         status=0
         # shellcheck disable=SC2086  # BENCH_SWEEP_ARGS is a list of flags

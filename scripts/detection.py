@@ -38,7 +38,8 @@ def ci_tolerance() -> float:
 
 def measure(factor: str, work: Path) -> Path:
     """Run ci_gate.sh's sweeps with `slowed` at `factor`; return the CSV with `slowed` labelled `slide`."""
-    env = {**os.environ, "PYTHON": sys.executable, "BENCH_CI_DIR": str(work), "BENCH_SLOWED_FACTOR": factor,
+    env = {**os.environ, "PYTHON": sys.executable, "BENCH_CI_MODE": "files", "BENCH_CI_DIR": str(work),
+           "BENCH_SLOWED_FACTOR": factor,
            "BENCH_SWEEP_ARGS": "--plugin tests.plugins.slowed --variants im2col,slowed"}
     done = subprocess.run([str(CI_GATE)], cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode not in (0, 1):

@@ -41,7 +41,7 @@ def worst(verdicts) -> str:
 
 def run_once(index: int, work: Path) -> tuple[int, int, str]:
     """Run ci_gate.sh once; return its exit status, the regressions at the default 15 % tolerance, the worst slowdown."""
-    env = {**os.environ, "PYTHON": sys.executable, "BENCH_CI_DIR": str(work / f"run{index}")}
+    env = {**os.environ, "PYTHON": sys.executable, "BENCH_CI_MODE": "files", "BENCH_CI_DIR": str(work / f"run{index}")}
     done = subprocess.run([str(ROOT / "scripts" / "ci_gate.sh")], cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode not in (0, 1):
         sys.stderr.write(done.stdout[-2000:] + done.stderr[-2000:])
