@@ -1,7 +1,10 @@
 """False alarms and detection of the A/B gate, measured the way CI runs it (docs/gate.md has the figures).
 
-    flock /tmp/bench.lock python scripts/ab_study.py --runs 10                                  # nothing changed
-    flock /tmp/bench.lock python scripts/ab_study.py --runs 10 --plant slide=1.2,slide-grouped=1.1
+    python scripts/ab_study.py --runs 10 --lock /tmp/bench.lock                                  # nothing changed
+    python scripts/ab_study.py --runs 10 --lock /tmp/bench.lock --plant slide=1.2,slide-grouped=1.1
+
+--lock FILE takes an exclusive flock on FILE for each run (not for the whole study), so other
+benchmarks or test runs that take the same lock go between runs, never beside one.
 
 Each run is `run_bench.py gate --base-rev HEAD` with the flags of scripts/ci_gate.sh, made from
 a temporary worktree of HEAD. Without --plant that worktree is
@@ -16,6 +19,8 @@ with the instruction counts), and the largest change among the untouched variant
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import subprocess
 import sys
 import tempfile
@@ -30,7 +35,7 @@ import pandas as pd  # noqa: E402
 from bench.analysis.ab import DEFAULT_TOLERANCE  # noqa: E402
 from bench.execution import revision  # noqa: E402
 
-CI_FLAGS = ("--preset", "ci", "--threads", "1", "--resolutions", "14", "--max-run-s", "0.1")  # scripts/ci_gate.sh's
+CI_FLAGS = ("--preset", "ci", "--threads", "1", "--resolutions", "14", "--max-run-s", "0.1", "--changed-only")  # scripts/ci_gate.sh's
 STRETCH = '''
 
 def _stretched(build, factor):
@@ -75,10 +80,27 @@ def plant(tree: Path, factors: dict[str, float]) -> None:
                     "plant " + ", ".join(f"{n} x{f:g}" for n, f in factors.items())], check=True)
 
 
+@contextlib.contextmanager
+def held(lock: Path | None):
+    """Hold an exclusive flock on lock (if given) for the duration."""
+    if lock is None:
+        yield
+        return
+    with open(lock, "a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
 def run_once(tree: Path, base: str, out: Path, args: argparse.Namespace) -> tuple[int, pd.DataFrame, float]:
     """Run the A/B gate from tree against base; return its exit status, its verdicts and the seconds it took."""
+    # With nothing planted, --changed-only would measure nothing: every variant is measured instead, the
+    # strictest test of false alarms (14 identical pairs per run where CI compares only changed variants).
+    flags = CI_FLAGS if args.plant else tuple(flag for flag in CI_FLAGS if flag != "--changed-only")
     command = [sys.executable, "run_bench.py", "gate", "--base-rev", base, "--rounds", str(args.rounds), "--ab-dir", str(out),
-               *CI_FLAGS, *(["--no-instructions"] if args.no_instructions else [])]
+               *flags, *(["--no-instructions"] if args.no_instructions else [])]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=tree, capture_output=True, text=True)
     if done.returncode not in (0, 1):
@@ -108,6 +130,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--plant", default="", help="variant=factor,... made slower in a commit on top of HEAD")
     parser.add_argument("--no-instructions", action="store_true")
+    parser.add_argument("--lock", type=Path, help="flock this file during each run (e.g. /tmp/bench.lock)")
     args = parser.parse_args()
     planted = {name: float(factor) for name, factor in (item.split("=") for item in args.plant.split(",") if item)}
     head = revision.resolve(ROOT, "HEAD")
@@ -118,7 +141,8 @@ def main() -> int:
         if planted:
             plant(tree, planted)
         for index in range(1, args.runs + 1):
-            status, verdicts, seconds = run_once(tree, head.commit, Path(work) / f"run{index}", args)
+            with held(args.lock):
+                status, verdicts, seconds = run_once(tree, head.commit, Path(work) / f"run{index}", args)
             regressed = set(verdicts.loc[verdicts["verdict"] == "regression", "variant"])
             alarms += bool(regressed - set(planted))
             for name in planted:

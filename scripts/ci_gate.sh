@@ -4,8 +4,9 @@
 #   scripts/ci_gate.sh            gate; exit 0 pass, 1 regression, 2 bad input
 #   scripts/ci_gate.sh --refresh  record this machine's baseline results/baseline/ci-<machine>.csv instead (commit it)
 #
-# A/B first: `run_bench.py gate --base-rev BASE --preset ci --threads 1 --resolutions 14 --max-run-s 0.1`
-# measures BASE's variants and this checkout's, case by case in alternation on this machine, and
+# A/B first: `run_bench.py gate --base-rev BASE --preset ci --threads 1 --resolutions 14 --max-run-s 0.1 --changed-only`
+# measures BASE's variants and this checkout's whose code differs (their module or a module of
+# attention_variants/ they import; identical code can only show noise), case by case in alternation on this machine, and
 # judges each case from the paired rounds (a 95 % interval) and Callgrind's instruction counts. BASE is the revision at
 # which the committed baselines (results/baseline/) last changed, i.e. the code whose speed was
 # last accepted; when that is HEAD itself, HEAD's first parent. BENCH_CI_BASE_REV overrides it.
@@ -42,7 +43,7 @@ if [[ "${1:-}" != "--refresh" && "${BENCH_CI_MODE:-ab}" != files ]]; then
         # shellcheck disable=SC2086  # BENCH_SWEEP_ARGS is a list of flags
         "$PYTHON" run_bench.py gate --base-rev "$BASE" --rounds "${BENCH_CI_ROUNDS:-6}" --ab-dir "$DIR/ab" \
             --markdown "$DIR/gate.md" ${BENCH_CI_AB_TOLERANCE:+--tolerance "$BENCH_CI_AB_TOLERANCE"} \
-            ${BENCH_CI_AB_ARGS:---preset ci --threads 1 --resolutions 14 --max-run-s 0.1} ${BENCH_SWEEP_ARGS:-} || status=$?
+            ${BENCH_CI_AB_ARGS:---preset ci --threads 1 --resolutions 14 --max-run-s 0.1 --changed-only} ${BENCH_SWEEP_ARGS:-} || status=$?
         [[ $status -ne 2 ]] && exit $status
         echo "ci_gate: the A/B gate could not run (above); falling back to the committed baseline" >&2
     else

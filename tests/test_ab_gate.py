@@ -192,13 +192,39 @@ def test_instruction_counts_repeat_and_see_more_work():
     assert per_call[("base", 16)] > per_call[("base", 8)] * (1 + INSTRUCTION_TOLERANCE)
 
 
-def test_only_variants_whose_code_changed_are_counted():
-    from bench.execution.instructions import variants_touched
+def test_a_change_touches_the_variants_whose_code_runs_it():
+    from bench.execution.touched import variants_touched
 
-    assert variants_touched(["attention_variants/slide.py", "README.md"]) == ({"slide", "slide-deformed"}, False)
-    assert variants_touched(["attention_variants/local_tiled.c"]) == ({"local-tiled"}, False)
-    assert variants_touched(["attention_variants/layout.py"]) == (set(), True)  # shared: every variant is counted
-    assert variants_touched(["bench/cli/gate.py"]) == (set(), False)
+    slide = variants_touched(["attention_variants/slide.py", "README.md"])
+    assert slide.own == {"slide", "slide-deformed"}  # defined in slide.py
+    assert slide.affected == {"slide", "slide-deformed", "slide-grouped", "slide-channels-last"}  # slide_variants imports slide
+    assert variants_touched(["attention_variants/local_tiled.c"]).affected == {"local-tiled"}
+    layout = variants_touched(["attention_variants/layout.py"])
+    assert layout.own == set() and {"im2col", "natten", "local-views"} <= layout.affected and "flex-neighborhood" not in layout.affected
+    import attention_variants as av
+    assert variants_touched(["attention_variants/__init__.py"]).affected == set(av.names())  # reached by no import: all
+    assert variants_touched(["bench/cli/gate.py"]).affected == set()
+
+
+def test_package_imports_are_read_in_every_spelling(tmp_path):
+    from bench.execution.touched import closure, package_imports
+
+    (tmp_path / "a.py").write_text("from attention_variants.b import f\nfrom . import c\n")
+    (tmp_path / "b.py").write_text("import attention_variants.d as d\n")
+    (tmp_path / "c.py").write_text("from attention_variants import e\n")
+    (tmp_path / "d.py").write_text("from .e import g\n")
+    (tmp_path / "e.py").write_text("import torch\n")
+    graph = package_imports(tmp_path)
+    assert graph == {"a": {"b", "c"}, "b": {"d"}, "c": {"e"}, "d": {"e"}, "e": set()}
+    assert closure("a", graph) == {"a", "b", "c", "d", "e"} and closure("e", graph) == {"e"}
+
+
+def test_changed_only_passes_when_no_variant_changed(tmp_path, capsys):
+    changed = revision.changed_files(ROOT, revision.resolve(ROOT, "HEAD")) or []
+    if any(f.startswith("attention_variants/") for f in changed):
+        pytest.skip("this working tree changes attention_variants/ itself")
+    assert run_bench.main(["gate", "--base-rev", "HEAD", "--changed-only", "--ab-dir", str(tmp_path), *SMALL]) == 0
+    assert "nothing to compare, pass" in " ".join(capsys.readouterr().out.split()) and not (tmp_path / "verdicts.csv").exists()
 
 
 def test_the_smallest_case_per_variant_is_counted():

@@ -249,3 +249,25 @@ def test_rounds_shuffle_each_round_from_the_seed_and_resume_by_round() -> None:
     assert plan == plan_rounds(cases, repeats=3, seed=5) and plan != plan_rounds(cases, repeats=3, seed=6)
     done = [case_key_text(case, r) for r, case in plan[:10]]
     assert pending(plan, done) == plan[10:]  # round 1 done and two cases of round 2
+
+
+@pytest.mark.slow
+def test_primed_workers_start_together_and_a_crash_while_priming_costs_no_row() -> None:
+    from dataclasses import asdict
+
+    from bench.execution.isolation import Isolation, WorkerPool
+    from bench.measure.settings import Settings
+
+    settings = asdict(Settings(threads=1, min_run_s=0.01, max_run_s=0.03))
+    case = {name: asdict(Case(name, height=9, width=9, heads=1, head_dim=8, kernel_size=3))
+            for name in ("im2col", "window", "fault-aborts")}
+    isolation = Isolation(plugins=("tests.plugins.faults",), threads=1, case_timeout_s=60)
+    with WorkerPool(isolation) as healthy, WorkerPool(isolation) as crashing:
+        healthy.launch([case["im2col"], case["window"]], settings)
+        crashing.launch([case["im2col"], case["fault-aborts"], case["window"]], settings)
+        assert healthy.ready() is None and crashing.ready() is None
+        assert healthy.worker is not None and crashing.worker is None  # it died priming fault-aborts: retired
+        assert healthy.measure(case["window"], settings)["status"] == "ok"  # primes are not answers to measure
+        assert crashing.measure(case["im2col"], settings)["status"] == "ok"  # a fresh worker, started on demand
+        aborted = crashing.measure(case["fault-aborts"], settings)
+        assert aborted["status"] == "error" and "SIGABRT" in aborted["reason"]

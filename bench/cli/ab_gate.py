@@ -30,6 +30,7 @@ from bench.cli.console import verdict_table, wide_console
 from bench.execution import instructions, revision, spec
 from bench.execution.ab import ABError, reserved_flag, run_ab, variants_root
 from bench.execution.revision import RevisionError
+from bench.execution.touched import Touched, variants_touched
 from bench.measure.machine import busy_report
 from bench.measure.settings import Settings
 
@@ -63,20 +64,45 @@ def run(args: argparse.Namespace, sweep_args: list[str]) -> int:
     out_dir = args.ab_dir or Path("results") / "ab" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     console = wide_console(140)
     compared = f"base: {base.label()}; current: {revision.working_tree(ROOT)}"
+    touched = _touched(base)
+    if args.changed_only:
+        cases = _changed_cases(cases, touched, console)
+        if not cases:
+            console.print(escape(f"A/B gate: {compared}; no variant's code differs between the sides (--changed-only): "
+                                 "nothing to compare, pass"))
+            return 0
     console.print(escape(f"A/B gate: {compared}; {len(cases)} cases x {args.rounds} rounds x 2 sides, "
                          f"sweep flags: {' '.join(sweep_args) or '(the default sweep)'}"))
     busy = busy_report()
     if busy:
         console.print(f"[yellow]warning[/]: {escape(busy)}; the intervals will be wider")
     start = time.perf_counter()
-    rows, counts, own = _measure(args, base, (cases, sweep_settings, isolation, sweep_args_parsed.seed), out_dir, console)
+    rows, counts = _measure(args, base, (cases, sweep_settings, isolation, sweep_args_parsed.seed), out_dir, console, touched)
     console.print(f"measured in {time.perf_counter() - start:.0f} s")
-    verdicts = judge_instructions(verdicts_ab.compare_ab(rows, settings), counts, own)
+    verdicts = judge_instructions(verdicts_ab.compare_ab(rows, settings), counts, None if touched is None else set(touched.own))
     return _report(verdicts, settings, f"{compared}; machine: {machine(rows)}", args, out_dir, console)
 
 
-def _measure(args: argparse.Namespace, base: revision.Revision, plan: tuple, out_dir: Path, console):
-    """Check base out, measure both sides interleaved, count instructions; return the rows, the counts and the changed variants."""
+def _touched(base: revision.Revision) -> Touched | None:
+    """Return the variants whose code differs between base and the working tree (None: git cannot say)."""
+    files = revision.changed_files(ROOT, base)
+    return None if files is None else variants_touched(files)
+
+
+def _changed_cases(cases: list[Case], touched: Touched | None, console) -> list[Case]:
+    """Return the cases of variants whose code differs (all when unknown), saying which were left out."""
+    if touched is None:
+        console.print("[yellow]--changed-only[/]: git cannot list the changed files; every variant is measured")
+        return cases
+    left_out = sorted({case.variant for case in cases} - touched.affected)
+    if left_out:
+        console.print(escape(f"--changed-only: not measured, their code is the same on both sides (identical code can only "
+                             f"show noise): {', '.join(left_out)}"))
+    return [case for case in cases if case.variant in touched.affected]
+
+
+def _measure(args: argparse.Namespace, base: revision.Revision, plan: tuple, out_dir: Path, console, touched: Touched | None):
+    """Check base out, measure both sides interleaved, count instructions; return the rows and the counts."""
     cases, sweep_settings, isolation, seed = plan
     with revision.checked_out(ROOT, base) as base_tree, tempfile.TemporaryDirectory(prefix="bench-ab-") as work:
         isolations = {"base": dataclasses.replace(isolation, import_first=(str(variants_root(base_tree, Path(work))),)),
@@ -89,8 +115,8 @@ def _measure(args: argparse.Namespace, base: revision.Revision, plan: tuple, out
             raise CliError(str(err)) from None
         rows = _load(paths)
         _check_base_measured(rows)
-        counts, own = _instruction_counts(args, {"base": base_tree, "current": ROOT}, rows, console, base)
-    return rows, counts, own
+        counts = _instruction_counts(args, {"base": base_tree, "current": ROOT}, rows, console, touched)
+    return rows, counts
 
 
 def _report(verdicts: pd.DataFrame, settings: verdicts_ab.ABSettings, compared: str, args: argparse.Namespace,
@@ -133,30 +159,27 @@ def _load(paths: dict[str, Path]) -> pd.DataFrame:
 
 
 def _instruction_counts(args: argparse.Namespace, roots: dict[str, Path], rows: pd.DataFrame, console,
-                        base: revision.Revision) -> tuple[pd.DataFrame, set[str] | None]:
+                        touched: Touched | None) -> pd.DataFrame:
     """Return Callgrind's instructions per call of the smallest case of each variant whose code differs
-    between the sides (empty when none does, or when off), and the variants whose own module changed (None: unknown)."""
+    between the sides (every variant when git cannot say; empty when none differs, or when off)."""
     empty = pd.DataFrame(columns=["side", "variant", "per_call", "problem"])
-    files = revision.changed_files(ROOT, base)
-    own, shared = instructions.variants_touched(files) if files is not None else (set(), True)
-    known = None if files is None else own
     problem = "--no-instructions" if args.no_instructions else instructions.unavailable()
     if problem:
         console.print(f"[yellow]instruction counts skipped[/]: {problem}; the verdicts use times only")
-        return empty, known
-    cases = [case for case in instructions.smallest_cases(rows) if shared or case.variant in own]
+        return empty
+    cases = [case for case in instructions.smallest_cases(rows) if touched is None or case.variant in touched.affected]
     if not cases:
         console.print("instruction counts: no variant's code differs between the sides, nothing to count")
-        return empty, known
+        return empty
     console.print(f"counting instructions under Callgrind (minutes: torch is imported under valgrind, both sides at once): "
-                  f"{', '.join(case.variant for case in cases)}" + (" (a shared file of attention_variants/ changed)" if shared else ""))
+                  f"{', '.join(case.variant for case in cases)}")
     start = time.perf_counter()
     counted = instructions.count_all(roots, cases)
     frame = pd.DataFrame([{"side": c.side, "variant": c.case.variant, "per_call": c.per_call, "problem": c.problem} for c in counted])
     console.print(f"  done in {time.perf_counter() - start:.0f} s")
     for line in problems(frame):
         console.print(f"  [yellow]no count[/] {escape(line)}")
-    return frame, known
+    return frame
 
 
 def _rich_table(verdicts: pd.DataFrame, settings: verdicts_ab.ABSettings, compared: str, rounds: int) -> Table:

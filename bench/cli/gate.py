@@ -33,6 +33,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ab.add_argument("--base-rev", metavar="REV", help="the git revision to compare the working tree with")
     ab.add_argument("--rounds", type=int, default=ROUNDS, help="rounds; each runs the sweep once per side (default: %(default)s)")
     ab.add_argument("--no-instructions", action="store_true", help="skip the Callgrind instruction counts")
+    ab.add_argument("--changed-only", action="store_true",
+                    help="measure only the variants whose code (their module or a module of attention_variants/ they import) "
+                         "differs between REV and the working tree; pass when none does (what CI runs)")
     ab.add_argument("--ab-dir", type=Path, metavar="DIR", help="where every round's CSV goes (default: results/ab/<time>)")
     parser.add_argument("--tolerance", type=float,
                         help=f"tolerated relative slowdown (default: {GateSettings.tolerance:.0%} in file mode, "

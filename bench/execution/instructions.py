@@ -92,20 +92,6 @@ def count_side(side: str, root: Path, cases: list[Case]) -> list[Count]:
             Count(side, case, one.counts(denoise=True) / CALLS) for case, one in zip(cases, stats)]
 
 
-def variants_touched(changed_files: list[str]) -> tuple[set[str], bool]:
-    """Return the variants whose defining module (or its C source) is among changed_files, and whether
-    any other file of attention_variants/ (a shared helper, the registry) changed too.
-
-    Both sides run under the same interpreter and torch, and the counting script is this side's,
-    so only attention_variants/ can make the counts differ: nothing else needs counting.
-    """
-    import attention_variants as av  # this side's registry says which module builds each variant
-
-    stems = {Path(f).stem for f in changed_files if f.startswith("attention_variants/")}
-    modules = {name: getattr(av.get(name).build, "__module__", "").rsplit(".", 1)[-1] for name in av.names()}
-    return {name for name, module in modules.items() if module in stems}, bool(stems - set(modules.values()))
-
-
 def smallest_cases(rows: pd.DataFrame) -> list[Case]:
     """Return, per variant measured ok on both sides, its smallest CPU float32 forward case of the A/B rows."""
     ok = rows[(rows["status"] == "ok") & (rows["device"] == "cpu") & (rows["dtype"] == "float32") & (rows["pass"] == "forward")]

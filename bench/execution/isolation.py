@@ -91,11 +91,19 @@ class Worker:
 
     def run(self, case: dict[str, object], task_settings: dict[str, object]) -> dict[str, object]:
         """Return the measured columns of the case (its fields), or a failure row when the worker did not report."""
+        self.send(Task(case, task_settings, self.cap))
+        return self.receive(case)
+
+    def send(self, task: Task) -> None:
+        """Queue a task (read by the worker once it is ready and done with the tasks before it)."""
         try:
-            self.process.stdin.write(encode_task(Task(case, task_settings, self.cap)))
+            self.process.stdin.write(encode_task(task))
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # the worker died; _next_message says how
+
+    def receive(self, case: dict[str, object]) -> dict[str, object]:
+        """Return the worker's answer to its oldest unanswered task (of case), or the failure row when none comes."""
         # On CPU the worker's own address-space limit (worker.py) stops its allocations at the cap;
         # pages it had mapped but not resident can become resident under that limit, so the watch
         # here allows for them and stays the backstop for processes the case starts (and for GPU cases).
@@ -222,15 +230,42 @@ class WorkerPool:
         self.log_dir = tempfile.TemporaryDirectory(prefix="bench-workers-")
         self.worker: Worker | None = None
         self.served = 0
+        self.unready = False  # launched, not yet waited for
+        self.primes: list[dict[str, object]] = []
+
+    def launch(self, prime: list[dict[str, object]] = (), task_settings: dict[str, object] | None = None) -> None:
+        """Start a worker now without waiting for it, and queue a first, untimed call of each case of prime.
+
+        Pools launched one after the other start their workers at the same time; `ready` then
+        waits for each. A worker that dies while priming is replaced by the next `measure`.
+        """
+        if self.worker is None:
+            self.worker, self.served, self.unready = Worker(self.isolation, Path(self.log_dir.name)), 0, True
+            self.primes = list(prime)
+            for case in self.primes:
+                self.worker.send(Task(case, task_settings or {}, self.worker.cap, prime=True))
+
+    def ready(self) -> dict[str, object] | None:
+        """Wait until the launched worker has started and primed; return the failure row when it never started."""
+        if self.worker is None or not self.unready:
+            return None
+        failure = self.worker.start()
+        if failure:
+            self.retire()
+            return failure
+        self.unready = False
+        for case in self.primes:
+            if self.worker.receive(case).get("status") in RETIRE_AFTER:  # the measurement proper will say what went wrong
+                self.retire()
+                break
+        return None
 
     def measure(self, case: dict[str, object], task_settings: dict[str, object]) -> dict[str, object]:
         """Return the measured columns of the case (its fields), run in a worker."""
-        if self.worker is None:
-            self.worker, self.served = Worker(self.isolation, Path(self.log_dir.name)), 0
-            failure = self.worker.start()
-            if failure:
-                self.retire()
-                return failure
+        self.launch()
+        failure = self.ready()
+        if failure:
+            return failure
         measured = self.worker.run(case, task_settings)
         self.served += 1
         if measured.get("status") in RETIRE_AFTER or self.served >= self.isolation.cases_per_worker:

@@ -24,11 +24,16 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class Task:
-    """One case for a worker: the case's fields, the run's settings and the memory the case may add."""
+    """One case for a worker: the case's fields, the run's settings and the memory the case may add.
+
+    With `prime`, the worker only builds the case and calls it once (paying the variant's lazy
+    initialisation before anything is timed) and answers status `ok`, reason `primed`.
+    """
 
     case: dict[str, object]
     settings: dict[str, object]
     max_memory_bytes: int | None = None
+    prime: bool = False
 
 
 def encode_task(task: Task) -> bytes:

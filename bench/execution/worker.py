@@ -54,7 +54,7 @@ def run_task(task: Task) -> dict[str, object]:
     import torch
 
     from attention_variants.case import Case
-    from bench.measure.case import measure_case, release_memory
+    from bench.measure.case import measure_case, prime_case, release_memory
     from bench.measure.failures import failure_columns
     from bench.measure.settings import Settings
 
@@ -64,7 +64,7 @@ def run_task(task: Task) -> dict[str, object]:
     measured: dict[str, object] = {}
     try:
         _limit_address_space(case.device, task.max_memory_bytes)
-        measured = measure_case(case, settings).to_columns()
+        measured = (prime_case if task.prime else measure_case)(case, settings).to_columns()
     except BaseException as err:  # a variant calling sys.exit is a row too
         measured = failure_columns(err)
     finally:

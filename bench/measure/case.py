@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -69,12 +70,26 @@ def release_memory(case: Case, status: object) -> None:
 
 def measure_case(case: Case, settings: Settings) -> CaseResult:
     """Return the result of one case: skipped with the reason, failed with the error's class, or measured."""
+    return _if_supported(case, lambda variant: _measure_supported(variant, case, settings))
+
+
+def prime_case(case: Case, settings: Settings) -> CaseResult:
+    """Build the case and call it once, untimed (status ok, reason `primed`): a variant's lazy
+    initialisation (imports, kernel selection: seconds for natten) then happens before this
+    process times anything, and processes started together pay it together."""
+    def prime(variant: av.Variant) -> CaseResult:
+        first_call(variant.build(case, *make_inputs(case, settings.seed + 1)), case)
+        return CaseResult("ok", "primed")
+    return _if_supported(case, prime)
+
+
+def _if_supported(case: Case, run: Callable[[av.Variant], CaseResult]) -> CaseResult:
     try:
         variant = av.get(case.variant)
         reason = device_unavailable(case.device) or variant.supports(case)
         if reason:
             return CaseResult("skipped", reason)
-        return _measure_supported(variant, case, settings)
+        return run(variant)
     except Exception as err:  # a failing variant (or a plugin's supports() raising) is data, not the end of the sweep
         return CaseResult(*classify(err))
 
