@@ -100,7 +100,7 @@ def _swin_axis(length: int, window_size: int, shift: int) -> tuple[Tensor, Tenso
     return window_index, region
 
 
-def window(q: Tensor, k: Tensor, v: Tensor, window_size: int, shift: int = 0) -> Tensor:
+def window(q: Tensor, k: Tensor, v: Tensor, window_size: int, shift: int = 0, bias_table: Tensor | None = None) -> Tensor:
     """Return Swin window attention (W-MSA; SW-MSA with shift > 0) as dense masked attention.
 
     What official Swin computes: roll the image by -shift, cut it into w x w windows, attend
@@ -110,6 +110,8 @@ def window(q: Tensor, k: Tensor, v: Tensor, window_size: int, shift: int = 0) ->
     image scores every key; a key in another rolled window gets -inf, one in the same window
     but another region gets -100 (not -inf: with large logits such keys keep some weight, as
     in Swin). With a shift the window must divide the image, as Swin's window_partition needs.
+    bias_table (heads, 2w-1, 2w-1): Swin's relative position bias, table[h, dy + w-1, dx + w-1]
+    added for a query dy rows and dx columns below and right of its key within their window.
     """
     batch, heads, height, width, dim = q.shape
     if shift and (height % window_size or width % window_size):
@@ -123,10 +125,15 @@ def window(q: Tensor, k: Tensor, v: Tensor, window_size: int, shift: int = 0) ->
     bias = torch.where(same_region, 0.0, -100.0).to(q.dtype).masked_fill(~same_window, float("-inf"))
     flat = lambda x: x.reshape(batch, heads, height * width, dim)  # noqa: E731
     logits = flat(q) @ flat(k).transpose(-1, -2) * dim**-0.5 + bias
+    if bias_table is not None:
+        row = ((torch.arange(height) - shift) % height % window_size)[:, None].expand(height, width).reshape(-1)
+        col = ((torch.arange(width) - shift) % width % window_size)[None, :].expand(height, width).reshape(-1)
+        dy, dx = row[:, None] - row[None, :], col[:, None] - col[None, :]  # query minus key, in the rolled window
+        logits = logits + bias_table[:, dy + window_size - 1, dx + window_size - 1].to(q.dtype)
     return (logits.softmax(dim=-1) @ flat(v)).reshape(batch, heads, height, width, dim)
 
 
-def window_shifted(q: Tensor, k: Tensor, v: Tensor, window_size: int) -> Tensor:
+def window_shifted(q: Tensor, k: Tensor, v: Tensor, window_size: int, bias_table: Tensor | None = None) -> Tensor:
     """Return shifted-window (Swin SW-MSA) attention with Swin's choice of window and shift.
 
     As official Swin and timm decide per block: when the image is not larger than the window
@@ -135,8 +142,8 @@ def window_shifted(q: Tensor, k: Tensor, v: Tensor, window_size: int) -> Tensor:
     """
     height, width = q.shape[2], q.shape[3]
     if min(height, width) <= window_size:
-        return window(q, k, v, min(height, width), shift=0)
-    return window(q, k, v, window_size, shift=window_size // 2)
+        return window(q, k, v, min(height, width), shift=0, bias_table=bias_table)
+    return window(q, k, v, window_size, shift=window_size // 2, bias_table=bias_table)
 
 
 ORACLES = {

@@ -40,13 +40,19 @@ def shifted_window_mask(height: int, width: int, w: int, shift: int, dtype, devi
     return torch.zeros(differ.shape, dtype=dtype, device=device).masked_fill(differ, -100.0)
 
 
-def window_attention(q, k, v, w: int, shift: int, mask: torch.Tensor | None) -> torch.Tensor:
-    """Return Swin (shifted) window attention over (batch, H, W, heads, head_dim) tensors."""
+def window_attention(q, k, v, w: int, shift: int, mask: torch.Tensor | None, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Return Swin (shifted) window attention over (batch, H, W, heads, head_dim) tensors.
+
+    bias: Swin's relative position bias as (heads, w*w, w*w), added to every window's logits
+    (a model passes it; the op benchmark does not).
+    """
     b, height, width, heads, dim = q.shape
     if shift:
         q, k, v = (torch.roll(t, shifts=(-shift, -shift), dims=(1, 2)) for t in (q, k, v))
     qw, kw, vw = partition(q, w), partition(k, w), partition(v, w)
     attn = (qw * dim**-0.5) @ kw.transpose(-2, -1)
+    if bias is not None:
+        attn = attn + bias
     if mask is not None:
         windows = mask.shape[0]
         attn = (attn.view(-1, windows, heads, w * w, w * w) + mask[None, :, None]).view(-1, heads, w * w, w * w)
@@ -74,7 +80,7 @@ def _builder(shifted: bool):
         shift = swin_shift(case.height, case.width, w) if shifted else 0
         mask = shifted_window_mask(case.height, case.width, w, shift, q.dtype, q.device) if shift else None
         return Prepared(
-            fn=lambda qn, kn, vn: window_attention(qn, kn, vn, w, shift, mask),
+            fn=lambda qn, kn, vn, bias=None: window_attention(qn, kn, vn, w, shift, mask, bias),
             inputs=(to_heads_last(q), to_heads_last(k), to_heads_last(v)),
             to_canonical=from_heads_last,
         )

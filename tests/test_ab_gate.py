@@ -204,6 +204,7 @@ def test_a_change_touches_the_variants_whose_code_runs_it():
     import attention_variants as av
     assert variants_touched(["attention_variants/__init__.py"]).affected == set(av.names())  # reached by no import: all
     assert variants_touched(["bench/cli/gate.py"]).affected == set()
+    assert variants_touched(["attention_variants/reference.py"]).affected == set()  # the oracles run in no timed call
 
 
 def test_package_imports_are_read_in_every_spelling(tmp_path):

@@ -1,4 +1,4 @@
-"""The command line: `run_bench.py [sweep|list|plot|report|gate|fidelity] ...`, one module per command (sweep is the default).
+"""The command line: `run_bench.py [sweep|list|plot|report|gate|fidelity|models] ...`, one module per command (sweep is the default).
 
 The `list` command lives in listing.py: a submodule named `list` would shadow the builtin here.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from bench.cli import fidelity, gate, listing, plot, report, sweep
+from bench.cli import fidelity, gate, listing, models, plot, report, sweep
 from bench.cli.common import CliError, OneLineParser
 from bench.analysis.gate import GateError
 from bench.execution.spec import SpecError
@@ -21,9 +21,10 @@ COMMANDS = {
     "report": (report, "write a markdown summary next to a results CSV"),
     "gate": (gate, "compare results with a baseline CSV, or the working tree with a revision (A/B); exit 1 on a regression"),
     "fidelity": (fidelity, "measure fixed cases after other histories and in a plain process: does the number move?"),
+    "models": (models, "time whole Swin-T-shaped backbones (Swin-T, Slide-Swin-T, Im2Col-Swin-T, ...) and judge the paper's claims"),
 }
 BAD_INPUT = (SpecError, ResultsError, CliError, GateError)
-DESCRIPTION = "Benchmark 2-D local attention: `run_bench.py [sweep|list|plot|report|gate|fidelity] ...` (sweep is the default)."
+DESCRIPTION = "Benchmark 2-D local attention: `run_bench.py [sweep|list|plot|report|gate|fidelity|models] ...` (sweep is the default)."
 
 
 def build_parser() -> OneLineParser:

@@ -14,6 +14,7 @@ from attention_variants.case import DTYPES, PASSES, Case
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEVICES = ("cpu", "cuda", "mps")
 Resolution = tuple[int, int]
+MODELS_PRESET = "models"  # bench/presets/models.toml: the models command's, not a sweep
 
 
 class SpecError(ValueError):
@@ -45,8 +46,8 @@ TIMING_KEYS = ("warmup_s", "min_run_s", "max_run_s")
 
 
 def preset_names() -> list[str]:
-    """Return the names of the presets in bench/presets."""
-    return sorted(path.stem for path in PRESET_DIR.glob("*.toml"))
+    """Return the names of the sweep's presets in bench/presets (models.toml belongs to the models command)."""
+    return sorted(path.stem for path in PRESET_DIR.glob("*.toml") if path.stem != MODELS_PRESET)
 
 
 def parse_resolution(value: object) -> Resolution:
@@ -106,6 +107,8 @@ def _axis_values(axis: str, raw: object) -> tuple:
 
 def load_preset(name: str) -> dict[str, object]:
     """Return the raw axes of preset `name` (a name in bench/presets or a path to a TOML file)."""
+    if name == MODELS_PRESET:
+        raise SpecError(f"preset {name!r} is the models command's: run_bench.py models --preset {name}")
     path = Path(name) if name.endswith(".toml") else PRESET_DIR / f"{name}.toml"
     if not path.is_file():
         raise SpecError(f"unknown preset {name!r} (known: {', '.join(preset_names())})")

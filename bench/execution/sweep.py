@@ -33,6 +33,7 @@ def case_row(case: Case, run_id: str, fingerprint: dict[str, object]) -> dict[st
         **fingerprint,
         "gflop": roofline.analytic_gflop(case),
         "schema_version": SCHEMA_VERSION,
+        "scope": "op",
     }
 
 

@@ -58,14 +58,16 @@ def closure(stem: str, graph: dict[str, set[str]]) -> set[str]:
 def variants_touched(changed_files: list[str], package_dir: Path | None = None) -> Touched:
     """Return the variants that changed_files (paths relative to the repository) can make behave differently.
 
-    A changed file of attention_variants/ that no variant's code reaches (the package's
-    __init__, a deleted module) counts as reaching every variant.
+    A changed module that the package never imports (reference.py, the oracles) reaches none;
+    one it imports that no variant's code reaches (its __init__) counts as reaching every variant.
     """
     import attention_variants as av  # this side's registry says which module builds each variant
 
     package_dir = package_dir or Path(av.__file__).parent
-    stems = {Path(f).stem for f in changed_files if f.startswith(PACKAGE + "/") and Path(f).suffix in (".py", ".c", ".h")}
     graph = package_imports(package_dir)
+    loaded = closure("__init__", graph)  # a module the package does not import (the oracles) runs in no variant's call
+    stems = {Path(f).stem for f in changed_files
+             if f.startswith(PACKAGE + "/") and Path(f).suffix in (".py", ".c", ".h") and Path(f).stem in loaded}
     modules = {name: getattr(av.get(name).build, "__module__", "").rsplit(".", 1)[-1] for name in av.names()}
     reach = {name: closure(module, graph) for name, module in modules.items()}
     own = {name for name, module in modules.items() if module in stems}

@@ -58,13 +58,19 @@ def run_task(task: Task) -> dict[str, object]:
     from bench.measure.failures import failure_columns
     from bench.measure.settings import Settings
 
-    case = Case(**task.case)
     settings = Settings(**task.settings)
     torch.set_num_threads(settings.threads)
+    if task.case.get("scope") == "model":  # a whole backbone (bench.models), not one attention call
+        from bench.models.measure import ModelCase, measure_model
+
+        case, measure = ModelCase(**task.case), measure_model
+    else:
+        case = Case(**task.case)
+        measure = lambda c, s: (prime_case if task.prime else measure_case)(c, s).to_columns()  # noqa: E731
     measured: dict[str, object] = {}
     try:
         _limit_address_space(case.device, task.max_memory_bytes)
-        measured = (prime_case if task.prime else measure_case)(case, settings).to_columns()
+        measured = measure(case, settings)
     except BaseException as err:  # a variant calling sys.exit is a row too
         measured = failure_columns(err)
     finally:

@@ -6,8 +6,8 @@ from bench.results.selection import CASE_KEY
 
 # Written in every row. 1: files before the column existed (they load with it empty);
 # 2: the same columns plus schema_version itself; 3: the accepted errors (tolerance, mean_abs_err,
-# mean_tolerance) at the end.
-SCHEMA_VERSION = 3
+# mean_tolerance) at the end; 4: scope (`op` or `model`) and params.
+SCHEMA_VERSION = 4
 STATUSES = ("ok", "skipped", "oom", "error", "timeout", "mismatch")
 
 # Largest |variant - float64 oracle| ever accepted per dtype (bench/measure/correctness.py accepts
@@ -72,6 +72,11 @@ SCHEMA: dict[str, str] = {
     "tolerance": "float64",
     "mean_abs_err": "float64",
     "mean_tolerance": "float64",
+    # what a row measures: `op` (one attention call; empty in files before version 4) or `model`
+    # (a whole backbone, bench/models: variant = the config, height = width = the image side,
+    # heads/head_dim/kernel_size = its first stage's), and a model's parameter count
+    "scope": "string",
+    "params": "Int64",
 }
 COLUMNS = tuple(SCHEMA)
 # Without these a CSV is not a results file (every reader needs them). Other columns may be

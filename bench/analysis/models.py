@@ -1,0 +1,88 @@
+"""The paper's model-level claims against measured model rows: speed ratios per round, their interval, a verdict. Pure.
+
+Figures read off the paper's speed plot (figs/exp_speed.png of LeapLabTHU/Slide-Transformer):
+Slide attention about 3.9x faster than Im2Col in the same network on an iPhone 12, Slide-Swin
+about 1.4x faster than Swin on Apple MPS at matched accuracy. The verdict is about the
+direction (is Slide faster here?); the measured factor stands beside the paper's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.analysis.ab import median_interval
+
+GROUP = ["device", "dtype", "batch", "pass"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """`faster` runs `factor` times faster than `slower` in the paper (on `where`)."""
+
+    name: str
+    faster: str
+    slower: str
+    factor: float
+    where: str
+
+
+CLAIMS = (
+    Claim("Slide-Swin-T vs Swin-T", "slide-swin-t", "swin-t", 1.4, "Apple MPS, matched accuracy"),
+    Claim("Slide-Swin-T vs Im2Col-Swin-T", "slide-swin-t", "im2col-swin-t", 3.9, "iPhone 12"),
+)
+ANCHOR = Claim("swin-t (this harness) vs timm's Swin-T", "swin-t", "timm-swin-t", 1.0, "the same network")
+
+
+def interval(values: list[float]) -> tuple[float, float, float]:
+    """Return (low, high, coverage): the 95 % order-statistic interval of the median, or with fewer than
+    6 values the range, which covers the median with probability 1 - 2/2^n."""
+    found = median_interval(values)
+    if found:
+        return (*found, 0.95)
+    return min(values), max(values), 1 - 2 / 2 ** len(values)
+
+
+def speedups(rows: pd.DataFrame, claim: Claim) -> pd.DataFrame:
+    """Return per group and round the ratio slower ms / faster ms (above 1: `faster` is faster)."""
+    ok = rows[(rows["status"] == "ok") & rows["variant"].isin([claim.faster, claim.slower])]
+    wide = ok.pivot_table(index=[*GROUP, "round"], columns="variant", values="median_ms", aggfunc="median")
+    wide = wide.reindex(columns=[claim.faster, claim.slower]).dropna()
+    return (wide[claim.slower] / wide[claim.faster]).rename("speedup").reset_index()
+
+
+def verdicts(rows: pd.DataFrame, claims: tuple[Claim, ...] = (*CLAIMS, ANCHOR)) -> pd.DataFrame:
+    """Return one row per claim and group: the median speedup, its interval and coverage, and the verdict."""
+    rows = rows.assign(round=rows["round"].fillna(1) if "round" in rows else 1)
+    out = []
+    for claim in claims:
+        for key, group in speedups(rows, claim).groupby(GROUP, sort=True):
+            values = list(group["speedup"])
+            low, high, coverage = interval(values)
+            if claim is ANCHOR:
+                verdict = "reference"
+            elif len(values) < 2:
+                verdict = "inconclusive"
+            else:
+                verdict = "holds" if low > 1 else "does not hold" if high < 1 else "inconclusive"
+            out.append({**dict(zip(GROUP, key)), "claim": claim.name, "speedup": float(pd.Series(values).median()),
+                        "low": low, "high": high, "coverage": coverage, "rounds": len(values), "paper": claim.factor,
+                        "paper_where": claim.where, "verdict": verdict})
+    return pd.DataFrame(out, columns=[*GROUP, "claim", "speedup", "low", "high", "coverage", "rounds", "paper",
+                                      "paper_where", "verdict"])
+
+
+def lines(table: pd.DataFrame) -> list[str]:
+    """Return one plain-words line per verdict."""
+    text = []
+    for _, row in table.iterrows():
+        where = f"{row['device']} {row['dtype']} batch {row['batch']} {row['pass']}"
+        measured = (f"{row['speedup']:.2f}x (interval {row['low']:.2f}-{row['high']:.2f}, {row['coverage']:.0%} over "
+                    f"{row['rounds']} round{'s' * (row['rounds'] != 1)})")
+        if row["verdict"] == "reference":
+            text.append(f"{row['claim']}, {where}: timm takes {measured} the time of this harness's swin-t (same weights, same output)")
+            continue
+        text.append(f"{row['claim']}, {where}: Slide-Swin-T is {measured} faster here; paper: about {row['paper']:g}x "
+                    f"({row['paper_where']}) -> {row['verdict'].upper()} here")
+    return text

@@ -1,0 +1,146 @@
+"""`models`: whole Swin-T-shaped backbones (bench/models), timed in rounds, checked, and the paper's claims judged.
+
+Each case (config x device x dtype x batch x resolution x pass) runs in a worker, as the
+sweep's cases do; every round visits the cases in a seeded random order, so a ratio of two
+configs is taken within each round, and the rounds give its interval (bench.analysis.models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import tomllib
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from rich.markup import escape
+from rich.table import Table
+
+from bench.analysis import models as claims
+from bench.cli.common import CliError
+from bench.cli.console import wide_console
+from bench.cli.sweep import new_run_id
+from bench.execution import allocator as allocators
+from bench.execution.isolation import Isolation, WorkerPool
+from bench.execution.spec import DEVICES, PRESET_DIR
+from bench.measure import machine
+from bench.measure.settings import Settings
+from bench.models.configs import NAMES
+from bench.models.measure import PASSES, ModelCase, case_columns
+from bench.results import append_rows, load
+from bench.results.schema import SCHEMA_VERSION
+
+PRESET = PRESET_DIR / "models.toml"
+LIST_FLAGS = {"--models": "models", "--batch": "batch", "--resolutions": "resolutions", "--dtypes": "dtypes",
+              "--devices": "devices", "--passes": "passes"}
+NUMBER_KEYS = ("rounds", "warmup_s", "min_run_s", "max_run_s")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the models command's options to parser."""
+    parser.add_argument("--preset", default="models", help="`models` (bench/presets/models.toml) or a .toml file of the same keys")
+    for flag, key in LIST_FLAGS.items():
+        parser.add_argument(flag, dest=key, metavar="A,B,...", help=f"override the preset's {key}")
+    parser.add_argument("--rounds", type=int, help="times each case is measured, in shuffled rounds (preset's rounds)")
+    parser.add_argument("--min-run-s", type=float, help="least measuring time per case (preset's min_run_s)")
+    parser.add_argument("--max-run-s", type=float, help="most measuring time per case (preset's max_run_s)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="intra-op threads (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, the images and the order of cases")
+    parser.add_argument("--out", type=Path, help="results CSV to append to (default: results/models-<run_id>.csv)")
+    parser.add_argument("--case-timeout", type=float, default=600.0, metavar="SECONDS", help="per case (default: %(default)g)")
+    parser.add_argument("--allocator", default=allocators.DEFAULT, choices=list(allocators.ALLOCATORS),
+                        help="C allocator of the workers (default: %(default)s)")
+
+
+def plan(args: argparse.Namespace) -> tuple[list[ModelCase], dict[str, object]]:
+    """Return the cases and the numeric settings of the preset and the flags (CliError on a bad value)."""
+    path = PRESET if args.preset == "models" else Path(args.preset)
+    try:
+        preset = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise CliError(f"cannot read models preset {args.preset}: {str(err).splitlines()[0]}") from None
+    unknown = sorted(set(preset) - set(LIST_FLAGS.values()) - set(NUMBER_KEYS))
+    if unknown:
+        raise CliError(f"models preset {args.preset}: unknown key(s) {', '.join(unknown)}")
+    axes = {key: getattr(args, key).split(",") if getattr(args, key) else preset.get(key, []) for key in LIST_FLAGS.values()}
+    numbers = {key: preset.get(key) for key in NUMBER_KEYS}
+    numbers.update({key: getattr(args, key) for key in NUMBER_KEYS if getattr(args, key, None) is not None})
+    _validate(axes, numbers, args.threads)
+    cases = [ModelCase(str(m), str(d), str(t), int(b), int(r), str(p)) for m in axes["models"] for d in axes["devices"]
+             for t in axes["dtypes"] for b in axes["batch"] for r in axes["resolutions"] for p in axes["passes"]]
+    return cases, numbers
+
+
+def _validate(axes: dict[str, list], numbers: dict[str, object], threads: int) -> None:
+    allowed = {"models": NAMES, "devices": DEVICES, "passes": PASSES, "dtypes": ("float32", "float16", "bfloat16", "float64")}
+    for key, values in axes.items():
+        if not values:
+            raise CliError(f"no {key} to run (give --{key} or set it in the preset)")
+        for value in values:
+            if key in allowed and str(value) not in allowed[key]:
+                raise CliError(f"unknown {key[:-1] if key.endswith('s') else key} {str(value)!r} (known: {', '.join(allowed[key])})")
+            if key in ("batch", "resolutions") and not (str(value).isdigit() and int(value) > 0):
+                raise CliError(f"bad {key} value {str(value)!r}: expected a positive integer")
+            if key == "resolutions" and int(value) % 32:
+                raise CliError(f"bad resolution {value}: a Swin-T backbone needs a multiple of 32")
+    for key, value in numbers.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
+            raise CliError(f"bad {key} {value!r}: expected a positive number")
+    if not float(numbers["rounds"]).is_integer():
+        raise CliError(f"bad rounds {numbers['rounds']!r}: expected an integer")
+    if threads < 1:
+        raise CliError(f"bad --threads {threads}: expected a positive integer")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure every case of the plan for the rounds asked; print the table and the claims' verdicts; return 0."""
+    cases, numbers = plan(args)
+    run_id = new_run_id()
+    out = args.out or Path("results") / f"models-{run_id}.csv"
+    settings = Settings(args.threads, numbers["warmup_s"], numbers["min_run_s"], numbers["max_run_s"], args.seed,
+                        allocator=args.allocator)
+    isolation = Isolation(case_timeout_s=args.case_timeout, cases_per_worker=1, allocator=args.allocator, threads=args.threads)
+    console = wide_console(120)
+    rounds = int(numbers["rounds"])
+    console.print(escape(f"models: {len(cases)} cases x {rounds} rounds -> {out}"))
+    fingerprint = {**machine.fingerprint(args.threads), "allocator": args.allocator}
+    with WorkerPool(isolation) as pool:
+        for round_number in range(1, rounds + 1):
+            for index, case in enumerate(random.Random(f"models/{args.seed}/{round_number}").sample(cases, len(cases)), 1):
+                row = {"run_id": run_id, **fingerprint, **case_columns(case), "schema_version": SCHEMA_VERSION,
+                       **pool.measure(asdict(case), asdict(settings)), "round": round_number}
+                append_rows(out, [row])
+                console.print(escape(f"  round {round_number}/{rounds} [{index}/{len(cases)}] {case.config} {case.device} "
+                                     f"{case.dtype} b{case.batch} {case.resolution} {case.pass_name}: {_outcome(row)}"))
+    rows = load(out)
+    rows = rows[(rows["run_id"] == run_id)]
+    console.print(_table(rows))
+    for line in claims.lines(claims.verdicts(rows)):
+        console.print(escape(line))
+    console.print(f"rows: {escape(str(out))}")
+    return 0
+
+
+def _outcome(row: dict[str, object]) -> str:
+    if row.get("status") != "ok":
+        return f"{row.get('status')}: {row.get('reason')}"
+    return f"{row['median_ms']:.1f} ms, {row['throughput_per_s']:.1f} images/s, max_abs_err {row['max_abs_err']:.2g}"
+
+
+def _table(rows) -> Table:
+    """Return the medians over rounds per case: time, images/s, GFLOP, parameters, error, status."""
+    table = Table(title="models (median over rounds)")
+    for header in ("config", "device", "dtype", "batch", "pass", "ms", "images/s", "GFLOP/image", "params (M)", "max_abs_err", "status"):
+        table.add_column(header, justify="right" if header not in ("config", "device", "dtype", "pass", "status") else "left")
+    keys = ["variant", "device", "dtype", "batch", "pass"]
+    for key, group in rows.groupby(keys, sort=True):
+        ok = group[group["status"] == "ok"]
+        status = "ok" if len(ok) == len(group) else "; ".join(sorted(set(group["status"])))
+        cell = lambda column, fmt: fmt.format(ok[column].median()) if len(ok) and ok[column].notna().any() else "-"  # noqa: E731
+        gflop = f"{ok['gflop'].median() / key[3]:.2f}" if len(ok) and ok["gflop"].notna().any() else "-"
+        params = f"{ok['params'].median() / 1e6:.2f}" if len(ok) and ok["params"].notna().any() else "-"
+        table.add_row(*(escape(str(k)) for k in key), cell("median_ms", "{:.1f}"), cell("throughput_per_s", "{:.1f}"),
+                      gflop, params, cell("max_abs_err", "{:.2g}"), escape(status))
+    return table

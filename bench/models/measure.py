@@ -1,0 +1,168 @@
+"""One model case, measured: parameters, FLOPs, correctness against the float64 oracles, time and memory.
+
+Runs in a worker (bench.execution.worker), like an attention case. Correctness: the model's
+output for the first image against the same model (same weights) in float64 on the CPU with
+every attention replaced by its family's oracle (bench.models.attention's oracle mode), and
+the plain formulation (the same oracles in the case's dtype) setting the bound, as for ops
+(bench.measure.correctness). timm's model is checked against the `swin-t` config with timm's
+weights loaded.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench.measure import memory
+from bench.measure.correctness import MAX_FACTOR, MAX_FLOOR, MEAN_FACTOR, MEAN_FLOOR
+from bench.measure.failures import classify
+from bench.measure.settings import Settings
+from bench.measure.timing import measure, synchronize
+from bench.models.attention import UnsupportedStage, set_oracle_mode
+from bench.models.backbone import Backbone
+from bench.models.configs import CONFIGS, TIMM_CONFIG, TIMM_NAME
+
+PASSES = ("forward", "forward_backward")
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    """One backbone at one shape: what a model row describes."""
+
+    config: str
+    device: str = "cpu"
+    dtype: str = "float32"
+    batch: int = 1
+    resolution: int = 224
+    pass_name: str = "forward"
+    scope: str = "model"  # tells the worker this task is a model, not an attention case
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
+
+
+def timm_unavailable() -> str | None:
+    """Return why timm's Swin-T cannot be built here, or None."""
+    try:
+        import timm  # noqa: F401
+    except Exception as err:  # ImportError, or torchvision failing to load beside this torch
+        return (f"timm cannot be imported ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
+                "pip install '.[models]' with a torch whose torchvision loads (docs/models.md)")
+    return None
+
+
+def build(config: str, resolution: int, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Return the model of config with seeded random weights, and the `swin-t`-semantics twin that checks it."""
+    torch.manual_seed(seed)
+    if config != TIMM_CONFIG:
+        model = Backbone(CONFIGS[config], resolution)
+        return model, model
+    import timm
+
+    model = timm.create_model(TIMM_NAME, pretrained=False, img_size=resolution)
+    twin = Backbone(CONFIGS["swin-t"], resolution)
+    twin.load_state_dict(model.state_dict())
+    return model, twin
+
+
+def measure_model(case: ModelCase, settings: Settings) -> dict[str, object]:
+    """Return the measured columns of one model case; a failure or an unsupported stage is the row's status."""
+    try:
+        if case.config == TIMM_CONFIG and timm_unavailable():
+            return {"status": "skipped", "reason": timm_unavailable()}
+        return _measure(case, settings)
+    except UnsupportedStage as err:
+        return {"status": "skipped", "reason": str(err)}
+    except Exception as err:
+        status, reason = classify(err)
+        return {"status": status, "reason": reason}
+
+
+def _measure(case: ModelCase, settings: Settings) -> dict[str, object]:
+    model, twin = build(case.config, case.resolution, settings.seed)
+    model = model.to(case.device, case.torch_dtype).eval()
+    generator = torch.Generator().manual_seed(settings.seed + 1)
+    images = torch.randn(case.batch, 3, case.resolution, case.resolution, generator=generator).to(case.device, case.torch_dtype)
+    with torch.no_grad():
+        output = model(images)  # also builds every stage's attention (an unsupported one raises here)
+    check = _check(output[:1], twin, images[:1], case)
+    fn = _timed(model, images, case)
+    gflop, flop_note = _gflop(fn)
+    timing = measure(fn, case.device, settings.threads, settings.warmup_s, settings.min_run_s, settings.max_run_s,
+                     settle=settings.allocator == "steady" and case.device == "cpu")
+    peak_mb = memory.peak_memory_mb(fn, case.device)
+    reasons = check.pop("reasons") + [flop_note] * bool(flop_note)
+    if timing.noisy:
+        reasons.append(f"noisy: IQR is {timing.iqr_ms / timing.median_ms:.0%} of the median")
+    return {
+        "status": "mismatch" if check["max_abs_err"] > check["tolerance"] or check["mean_abs_err"] > check["mean_tolerance"] else "ok",
+        "reason": "; ".join(reasons), "median_ms": timing.median_ms, "iqr_ms": timing.iqr_ms, "min_ms": timing.min_ms,
+        "n_measurements": timing.n_measurements, "peak_mem_mb": peak_mb, "throughput_per_s": case.batch / (timing.median_ms / 1e3),
+        "gflop": gflop, "gflop_per_s": gflop / (timing.median_ms / 1e3) if gflop else None, "params": sum(p.numel() for p in model.parameters()),
+        **check, **timing.per_call,
+    }
+
+
+def _gflop(fn) -> tuple[float | None, str]:
+    """Return the GFLOP of one call as torch.utils.flop_counter counts them (a multiply-add is 2), or None and why not."""
+    try:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+    except Exception as err:  # e.g. an attention op the counter cannot trace (natten's flex backend)
+        return None, f"FLOPs not counted: {type(err).__name__}: {str(err).splitlines()[0][:100]}"
+    return counter.get_total_flops() / 1e9, ""
+
+
+def _timed(model: torch.nn.Module, images: torch.Tensor, case: ModelCase):
+    """Return the closure to time: an eval forward without gradients, or one training step's forward and backward."""
+    if case.pass_name == "forward":
+        def forward():
+            with torch.no_grad():
+                return model(images)
+        return forward
+    params = [p for p in model.parameters() if p.requires_grad]
+    labels = torch.randint(0, 1000, (case.batch,), generator=torch.Generator().manual_seed(0)).to(case.device)
+
+    def step():
+        return torch.autograd.grad(F.cross_entropy(model(images).float(), labels), params)
+    return step
+
+
+def _check(output: torch.Tensor, twin: torch.nn.Module, image: torch.Tensor, case: ModelCase) -> dict[str, object]:
+    """Return max/mean |output - float64 oracle model| on one image and the bounds the plain formulation sets."""
+    reference = _oracle_output(twin, image, torch.float64)
+    plain = _oracle_output(twin, image, case.torch_dtype)
+    synchronize(case.device)
+    error = (output.detach().to("cpu", torch.float64) - reference).abs()
+    plain_error = (plain - reference).abs()
+    tolerance = MAX_FACTOR * plain_error.max().item() + MAX_FLOOR
+    mean_tolerance = MEAN_FACTOR * plain_error.mean().item() + MEAN_FLOOR
+    check = {"max_abs_err": error.max().item(), "mean_abs_err": error.mean().item(),
+             "tolerance": tolerance, "mean_tolerance": mean_tolerance, "reasons": []}
+    if not check["max_abs_err"] <= tolerance:
+        check["reasons"].append(f"max_abs_err {check['max_abs_err']:.3g} > tolerance {tolerance:.3g} "
+                                f"({MAX_FACTOR:g} x the plain {case.dtype} model's {plain_error.max().item():.3g} + floor)")
+    if not check["mean_abs_err"] <= mean_tolerance:
+        check["reasons"].append(f"mean_abs_err {check['mean_abs_err']:.3g} > mean_tolerance {mean_tolerance:.3g}")
+    return check
+
+
+def _oracle_output(twin: torch.nn.Module, image: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Return twin's output on image on the CPU in dtype with every attention computed by its family's oracle in dtype."""
+    reference = copy.deepcopy(twin).to("cpu", dtype).eval()
+    set_oracle_mode(reference, True)
+    with torch.no_grad():
+        return reference(image.to("cpu", dtype)).to(torch.float64)
+
+
+def case_columns(case: ModelCase) -> dict[str, object]:
+    """Return the key columns of a model row (the attention-case key columns filled with stage 1's shape)."""
+    first, window = CONFIGS["swin-t" if case.config == TIMM_CONFIG else case.config].layout(0, 0, case.resolution // 4)
+    return {"variant": case.config, "family": "model", "device": case.device, "dtype": case.dtype, "batch": case.batch,
+            "height": case.resolution, "width": case.resolution, "heads": 3, "head_dim": 32, "kernel_size": first.kernel_size,
+            "pass": case.pass_name, "compiled": False, "scope": "model"}

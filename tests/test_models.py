@@ -1,0 +1,130 @@
+"""The model level: Swin-T is timm's Swin-T, every config matches its float64 oracle model, the claims' verdicts, the command."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+import run_bench
+from attention_variants.case import Case
+from attention_variants import registry
+from attention_variants.registry import Prepared, Variant
+from bench import results
+from bench.analysis import models as claims
+from bench.measure.settings import Settings
+from bench.models import configs
+from bench.models.attention import AttentionSpec
+from bench.models.backbone import Backbone, Config
+from bench.models.measure import ModelCase, measure_model, timm_unavailable
+
+TIMM_SWIN_T_PARAMS = 28_288_354  # timm.create_model("swin_tiny_patch4_window7_224"): the issue's 28.29 M
+FAST = Settings(threads=2, warmup_s=0.01, min_run_s=0.02, max_run_s=0.05)
+
+
+def _wrong_scale(case: Case, q, k, v) -> Prepared:
+    from attention_variants.im2col import build as build_im2col  # im2col with the logits scaled twice: a planted bug
+
+    return build_im2col(case, q * case.head_dim ** -0.5, k, v)
+
+
+
+def test_swin_t_has_timms_parameter_count_and_shapes():
+    model = Backbone(configs.CONFIGS["swin-t"])
+    assert sum(p.numel() for p in model.parameters()) == TIMM_SWIN_T_PARAMS
+    table = model.layers[0].blocks[0].attn.relative_position_bias_table
+    assert tuple(table.shape) == (169, 3)  # (2*7-1)^2 offsets x 3 heads, as timm names and shapes it
+
+
+@pytest.mark.skipif(timm_unavailable() is not None, reason=str(timm_unavailable()))
+def test_swin_t_with_timms_weights_gives_timms_output():
+    import timm
+
+    torch.manual_seed(0)
+    anchor = timm.create_model(configs.TIMM_NAME, pretrained=False).eval()
+    assert sum(p.numel() for p in anchor.parameters()) == TIMM_SWIN_T_PARAMS
+    model = Backbone(configs.CONFIGS["swin-t"]).eval()
+    model.load_state_dict(anchor.state_dict(), strict=True)
+    images = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected, got = anchor(images), model(images)
+    assert expected.abs().max() > 0.1 and torch.allclose(got, expected, rtol=0, atol=1e-5)
+
+
+def test_im2col_swin_t_equals_slide_swin_t_with_the_deformed_part_off():
+    slide = Backbone(Config("slide-off", configs.slide_layout("slide"), "")).eval()
+    im2col = Backbone(configs.CONFIGS["im2col-swin-t"]).eval()
+    im2col.load_state_dict(slide.state_dict())
+    images = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b = slide(images), im2col(images)
+    assert a.abs().max() > 0.1 and torch.allclose(a, b, rtol=0, atol=2e-5)
+    deformed = Backbone(configs.CONFIGS["slide-swin-t"]).eval()
+    deformed.load_state_dict(slide.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(deformed(images), a, rtol=0, atol=1e-3)  # the deformed kernel does change the output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["swin-t", "slide-swin-t", "im2col-swin-t", "fast-swin-t"])
+def test_each_config_matches_its_float64_oracle_model(config):
+    row = measure_model(ModelCase(config), FAST)
+    assert row["status"] == "ok", row["reason"]
+    assert 0 < row["max_abs_err"] <= row["tolerance"] < 1e-4 and row["params"] > 28e6
+    assert row["gflop"] == pytest.approx(9.0, rel=0.05)  # 2 x the paper's 4.5 G multiply-adds
+
+
+@pytest.mark.slow
+def test_a_wrong_attention_is_a_mismatch_and_an_unfit_stage_is_skipped(monkeypatch):
+    monkeypatch.setitem(registry._REGISTRY, "test-wrong-scale", Variant("test-wrong-scale", "local-zero-pad", _wrong_scale))
+    monkeypatch.setitem(configs.CONFIGS, "planted", Config("planted", configs.slide_layout("test-wrong-scale"), ""))
+    row = measure_model(ModelCase("planted"), FAST)
+    assert row["status"] == "mismatch" and "max_abs_err" in row["reason"]
+    skipped = measure_model(ModelCase("swin-t", resolution=256), FAST)  # window 7 does not tile a 64x64 stage
+    assert skipped["status"] == "skipped" and "window 7 does not divide 64x64" in skipped["reason"]
+
+
+def _rows(times: dict[str, list[float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"variant": name, "device": "cpu", "dtype": "float32", "batch": 1, "pass": "forward",
+                          "status": "ok", "median_ms": ms, "round": r + 1}
+                         for name, values in times.items() for r, ms in enumerate(values)])
+
+
+def test_claims_hold_fail_or_stay_inconclusive_by_the_interval():
+    faster = _rows({"swin-t": [140, 150, 145], "slide-swin-t": [100, 110, 104], "im2col-swin-t": [90, 95, 99]})
+    table = claims.verdicts(faster).set_index("claim")
+    assert table.loc["Slide-Swin-T vs Swin-T", "verdict"] == "holds"
+    assert table.loc["Slide-Swin-T vs Im2Col-Swin-T", "verdict"] == "does not hold"
+    assert table.loc["Slide-Swin-T vs Swin-T", "coverage"] == pytest.approx(0.75)  # 3 rounds: the range covers 75 %
+    mixed = claims.verdicts(_rows({"swin-t": [100, 100], "slide-swin-t": [90, 110]})).set_index("claim")
+    assert mixed.loc["Slide-Swin-T vs Swin-T", "verdict"] == "inconclusive"
+    assert "INCONCLUSIVE" in claims.lines(mixed.reset_index())[0]
+
+
+@pytest.mark.slow
+def test_the_models_command_writes_model_rows_and_the_verdict(tmp_path, capsys):
+    out = tmp_path / "models.csv"
+    assert run_bench.main(["models", "--models", "swin-t,slide-swin-t", "--batch", "1", "--rounds", "2", "--threads", "2",
+                           "--min-run-s", "0.05", "--max-run-s", "0.1", "--out", str(out)]) == 0
+    rows = results.load(out)
+    assert len(rows) == 4 and set(rows["scope"]) == {"model"} and sorted(rows["round"]) == [1, 1, 2, 2]
+    assert (rows["status"] == "ok").all() and (rows["params"] > 28e6).all() and rows["gflop"].notna().all()
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "Slide-Swin-T vs Swin-T, cpu float32 batch 1 forward" in printed and "paper: about 1.4x" in printed
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--models", "swin-x"], "unknown model 'swin-x'"),
+    (["--resolutions", "100"], "a Swin-T backbone needs a multiple of 32"),
+    (["--rounds", "0"], "bad rounds 0"),
+    (["--preset", "/nonexistent.toml"], "cannot read models preset"),
+])
+def test_bad_models_input_is_one_line(argv, message, capsys):
+    assert run_bench.main(["models", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_the_sweep_refuses_the_models_preset(capsys):
+    assert run_bench.main(["sweep", "--preset", "models"]) == 2
+    assert "run_bench.py models --preset models" in capsys.readouterr().err
