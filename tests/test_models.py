@@ -128,3 +128,13 @@ def test_bad_models_input_is_one_line(argv, message, capsys):
 def test_the_sweep_refuses_the_models_preset(capsys):
     assert run_bench.main(["sweep", "--preset", "models"]) == 2
     assert "run_bench.py models --preset models" in capsys.readouterr().err
+
+
+def test_the_report_of_a_models_csv_has_the_model_table_and_the_verdicts(tmp_path):
+    from synthetic_results import models_csv
+
+    path = models_csv(tmp_path / "models.csv")
+    assert run_bench.main(["report", str(path), "--no-plots"]) == 0
+    text = path.with_suffix(".md").read_text()
+    assert "## Model level" in text and "| slide-swin-t | cpu | float32 | 1 | forward |" in text
+    assert "Slide-Swin-T vs Swin-T, cpu float32 batch 1 forward: Slide-Swin-T is 1.48x" in text and "HOLDS here" in text

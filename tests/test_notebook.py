@@ -12,6 +12,7 @@ from nbclient import NotebookClient
 
 import run_bench
 from bench.plots.figures import FIGURES
+from synthetic_results import models_csv
 
 pytestmark = pytest.mark.slow  # a real sweep and the notebook, executed
 
@@ -42,10 +43,11 @@ def test_a_sweep_draws_its_figures_unless_told_not_to(sweep, tmp_path, monkeypat
     assert not (tmp_path / "plots").exists()
 
 
-def _with_parameters(results: Path, compare: Path | None) -> nbformat.NotebookNode:
+def _with_parameters(results: Path, compare: Path | None, models: Path | None = None) -> nbformat.NotebookNode:
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     [cell] = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
-    cell.source = f"RESULTS_CSV = {str(results)!r}\nCOMPARE_CSV = {str(compare) if compare else None!r}"
+    cell.source = (f"RESULTS_CSV = {str(results)!r}\nCOMPARE_CSV = {str(compare) if compare else None!r}\n"
+                   f"MODELS_CSV = {str(models) if models else None!r}")
     return notebook
 
 
@@ -63,13 +65,14 @@ def test_notebook_runs_top_to_bottom_and_compares_two_runs(sweep, tmp_path):
     other_csv = tmp_path / "other.csv"
     other.to_csv(other_csv, index=False)
 
-    notebook = _with_parameters(csv, other_csv)
+    notebook = _with_parameters(csv, other_csv, models_csv(tmp_path / "models.csv"))
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
     outputs = _outputs(notebook)
     assert not [o for o in outputs if o.output_type == "error"]
     text = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert f"python:  {sys.executable}" in text  # the kernel is this environment's python
     assert str(csv) in text
+    assert "Slide-Swin-T vs Swin-T, cpu float32 batch 1 forward: Slide-Swin-T is 1.48x" in text  # the model-level verdict
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 5 + 2  # five figures, then latency and speed-up of the two runs side by side
     html = "\n".join(o["data"].get("text/html", "") for o in outputs if "data" in o)

@@ -86,3 +86,21 @@ def lines(table: pd.DataFrame) -> list[str]:
         text.append(f"{row['claim']}, {where}: Slide-Swin-T is {measured} faster here; paper: about {row['paper']:g}x "
                     f"({row['paper_where']}) -> {row['verdict'].upper()} here")
     return text
+
+
+def model_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the rows of whole models (scope `model`) of a results frame."""
+    return frame[frame["scope"] == "model"] if "scope" in frame else frame.iloc[0:0]
+
+
+def summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Return per config and group the medians over rounds: ms, images/s, GFLOP per image, parameters (M), error, statuses."""
+    out = []
+    for key, group in rows.groupby(["variant", *GROUP], sort=True):
+        ok = group[group["status"] == "ok"]
+        median = lambda column: ok[column].median() if len(ok) and ok[column].notna().any() else float("nan")  # noqa: E731
+        out.append({**dict(zip(["config", *GROUP], key)), "ms": median("median_ms"), "images_per_s": median("throughput_per_s"),
+                    "gflop_per_image": median("gflop") / key[3], "params_m": median("params") / 1e6,
+                    "max_abs_err": median("max_abs_err"), "rounds_ok": f"{len(ok)}/{len(group)}",
+                    "status": ", ".join(sorted(set(group["status"])))})
+    return pd.DataFrame(out)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.analysis import models
 from bench.analysis.frames import not_ok_lines, panel_keys, resolution_ticks, run_label
 from bench.analysis.labels import axis_text, variant_order
 from bench.analysis.summary import add_speedup, noise_line, times, with_speedup
@@ -114,8 +115,28 @@ def _link(path: Path, md_path: Path) -> str:
     return os.path.relpath(path, folder) if os.path.commonpath([path, folder]) != "/" else str(path)
 
 
-def render(frame: pd.DataFrame, csv_path: Path, md_path: Path, figures: dict[str, list[Path]]) -> str:
-    """Return the markdown report of the rows of one CSV."""
+def models_section(rows: pd.DataFrame) -> list[str]:
+    """Return the report's lines on whole models (run_bench.py models): their table and the paper's claims."""
+    table = models.summary(rows)
+    cells = [[r.config, r.device, r.dtype, str(r.batch), r.pass_, milliseconds(r.ms), f"{r.images_per_s:.1f}",
+              f"{r.gflop_per_image:.2f}", f"{r.params_m:.2f}", f"{r.max_abs_err:.2g}", r.rounds_ok]
+             for r in table.rename(columns={"pass": "pass_"}).itertuples(index=False)]
+    header = ["config", "device", "dtype", "batch", "pass", "ms", "images/s", "GFLOP/image", "params (M)", "max_abs_err", "ok rounds"]
+    return ["## Model level", "", "Medians over rounds; GFLOP as torch.utils.flop_counter counts them (a multiply-add is 2, "
+            "the paper's 4.5 G for Swin-T counts it as 1).", "", markdown_table(header, cells), "",
+            *[f"- {line}" for line in models.lines(models.verdicts(rows))], ""]
+
+
+def render(frame: pd.DataFrame, csv_path: Path, md_path: Path, figures: dict[str, list[Path]],
+           model_rows: pd.DataFrame | None = None) -> str:
+    """Return the markdown report of the rows of one CSV; whole models in their own section, from model_rows
+    (every round; default: frame's own model rows)."""
+    own = models.model_rows(frame)
+    frame = frame.drop(own.index)
+    model_rows = own if model_rows is None else model_rows
+    if frame.empty:
+        return "\n".join([f"# Local attention benchmark: {run_label(model_rows)}", "", f"Results: `{csv_path}`.", "",
+                          "## Machine", "", fingerprint_table(model_rows), "", *models_section(model_rows)])
     data = with_speedup(frame, REFERENCE_VARIANT) if (frame["variant"] == REFERENCE_VARIANT).any() else frame.assign(speedup=float("nan"))
     parts = [f"# Local attention benchmark: {run_label(frame)}", "",
              f"Results: `{csv_path}`. Median latency of one call; `~` marks a noisy cell (IQR above "
@@ -136,4 +157,5 @@ def render(frame: pd.DataFrame, csv_path: Path, md_path: Path, figures: dict[str
     present = frame.drop_duplicates("variant").groupby("family")["variant"].apply(list)
     rows = [[family, ", ".join(present.get(family, [])) or "-", text] for family, text in BORDER_SEMANTICS.items()]
     parts += [markdown_table(["family", "variants here", "at the border"], rows, numbers=False), ""]
+    parts += models_section(model_rows) if len(model_rows) else []
     return "\n".join(parts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import time
 import tomllib
 from dataclasses import asdict
 from pathlib import Path
@@ -109,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     with WorkerPool(isolation) as pool:
         for round_number in range(1, rounds + 1):
             for index, case in enumerate(random.Random(f"models/{args.seed}/{round_number}").sample(cases, len(cases)), 1):
-                row = {"run_id": run_id, **fingerprint, **case_columns(case), "schema_version": SCHEMA_VERSION,
+                row = {"run_id": run_id, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fingerprint,
+                       **case_columns(case), "device_name": machine.device_name(case.device), "schema_version": SCHEMA_VERSION,
                        **pool.measure(asdict(case), asdict(settings)), "round": round_number}
                 append_rows(out, [row])
                 console.print(escape(f"  round {round_number}/{rounds} [{index}/{len(cases)}] {case.config} {case.device} "
@@ -130,17 +132,13 @@ def _outcome(row: dict[str, object]) -> str:
 
 
 def _table(rows) -> Table:
-    """Return the medians over rounds per case: time, images/s, GFLOP, parameters, error, status."""
+    """Return the medians over rounds per case (bench.analysis.models.summary) as a rich table."""
     table = Table(title="models (median over rounds)")
-    for header in ("config", "device", "dtype", "batch", "pass", "ms", "images/s", "GFLOP/image", "params (M)", "max_abs_err", "status"):
-        table.add_column(header, justify="right" if header not in ("config", "device", "dtype", "pass", "status") else "left")
-    keys = ["variant", "device", "dtype", "batch", "pass"]
-    for key, group in rows.groupby(keys, sort=True):
-        ok = group[group["status"] == "ok"]
-        status = "ok" if len(ok) == len(group) else "; ".join(sorted(set(group["status"])))
-        cell = lambda column, fmt: fmt.format(ok[column].median()) if len(ok) and ok[column].notna().any() else "-"  # noqa: E731
-        gflop = f"{ok['gflop'].median() / key[3]:.2f}" if len(ok) and ok["gflop"].notna().any() else "-"
-        params = f"{ok['params'].median() / 1e6:.2f}" if len(ok) and ok["params"].notna().any() else "-"
-        table.add_row(*(escape(str(k)) for k in key), cell("median_ms", "{:.1f}"), cell("throughput_per_s", "{:.1f}"),
-                      gflop, params, cell("max_abs_err", "{:.2g}"), escape(status))
+    for header in ("config", "device", "dtype", "batch", "pass", "ms", "images/s", "GFLOP/image", "params (M)", "max_abs_err", "ok rounds"):
+        table.add_column(header, justify="left" if header in ("config", "device", "dtype", "pass") else "right")
+    number = lambda value, fmt: "-" if value != value else fmt.format(value)  # noqa: E731  NaN: nothing measured
+    for _, r in claims.summary(rows).iterrows():
+        table.add_row(*(escape(str(r[k])) for k in ("config", "device", "dtype", "batch", "pass")), number(r["ms"], "{:.1f}"),
+                      number(r["images_per_s"], "{:.1f}"), number(r["gflop_per_image"], "{:.2f}"), number(r["params_m"], "{:.2f}"),
+                      number(r["max_abs_err"], "{:.2g}"), escape(f"{r['rounds_ok']} ({r['status']})"))
     return table

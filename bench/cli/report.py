@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.analysis import models
 from bench.analysis.frames import load_results, output_folder
 from bench.analysis.report import render
+from bench.results import load
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +31,12 @@ def figures_for(frame: pd.DataFrame, csv_path: Path) -> dict[str, list[Path]]:
 
 def run(args: argparse.Namespace) -> int:
     """Write the markdown report next to the CSV (with its figures); return 0."""
-    frame = load_results([args.results])
-    figures = {} if args.no_plots else figures_for(frame, args.results)
+    raw = load(args.results)
+    model_rows = models.model_rows(raw)  # every round: the claims' intervals come from them
+    frame = load_results([args.results]) if len(model_rows) < len(raw) else raw.iloc[0:0]
+    frame = frame.drop(models.model_rows(frame).index)
+    figures = {} if args.no_plots or frame.empty else figures_for(frame, args.results)
     md_path = args.results.with_suffix(".md")
-    md_path.write_text(render(frame, args.results, md_path, figures))
+    md_path.write_text(render(frame, args.results, md_path, figures, model_rows))
     print(md_path)
     return 0
