@@ -105,7 +105,7 @@ class Backbone(nn.Module):
         super().__init__()
         if resolution % (PATCH * 8):
             raise ValueError(f"resolution {resolution}: a Swin-T backbone needs a multiple of {PATCH * 8}")
-        self.config = config
+        self.config, self.resolution = config, resolution
         self.patch_embed = PatchEmbed()
         self.layers = nn.Sequential(*(Stage(i, resolution // PATCH >> i, config.layout) for i in range(len(DEPTHS))))
         self.norm = nn.LayerNorm(DIMS[-1])

@@ -10,7 +10,6 @@ weights loaded.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -154,7 +153,8 @@ def _check(output: torch.Tensor, twin: torch.nn.Module, image: torch.Tensor, cas
 
 def _oracle_output(twin: torch.nn.Module, image: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Return twin's output on image on the CPU in dtype with every attention computed by its family's oracle in dtype."""
-    reference = copy.deepcopy(twin).to("cpu", dtype).eval()
+    reference = Backbone(twin.config, twin.resolution).to("cpu", dtype).eval()  # a fresh copy: no built variants
+    reference.load_state_dict(twin.state_dict())
     set_oracle_mode(reference, True)
     with torch.no_grad():
         return reference(image.to("cpu", dtype)).to(torch.float64)
