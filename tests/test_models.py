@@ -137,4 +137,4 @@ def test_the_report_of_a_models_csv_has_the_model_table_and_the_verdicts(tmp_pat
     assert run_bench.main(["report", str(path), "--no-plots"]) == 0
     text = path.with_suffix(".md").read_text()
     assert "## Model level" in text and "| slide-swin-t | cpu | float32 | 1 | forward |" in text
-    assert "Slide-Swin-T vs Swin-T, cpu float32 batch 1 forward: Slide-Swin-T is 1.48x" in text and "HOLDS here" in text
+    assert "Slide-Swin-T vs Swin-T, cpu float32 batch 1 forward: Slide-Swin-T's speed-up 1.48x" in text and "HOLDS here" in text

@@ -83,7 +83,8 @@ def lines(table: pd.DataFrame) -> list[str]:
         if row["verdict"] == "reference":
             text.append(f"{row['claim']}, {where}: timm takes {measured} the time of this harness's swin-t (same weights, same output)")
             continue
-        text.append(f"{row['claim']}, {where}: Slide-Swin-T is {measured} faster here; paper: about {row['paper']:g}x "
+        slower = " (below 1: slower)" if row["speedup"] < 1 else ""
+        text.append(f"{row['claim']}, {where}: Slide-Swin-T's speed-up {measured}{slower}; paper: about {row['paper']:g}x "
                     f"({row['paper_where']}) -> {row['verdict'].upper()} here")
     return text
 
