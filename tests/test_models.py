@@ -75,6 +75,13 @@ def test_each_config_matches_its_float64_oracle_model(config):
 
 
 @pytest.mark.slow
+def test_a_training_step_is_timed_with_its_backward():
+    row = measure_model(ModelCase("slide-swin-t", pass_name="forward_backward"), FAST)
+    assert row["status"] == "ok", row["reason"]
+    assert 2.5 < row["gflop"] / 9.36 < 3.5  # backward: about twice the forward's multiply-adds
+
+
+@pytest.mark.slow
 def test_a_wrong_attention_is_a_mismatch_and_an_unfit_stage_is_skipped(monkeypatch):
     monkeypatch.setitem(registry._REGISTRY, "test-wrong-scale", Variant("test-wrong-scale", "local-zero-pad", _wrong_scale))
     monkeypatch.setitem(configs.CONFIGS, "planted", Config("planted", configs.slide_layout("test-wrong-scale"), ""))
