@@ -61,8 +61,10 @@ def test_cold_pays_page_faults_every_call_and_steady_does_not(tmp_path):
         row = results.load(out).iloc[0]
         assert row["status"] == "ok" and row["allocator"] == allocator and row["round"] == 1
         faults[allocator] = row["minor_faults_per_call"]
-    # im2col's unfold at 28x28 makes two 9.8 MB copies: 2 x 2400 fresh 4 KiB pages per call when cold
-    assert faults["cold"] > 2000 and faults["steady"] < 50, faults
+    # im2col's unfold at 28x28 makes two 9.8 MB copies: 2 x 2400 fresh 4 KiB pages per call when cold.
+    # Steady is usually under 50; once in a full CI suite it measured 229 (cold: 9960), so the test
+    # asks for the order of magnitude that separates them, not for zero.
+    assert faults["cold"] > 2000 and faults["steady"] < faults["cold"] / 10, faults
 
 
 def _rounds_frame() -> pd.DataFrame:
