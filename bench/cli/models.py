@@ -19,6 +19,7 @@ import torch
 from rich.markup import escape
 from rich.table import Table
 
+from attention_variants.case import DTYPES, PASSES
 from bench.analysis import models as claims
 from bench.cli.common import CliError
 from bench.cli.console import wide_console
@@ -29,7 +30,7 @@ from bench.execution.spec import DEVICES, PRESET_DIR
 from bench.measure import machine
 from bench.measure.settings import Settings
 from bench.models.configs import NAMES
-from bench.models.measure import PASSES, ModelCase, case_columns
+from bench.models.measure import ModelCase, case_columns
 from bench.results import append_rows, load
 from bench.results.schema import SCHEMA_VERSION
 
@@ -75,7 +76,7 @@ def plan(args: argparse.Namespace) -> tuple[list[ModelCase], dict[str, object]]:
 
 
 def _validate(axes: dict[str, list], numbers: dict[str, object], threads: int) -> None:
-    allowed = {"models": NAMES, "devices": DEVICES, "passes": PASSES, "dtypes": ("float32", "float16", "bfloat16", "float64")}
+    allowed = {"models": NAMES, "devices": DEVICES, "passes": PASSES, "dtypes": tuple(DTYPES)}
     for key, values in axes.items():
         if not values:
             raise CliError(f"no {key} to run (give --{key} or set it in the preset)")

@@ -25,8 +25,6 @@ from bench.models.attention import UnsupportedStage, set_oracle_mode
 from bench.models.backbone import Backbone
 from bench.models.configs import CONFIGS, TIMM_CONFIG, TIMM_NAME
 
-PASSES = ("forward", "forward_backward")
-
 
 @dataclass(frozen=True)
 class ModelCase:
