@@ -4,11 +4,15 @@ This is the yardstick the harness is measured against (`run_bench.py fidelity`),
 deliberately shares nothing with bench.measure: no warm-up rule, no adaptive stopping, no
 oracle check, no worker protocol; its own seeded inputs; just the variant's closure and
 torch.utils.benchmark's blocked_autorange, in a fresh process whose environment (allocator,
-threads) the caller sets. Run: `python -m bench.execution.plain_timing VARIANT B H W HEADS D K THREADS`.
+threads) the caller sets. Run: `python -m bench.execution.plain_timing VARIANT B H W HEADS D K THREADS [PACE_S]`.
+With PACE_S it stops itself (SIGSTOP) before timing and after each PACE_S of timed blocks, so
+the fidelity command can take turns between it and the harness's workers.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import torch
@@ -18,8 +22,16 @@ import attention_variants as av
 from attention_variants.case import Case
 
 
-def plain_median_ms(case: Case, threads: int, min_run_time: float = 1.0) -> float:
+def plain_median_ms(case: Case, threads: int, min_run_time: float = 1.0, pace_s: float = 0.0) -> float:
     """Return the median ms of the variant's forward call on random inputs, after two untimed calls."""
+    timed = [0.0]
+
+    def take_turns(number: int, seconds: float) -> None:
+        timed[0] += seconds
+        if pace_s and timed[0] >= pace_s:
+            timed[0] = 0.0
+            os.kill(os.getpid(), signal.SIGSTOP)
+
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(1234)
     shape = (case.batch, case.heads, case.height, case.width, case.head_dim)
@@ -29,15 +41,17 @@ def plain_median_ms(case: Case, threads: int, min_run_time: float = 1.0) -> floa
         for _ in range(2):
             prepared.fn(*prepared.inputs)
         timer = benchmark.Timer("fn(*inputs)", globals={"fn": prepared.fn, "inputs": prepared.inputs}, num_threads=threads)
-        return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+        if pace_s:
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return timer.blocked_autorange(min_run_time=min_run_time, callback=take_turns).median * 1e3
 
 
 def main(argv: list[str]) -> int:
     """Print the plain median of the case given on the command line; return 0."""
     variant, *numbers = argv
-    batch, height, width, heads, head_dim, kernel, threads = map(int, numbers)
+    batch, height, width, heads, head_dim, kernel, threads = map(int, numbers[:7])
     case = Case(variant, batch=batch, height=height, width=width, heads=heads, head_dim=head_dim, kernel_size=kernel)
-    print(f"{plain_median_ms(case, threads):.6f}")
+    print(f"{plain_median_ms(case, threads, pace_s=float(numbers[7]) if len(numbers) > 7 else 0.0):.6f}")
     return 0
 
 

@@ -104,7 +104,7 @@ def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> C
             raise
         return CaseResult("error", f"torch.compile failed: {classify(err)[1]}")
     timing = measure(called.fn, case.device, settings.threads, settings.warmup_s, settings.min_run_s, settings.max_run_s,
-                     settle=settings.allocator == "steady" and case.device == "cpu")
+                     settle=settings.allocator == "steady" and case.device == "cpu", pace_s=settings.pace_s)
     peak_mb = memory.peak_memory_mb(called.fn, case.device)
     calibrated = settings.peaks.get(f"{case.device}/{case.dtype}")
     peaks = roofline.Peaks(*calibrated) if calibrated else roofline.peaks(case.device, case.torch_dtype, settings.threads)

@@ -20,3 +20,6 @@ class Settings:
     # The workers' allocator (bench/execution/allocator.py): under `steady` the warm-up also
     # waits until calls stop mapping new pages.
     allocator: str = "steady"
+    # Fidelity command only: stop the measuring process before timing and after each pace_s of
+    # timed blocks, so its parent can interleave processes (bench.measure.timing.measure).
+    pace_s: float = 0.0

@@ -16,7 +16,9 @@ memory (see bench/execution/allocator.py), many involuntary switches a busy mach
 
 from __future__ import annotations
 
+import os
 import resource
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -84,24 +86,51 @@ RUSAGE_COLUMNS = {
 }
 
 
-def _per_call(first: resource.struct_rusage, last: resource.struct_rusage, calls: int) -> dict[str, float]:
-    return {column: (getattr(last, name) - getattr(first, name)) / calls for column, name in RUSAGE_COLUMNS.items()}
+def _per_call(spans: list[tuple[resource.struct_rusage, resource.struct_rusage]], calls: int) -> dict[str, float]:
+    return {column: sum(getattr(end, name) - getattr(start, name) for start, end in spans) / calls
+            for column, name in RUSAGE_COLUMNS.items()}
+
+
+def pause() -> None:
+    """Stop this process (SIGSTOP) until its parent continues it: a turn of `pace_s` timing is over."""
+    os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def measure(
     fn: Callable[[], object], device: str, threads: int, warmup_s: float, min_run_s: float, max_run_s: float,
-    settle: bool = False,
+    settle: bool = False, pace_s: float = 0.0,
 ) -> Timing:
-    """Return the timing of fn after warm-up, measured by torch.utils.benchmark, with its faults and switches per call."""
+    """Return the timing of fn after warm-up, measured by torch.utils.benchmark, with its faults and switches per call.
+
+    With `pace_s` (the fidelity command) the process stops itself before its first timed block,
+    after each `pace_s` of timed blocks and after the last, so that its parent can take turns between processes
+    measuring the same case: what drifts on this machine over seconds then hits all of them.
+    The pauses fall between blocks, outside every timed region and outside the Timer's budget.
+    """
     warmup_calls = warm_up(fn, device, warmup_s, settle)
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-    snapshots = [resource.getrusage(resource.RUSAGE_SELF)]  # then one after each measured block
+    if pace_s:
+        pause()
+    # getrusage at the start and the end of each measured block, so a pause is never counted.
+    starts, ends = [resource.getrusage(resource.RUSAGE_SELF)], []
+    turn = [0.0]  # timed seconds since the last pause
+
+    def after_block(number: int, seconds: float) -> None:
+        ends.append(resource.getrusage(resource.RUSAGE_SELF))
+        turn[0] += seconds
+        if pace_s and turn[0] >= pace_s:
+            turn[0] = 0.0
+            pause()
+        starts.append(resource.getrusage(resource.RUSAGE_SELF))
+
     m = timer.adaptive_autorange(threshold=NOISE_THRESHOLD, min_run_time=min_run_s, max_run_time=max_run_s,
-                                 callback=lambda number, seconds: snapshots.append(resource.getrusage(resource.RUSAGE_SELF)))
-    if len(snapshots) > 2:  # between the first and the last block: exactly the calls of the blocks after the first
-        per_call = _per_call(snapshots[1], snapshots[-1], m.number_per_run * (len(snapshots) - 2))
+                                 callback=after_block)
+    if pace_s:
+        pause()  # what follows (peak memory, ...) then runs in a turn of its own, beside nothing timed
+    if len(ends) > 1:  # the blocks after the first: exactly their calls
+        per_call = _per_call(list(zip(starts[1:], ends[1:])), m.number_per_run * (len(ends) - 1))
     else:  # one block: it and the block-size estimate before it (1 + 10 + ... + number calls)
-        per_call = _per_call(snapshots[0], snapshots[-1], m.number_per_run + (10 * m.number_per_run - 1) // 9)
+        per_call = _per_call([(starts[0], ends[0])], m.number_per_run + (10 * m.number_per_run - 1) // 9)
     return Timing(
         median_ms=m.median * 1e3,
         iqr_ms=m.iqr * 1e3,
