@@ -18,3 +18,9 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(autouse=True)
+def figures_out_of_the_checkout(tmp_path_factory, monkeypatch):
+    """Sweeps and reports in the tests draw into a temporary folder, never into the checkout's plots/."""
+    monkeypatch.setenv("BENCH_PLOTS_DIR", str(tmp_path_factory.mktemp("plots")))

@@ -43,6 +43,15 @@ def median_interval(values: list[float], confidence: float = CONFIDENCE) -> tupl
     return (ordered[k - 1], ordered[n - k]) if k else None
 
 
+def interval(values: list[float]) -> tuple[float, float, float]:
+    """Return (low, high, coverage): the 95 % order-statistic interval of the median, or with fewer than
+    6 values the range, which covers the median with probability 1 - 2/2^n."""
+    found = median_interval(values)
+    if found:
+        return (*found, 0.95)
+    return min(values), max(values), 1 - 2 / 2 ** len(values)
+
+
 def least_rounds(confidence: float = CONFIDENCE) -> int:
     """Return the fewest paired rounds that give an interval at this confidence."""
     return next(n for n in range(1, 64) if median_interval([0.0] * n, confidence) is not None)

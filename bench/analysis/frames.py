@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -138,9 +140,19 @@ def not_ok_lines(frame: pd.DataFrame, limit: int = 8) -> list[str]:
     return lines
 
 
+def plots_folder(frame: pd.DataFrame) -> Path:
+    """Return where the figures of frame go: plots/<output_folder> ($BENCH_PLOTS_DIR instead of plots/ when set)."""
+    return Path(os.environ.get("BENCH_PLOTS_DIR") or "plots") / output_folder(frame)
+
+
 def output_folder(frame: pd.DataFrame) -> str:
-    """Return the plots/ sub-folder name: the run id, or a combined name for several runs."""
-    runs = sorted(frame["run_id"].dropna().unique()) or ["unknown-run"]
+    """Return the plots/ sub-folder name: the run id, or a combined name for several runs.
+
+    A run id comes from a file: only letters, digits and `._+-` are kept, never a leading dot,
+    so that no run id names a folder outside plots/.
+    """
+    runs = sorted({re.sub(r"[^A-Za-z0-9_.+-]", "_", str(run)).lstrip(".") or "_" for run in frame["run_id"].dropna()})
+    runs = runs or ["unknown-run"]
     if len(runs) <= 3:
         return "+".join(runs)
     digest = hashlib.sha1("+".join(runs).encode()).hexdigest()[:6]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.analysis.ab import median_interval
+from bench.analysis.ab import interval
 
 GROUP = ["device", "dtype", "batch", "pass"]
 
@@ -33,15 +33,6 @@ CLAIMS = (
     Claim("Slide-Swin-T vs Im2Col-Swin-T", "slide-swin-t", "im2col-swin-t", 3.9, "iPhone 12"),
 )
 ANCHOR = Claim("swin-t (this harness) vs timm's Swin-T", "swin-t", "timm-swin-t", 1.0, "the same network")
-
-
-def interval(values: list[float]) -> tuple[float, float, float]:
-    """Return (low, high, coverage): the 95 % order-statistic interval of the median, or with fewer than
-    6 values the range, which covers the median with probability 1 - 2/2^n."""
-    found = median_interval(values)
-    if found:
-        return (*found, 0.95)
-    return min(values), max(values), 1 - 2 / 2 ** len(values)
 
 
 def speedups(rows: pd.DataFrame, claim: Claim) -> pd.DataFrame:

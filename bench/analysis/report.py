@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analysis import models
+from bench.analysis import models, verdict
 from bench.analysis.frames import not_ok_lines, panel_keys, resolution_ticks, run_label
 from bench.analysis.labels import axis_text, variant_order
 from bench.analysis.summary import add_speedup, noise_line, times, with_speedup
@@ -35,8 +35,13 @@ def markdown_table(header: list[str], rows: list[list[str]], numbers: bool = Tru
     """Return a GitHub markdown table; with `numbers`, the columns after the first are right-aligned."""
     align = [":--", *[("--:" if numbers else ":--")] * (len(header) - 1)]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    """Return a table cell's text: a `|` or a line break from a file must not end the cell or the row."""
+    return " ".join(str(value).splitlines()).replace("|", "\\|")
 
 
 def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -127,10 +132,24 @@ def models_section(rows: pd.DataFrame) -> list[str]:
             *[f"- {line}" for line in models.lines(models.verdicts(rows))], ""]
 
 
+def verdict_section(rows: pd.DataFrame) -> list[str]:
+    """Return the report's verdict: the fastest exact variant per family, Slide vs Im2Col with intervals, the claim."""
+    fastest = verdict.fastest_per_family(rows)
+    cells = [[r.group, r.family, r.variant, milliseconds(r.median_ms), r.runner_up or "-"] for r in fastest.itertuples(index=False)]
+    claim = verdict.slide_vs_im2col(rows)
+    pairs = [[r.group, f"{r.speedup:.2f}x", f"{r.low:.2f}-{r.high:.2f}", r.verdict] for r in claim.itertuples(index=False)]
+    return ["## Verdict", "", f"**{verdict.claim_line(claim)}**", "",
+            "Fastest variant of each family among the rows that passed the oracle check:", "",
+            markdown_table(["case group", "family", "fastest", "ms", "next fastest"], cells, numbers=False), "",
+            "Slide vs Im2Col: Im2Col ms / Slide ms (above 1: Slide is faster)"
+            + (f"; interval: {'; '.join(claim['basis'].unique())}" if len(claim) else "") + ".", "",
+            markdown_table(["case group", "Slide's speed-up", "interval", "verdict"], pairs, numbers=False), ""]
+
+
 def render(frame: pd.DataFrame, csv_path: Path, md_path: Path, figures: dict[str, list[Path]],
-           model_rows: pd.DataFrame | None = None) -> str:
+           model_rows: pd.DataFrame | None = None, all_rounds: pd.DataFrame | None = None) -> str:
     """Return the markdown report of the rows of one CSV; whole models in their own section, from model_rows
-    (every round; default: frame's own model rows)."""
+    (every round; default: frame's own model rows); the verdict from all_rounds (every op row; default: frame)."""
     own = models.model_rows(frame)
     frame = frame.drop(own.index)
     model_rows = own if model_rows is None else model_rows
@@ -141,7 +160,9 @@ def render(frame: pd.DataFrame, csv_path: Path, md_path: Path, figures: dict[str
     parts = [f"# Local attention benchmark: {run_label(frame)}", "",
              f"Results: `{csv_path}`. Median latency of one call; `~` marks a noisy cell (IQR above "
              f"{NOISE_THRESHOLD:.0%} of the median). Compare speeds as ratios measured in the same run.", "",
-             "## Machine", "", fingerprint_table(frame), "", noise_line(frame) + ".", "", "## Median latency (ms)", ""]
+             "## Machine", "", fingerprint_table(frame), "", noise_line(frame) + ".", "",
+             *verdict_section(frame if all_rounds is None else all_rounds.drop(models.model_rows(all_rounds).index)),
+             "## Median latency (ms)", ""]
     for heading, rows in _groups(data):
         parts += [f"**{heading}**", "", pivot_table(rows, _cell_ms), ""]
     parts += [f"## Speed-up relative to {REFERENCE_VARIANT} (higher is faster)", ""]

@@ -31,8 +31,9 @@ def build_parser() -> OneLineParser:
     """Return the parser with one sub-command per entry of COMMANDS."""
     parser = OneLineParser(prog="run_bench.py", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", parser_class=OneLineParser)
+    parser.commands = {}  # name -> its parser
     for name, (module, help_text) in COMMANDS.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = parser.commands[name] = commands.add_parser(name, help=help_text, description=help_text)
         module.configure(sub)
         sub.set_defaults(run=module.run)
     return parser
@@ -41,9 +42,13 @@ def build_parser() -> OneLineParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse argv, run the command, and return its exit status (2 on bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
-        argv.insert(0, "sweep")
     parser = build_parser()
+    if argv and argv[0] in ("-h", "--help"):  # the commands, then the default command's own flags
+        sweep_help = parser.commands["sweep"].format_help()
+        print(parser.format_help() + "\nsweep, the default command (`run_bench.py [sweep] [flags]`):\n\n" + sweep_help)
+        return 0
+    if not argv or argv[0] not in COMMANDS:
+        argv.insert(0, "sweep")
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "gate":  # only the A/B gate passes flags on (to its sweeps)
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

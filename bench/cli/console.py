@@ -11,6 +11,11 @@ from bench.analysis.summary import add_speedup
 from bench.results.selection import NOISE_THRESHOLD, REFERENCE_VARIANT, SHAPE_KEY, case_label, is_noisy
 
 
+def message_console() -> Console:
+    """Return the stderr console of progress and messages: a message is never wrapped mid-phrase when piped."""
+    return Console(stderr=True, soft_wrap=True)
+
+
 def wide_console(min_width: int = 110) -> Console:
     """Return a stdout console at least min_width columns wide, so tables stay readable when piped."""
     console = Console()

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from rich.console import Console
 from rich.table import Table
 
 from bench.analysis.fidelity import HISTORIES, HISTORY_TARGET, PLAIN_TARGET, fidelity_table
 from bench.cli.common import CliError
-from bench.cli.console import wide_console
+from bench.cli.console import message_console, wide_console
 from bench.execution import allocator as allocators
 from bench.execution.fidelity import CONDITIONS, fidelity_cases, run_fidelity
 from bench.execution.isolation import Isolation
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     batches = tuple(int(b) for b in args.batch.split(",") if b.strip().isdigit() and int(b) > 0)
     if problem or args.threads < 1 or args.rounds < 1 or not batches or not args.min_run_s > 0:
         raise CliError(problem or "bad --threads, --rounds, --batch or --min-run-s: expected positive numbers")
-    console = Console(stderr=True)
+    console = message_console()
     busy = busy_report()
     if busy:
         console.print(f"[yellow]warning[/]: {busy}; the ratios will say more about the load than about the harness")

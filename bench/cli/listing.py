@@ -20,6 +20,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="device to check support on (default: cpu)")
 
 
+def runs_here(variant: av.Variant, small: Case, default: Case) -> str:
+    """Return whether the variant runs a small case here, and the limit it hits at the default case's size, if any."""
+    unavailable = device_unavailable(small.device)
+    if unavailable:
+        return f"no: {unavailable}"
+    reason = variant.supports(small.replace(variant=variant.name))
+    if reason:
+        return f"no: {reason}"
+    limit = variant.supports(default.replace(variant=variant.name))
+    return f"yes; not at {default.height}x{default.width} {default.pass_name}: {limit}" if limit else "yes"
+
+
 def run(args: argparse.Namespace) -> int:
     """Print every variant, its family and whether it can run here; return 0."""
     load_plugins(args.plugin)
@@ -28,9 +40,8 @@ def run(args: argparse.Namespace) -> int:
     table = Table(title=f"variants on {args.device} ({device_name(args.device)})")
     for header in ("variant", "family", "runs here", "description"):
         table.add_column(header, no_wrap=header in ("variant", "family"))  # names stay greppable
-    probe = Case("", device=args.device)
+    small, default = Case("", device=args.device, height=14, width=14, kernel_size=3), Case("", device=args.device)
     for variant in av.available():
-        reason = device_unavailable(args.device) or variant.supports(probe.replace(variant=variant.name))
-        table.add_row(variant.name, variant.family, "yes" if reason is None else f"no: {reason}", variant.description)
+        table.add_row(variant.name, variant.family, runs_here(variant, small, default), variant.description)
     wide_console().print(table)
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.analysis import models
-from bench.analysis.frames import load_results, output_folder
+from bench.analysis.frames import load_results, plots_folder
 from bench.analysis.report import render
 from bench.results import load
 
@@ -23,7 +23,7 @@ def figures_for(frame: pd.DataFrame, csv_path: Path) -> dict[str, list[Path]]:
     """Return the CSV's figures in plots/<run_id>/: those already drawn after the CSV changed, else new ones."""
     from bench.plots.figures import FIGURES, make_figures  # matplotlib only when figures are drawn
 
-    folder = Path("plots") / output_folder(frame)
+    folder = plots_folder(frame)
     fresh = {name: [folder / f"{name}.png"] for name in FIGURES
              if (folder / f"{name}.png").is_file() and (folder / f"{name}.png").stat().st_mtime >= csv_path.stat().st_mtime}
     return fresh or make_figures(frame, folder)
@@ -37,6 +37,6 @@ def run(args: argparse.Namespace) -> int:
     frame = frame.drop(models.model_rows(frame).index)
     figures = {} if args.no_plots or frame.empty else figures_for(frame, args.results)
     md_path = args.results.with_suffix(".md")
-    md_path.write_text(render(frame, args.results, md_path, figures, model_rows))
+    md_path.write_text(render(frame, args.results, md_path, figures, model_rows, all_rounds=raw))
     print(md_path)
     return 0

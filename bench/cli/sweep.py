@@ -11,13 +11,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from attention_variants.case import Case
 from bench import results
 from bench.analysis.summary import failure_counts, noise_line
+from bench.analysis.verdict import CLAIM, verdict_lines
 from bench.cli.common import CliError, add_plugin_option, load_plugins
-from bench.cli.console import print_failures, summary_table, wide_console
+from bench.cli.console import message_console, print_failures, summary_table, wide_console
 from bench.cli.plot import plot_after_sweep
 from bench.execution import spec
 from bench.execution import allocator as allocators
@@ -164,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     isolation = isolation_from(args)
     sweep = spec.make_sweep(args.preset, overrides(args))
     settings = settings_from(args, sweep)
-    console = Console(stderr=True)
+    console = message_console()
     out, run_id, plan = _resume(args, plan_rounds(spec.cases(sweep), args.repeats, args.seed), console)
     rounds = f" in {args.repeats} rounds" if args.repeats > 1 else ""
     console.print(f"run {run_id}: {len(plan)} cases{rounds}, {settings.threads} threads, allocator {args.allocator}, "
@@ -173,7 +175,11 @@ def run(args: argparse.Namespace) -> int:
     if busy:
         console.print(f"[yellow]warning[/]: {busy}; timings will be noisier (compare ratios from one run)")
     rows, interrupted = _measure_with_progress(plan, settings, out, run_id, isolation, console)
-    frame = median_over_rounds(pd.DataFrame(rows, columns=list(results.COLUMNS)))  # every column, even if no row filled it
+    measured = pd.DataFrame(rows, columns=list(results.COLUMNS))  # every column, even if no row filled it
+    if args.resume is not None and out.exists():  # the table shows the whole run, not only the part run now
+        recorded = results.load(out)
+        measured = recorded[recorded["run_id"].astype(str) == run_id]
+    frame = median_over_rounds(measured)
     if not frame.empty:
         wide_console().print(summary_table(frame, title=f"run {run_id}"))
         print_failures(frame, console)
@@ -182,7 +188,13 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"{len(rows)} of {len(plan)} rows written to {out}")
     if rows and not args.no_plots:
         plot_after_sweep(out, console)
+    if not measured.empty:
+        for line in verdict_lines(measured):
+            console.print(escape(line), style="bold" if line.startswith(CLAIM) else None)
     if interrupted:
-        console.print("[yellow]interrupted[/]: the rows above are saved; finish with --resume " + str(out))
+        if out.exists():
+            console.print(f"[yellow]interrupted[/]: the rows above are saved; finish with --resume {out}")
+        else:
+            console.print("[yellow]interrupted[/] before the first row: nothing was written; run the same command again")
         return 130
     return 0

@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bench.analysis.frames import load_results, output_folder, panel_keys, resolution_ticks
+from bench.analysis.frames import load_results, panel_keys, plots_folder, resolution_ticks
 from bench.analysis.labels import resolution_label, variant_order
 from bench.analysis.summary import times, with_speedup
 from bench.plots.layout import HOLLOW, finish, grid, log_axis, mark_not_measured, variant_handles
@@ -249,4 +249,4 @@ def make_figures(frame: pd.DataFrame, out_dir: Path, formats: tuple[str, ...] | 
 def plot_csvs(paths: list[Path], out_dir: Path | None = None, formats: tuple[str, ...] | None = None) -> dict[str, list[Path]]:
     """Load the CSVs and write their figures (default folder: plots/<run_id>); return what was written."""
     frame = load_results(paths)
-    return make_figures(frame, out_dir or Path("plots") / output_folder(frame), formats)
+    return make_figures(frame, out_dir or plots_folder(frame), formats)

@@ -90,6 +90,7 @@ def _ends_whole(text: str) -> bool:
 def _replace(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode(path))  # mkstemp makes it 0600; a results file is as readable as any other
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
@@ -98,6 +99,16 @@ def _replace(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _file_mode(path: Path) -> int:
+    """Return the mode of the file being replaced, or what a new file gets under this process's umask."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _complete(text: str) -> tuple[str, bool]:
