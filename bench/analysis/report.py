@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +29,40 @@ BORDER_SEMANTICS = {
     "window-shifted": "Swin SW-MSA: windows displaced by w/2 (cyclic shift); the mask stops attention across the "
                       "wrap-around, so border windows are partial.",
 }
+@dataclass(frozen=True)
+class Table:
+    """A table of the report: header, rows of cells (text), and whether the columns after the first are numbers."""
+
+    header: list[str]
+    rows: list[list[str]]
+    numbers: bool = True
+
+
+@dataclass(frozen=True)
+class Bullets:
+    """A bulleted list of plain lines."""
+
+    items: list[str]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of the report: its name and the PNG to show."""
+
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Callout:
+    """The one line a reader must not miss (the verdict on the paper's claim)."""
+
+    text: str
+
+
+# A block of the report: a heading ("# ..."), a paragraph (inline `code` and **bold** allowed), or one of the above.
+Block = str | Table | Bullets | Figure | Callout
+
 FINGERPRINT = ("host", "device_name", "cpu", "gpu", "threads", "allocator", "torch_version", "natten_version", "git_sha")
 
 
@@ -71,32 +106,32 @@ def _cell_speedup(row: pd.Series) -> str:
     return times(row["speedup"]) if pd.notna(row["speedup"]) else "-"
 
 
-def pivot_table(rows: pd.DataFrame, cell) -> str:
-    """Return a markdown table variant x resolution whose cells are cell(row)."""
+def pivot_table(rows: pd.DataFrame, cell) -> Table:
+    """Return a table variant x resolution whose cells are cell(row)."""
     ticks = resolution_ticks(rows)
     table = []
     for variant in variant_order(rows["variant"]):
         mine = rows[rows["variant"] == variant].set_index("pixels")
         family = mine["family"].iloc[0]
         table.append([f"{variant} ({family})", *(cell(mine.loc[p]) if p in mine.index else "" for p in ticks)])
-    return markdown_table(["variant (family)", *(label.replace("\n", " ") for label in ticks.values())], table)
+    return Table(["variant (family)", *(label.replace("\n", " ") for label in ticks.values())], table)
 
 
-def fingerprint_table(frame: pd.DataFrame) -> str:
-    """Return the machine fingerprint of the rows as a two-column markdown table."""
+def fingerprint_table(frame: pd.DataFrame) -> Table:
+    """Return the machine fingerprint of the rows as a two-column table."""
     rows = [[column, ", ".join(str(v) for v in dict.fromkeys(frame[column].dropna())) or "-"] for column in FINGERPRINT]
     rows.append(["runs", ", ".join(sorted(frame["run_id"].dropna().unique()))])
     rows.append(["measured", f"{frame['timestamp'].min()} to {frame['timestamp'].max()}"])
     rows.append(["rows", ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items())])
-    return markdown_table(["", "value"], rows, numbers=False)
+    return Table(["", "value"], rows, numbers=False)
 
 
-def accuracy_table(frame: pd.DataFrame) -> str:
+def accuracy_table(frame: pd.DataFrame) -> Table:
     """Return the largest max_abs_err per variant and dtype."""
     worst = frame.pivot_table(index="variant", columns="dtype", values="max_abs_err", aggfunc="max")
     rows = [[v, *(f"{worst.loc[v, d]:.1e}" if v in worst.index and pd.notna(worst.loc[v, d]) else "-" for d in worst.columns)]
             for v in variant_order(frame["variant"])]
-    return markdown_table(["variant", *worst.columns], rows)
+    return Table(["variant", *worst.columns], rows)
 
 
 def compare_runs(first: pd.DataFrame, second: pd.DataFrame, reference: str = REFERENCE_VARIANT) -> pd.DataFrame:
@@ -120,63 +155,85 @@ def _link(path: Path, md_path: Path) -> str:
     return os.path.relpath(path, folder) if os.path.commonpath([path, folder]) != "/" else str(path)
 
 
-def models_section(rows: pd.DataFrame) -> list[str]:
-    """Return the report's lines on whole models (run_bench.py models): their table and the paper's claims."""
+def models_section(rows: pd.DataFrame) -> list[Block]:
+    """Return the report's blocks on whole models (run_bench.py models): their table and the paper's claims."""
     table = models.summary(rows)
     cells = [[r.config, r.device, r.dtype, str(r.batch), r.pass_, milliseconds(r.ms), f"{r.images_per_s:.1f}",
               f"{r.gflop_per_image:.2f}", f"{r.params_m:.2f}", f"{r.max_abs_err:.2g}", r.rounds_ok]
              for r in table.rename(columns={"pass": "pass_"}).itertuples(index=False)]
     header = ["config", "device", "dtype", "batch", "pass", "ms", "images/s", "GFLOP/image", "params (M)", "max_abs_err", "ok rounds"]
-    return ["## Model level", "", "Medians over rounds; GFLOP as torch.utils.flop_counter counts them (a multiply-add is 2, "
-            "the paper's 4.5 G for Swin-T counts it as 1).", "", markdown_table(header, cells), "",
-            *[f"- {line}" for line in models.lines(models.verdicts(rows))], ""]
+    return ["## Model level", "Medians over rounds; GFLOP as torch.utils.flop_counter counts them (a multiply-add is 2, "
+            "the paper's 4.5 G for Swin-T counts it as 1).", Table(header, cells),
+            Bullets(models.lines(models.verdicts(rows)))]
 
 
-def verdict_section(rows: pd.DataFrame) -> list[str]:
+def verdict_section(rows: pd.DataFrame) -> list[Block]:
     """Return the report's verdict: the fastest exact variant per family, Slide vs Im2Col with intervals, the claim."""
     fastest = verdict.fastest_per_family(rows)
     cells = [[r.group, r.family, r.variant, milliseconds(r.median_ms), r.runner_up or "-"] for r in fastest.itertuples(index=False)]
     claim = verdict.slide_vs_im2col(rows)
     pairs = [[r.group, f"{r.speedup:.2f}x", f"{r.low:.2f}-{r.high:.2f}", r.verdict] for r in claim.itertuples(index=False)]
-    return ["## Verdict", "", f"**{verdict.claim_line(claim)}**", "",
-            "Fastest variant of each family among the rows that passed the oracle check:", "",
-            markdown_table(["case group", "family", "fastest", "ms", "next fastest"], cells, numbers=False), "",
+    return ["## Verdict", Callout(verdict.claim_line(claim)),
+            "Fastest variant of each family among the rows that passed the oracle check:",
+            Table(["case group", "family", "fastest", "ms", "next fastest"], cells, numbers=False),
             "Slide vs Im2Col: Im2Col ms / Slide ms (above 1: Slide is faster)"
-            + (f"; interval: {'; '.join(claim['basis'].unique())}" if len(claim) else "") + ".", "",
-            markdown_table(["case group", "Slide's speed-up", "interval", "verdict"], pairs, numbers=False), ""]
+            + (f"; interval: {'; '.join(claim['basis'].unique())}" if len(claim) else "") + ".",
+            Table(["case group", "Slide's speed-up", "interval", "verdict"], pairs, numbers=False)]
 
 
-def render(frame: pd.DataFrame, csv_path: Path, md_path: Path, figures: dict[str, list[Path]],
-           model_rows: pd.DataFrame | None = None, all_rounds: pd.DataFrame | None = None) -> str:
-    """Return the markdown report of the rows of one CSV; whole models in their own section, from model_rows
+def blocks(frame: pd.DataFrame, csv_path: Path, figures: dict[str, list[Path]],
+           model_rows: pd.DataFrame | None = None, all_rounds: pd.DataFrame | None = None) -> list[Block]:
+    """Return the report of the rows of one CSV as blocks; whole models in their own section, from model_rows
     (every round; default: frame's own model rows); the verdict from all_rounds (every op row; default: frame)."""
     own = models.model_rows(frame)
     frame = frame.drop(own.index)
     model_rows = own if model_rows is None else model_rows
     if frame.empty:
-        return "\n".join([f"# Local attention benchmark: {run_label(model_rows)}", "", f"Results: `{csv_path}`.", "",
-                          "## Machine", "", fingerprint_table(model_rows), "", *models_section(model_rows)])
+        return [f"# Local attention benchmark: {run_label(model_rows)}", f"Results: `{csv_path}`.",
+                "## Machine", fingerprint_table(model_rows), *models_section(model_rows)]
     data = with_speedup(frame, REFERENCE_VARIANT) if (frame["variant"] == REFERENCE_VARIANT).any() else frame.assign(speedup=float("nan"))
-    parts = [f"# Local attention benchmark: {run_label(frame)}", "",
-             f"Results: `{csv_path}`. Median latency of one call; `~` marks a noisy cell (IQR above "
-             f"{NOISE_THRESHOLD:.0%} of the median). Compare speeds as ratios measured in the same run.", "",
-             "## Machine", "", fingerprint_table(frame), "", noise_line(frame) + ".", "",
-             *verdict_section(frame if all_rounds is None else all_rounds.drop(models.model_rows(all_rounds).index)),
-             "## Median latency (ms)", ""]
+    parts: list[Block] = [
+        f"# Local attention benchmark: {run_label(frame)}",
+        f"Results: `{csv_path}`. Median latency of one call; `~` marks a noisy cell (IQR above "
+        f"{NOISE_THRESHOLD:.0%} of the median). Compare speeds as ratios measured in the same run.",
+        "## Machine", fingerprint_table(frame), noise_line(frame) + ".",
+        *verdict_section(frame if all_rounds is None else all_rounds.drop(models.model_rows(all_rounds).index)),
+        "## Median latency (ms)"]
     for heading, rows in _groups(data):
-        parts += [f"**{heading}**", "", pivot_table(rows, _cell_ms), ""]
-    parts += [f"## Speed-up relative to {REFERENCE_VARIANT} (higher is faster)", ""]
+        parts += [f"**{heading}**", pivot_table(rows, _cell_ms)]
+    parts += [f"## Speed-up relative to {REFERENCE_VARIANT} (higher is faster)"]
     for heading, rows in _groups(data):
-        parts += [f"**{heading}**", "", pivot_table(rows, _cell_speedup), ""]
-    parts += ["## Accuracy: largest max |output - float64 oracle|", "", accuracy_table(frame), ""]
-    lines = not_ok_lines(frame, limit=50)
-    parts += ["## Cases not measured", "", *([f"- {line}" for line in lines] or ["None: every case ran."]), ""]
-    parts += ["## Figures", ""]
-    parts += [f"![{name}]({_link(paths[0], md_path)})" for name, paths in figures.items()] or ["No figures drawn."]
-    parts += ["", "## Border semantics of the families", "",
-              "Speed is comparable across families (the same k×k keys per query); outputs only within a family.", ""]
+        parts += [f"**{heading}**", pivot_table(rows, _cell_speedup)]
+    parts += ["## Accuracy: largest max |output - float64 oracle|", accuracy_table(frame)]
+    missing = not_ok_lines(frame, limit=50)
+    parts += ["## Cases not measured", Bullets(missing) if missing else "None: every case ran."]
+    parts += ["## Figures", *([Figure(name, paths[0]) for name, paths in figures.items()] or ["No figures drawn."])]
+    parts += ["## Border semantics of the families",
+              "Speed is comparable across families (the same k×k keys per query); outputs only within a family."]
     present = frame.drop_duplicates("variant").groupby("family")["variant"].apply(list)
     rows = [[family, ", ".join(present.get(family, [])) or "-", text] for family, text in BORDER_SEMANTICS.items()]
-    parts += [markdown_table(["family", "variants here", "at the border"], rows, numbers=False), ""]
-    parts += models_section(model_rows) if len(model_rows) else []
-    return "\n".join(parts)
+    parts += [Table(["family", "variants here", "at the border"], rows, numbers=False)]
+    return parts + (models_section(model_rows) if len(model_rows) else [])
+
+
+def render(frame: pd.DataFrame, csv_path: Path, md_path: Path, figures: dict[str, list[Path]],
+           model_rows: pd.DataFrame | None = None, all_rounds: pd.DataFrame | None = None) -> str:
+    """Return the markdown report of the rows of one CSV (see blocks), its figures linked relative to md_path."""
+    return to_markdown(blocks(frame, csv_path, figures, model_rows, all_rounds), md_path)
+
+
+def to_markdown(parts: list[Block], md_path: Path) -> str:
+    """Return blocks as markdown: paragraphs and headings as they are, tables, bullets and figure links."""
+    out = []
+    for part in parts:
+        if isinstance(part, Table):
+            out.append(markdown_table(part.header, part.rows, part.numbers))
+        elif isinstance(part, Bullets):
+            out.append("\n".join(f"- {item}" for item in part.items))
+        elif isinstance(part, Figure):
+            out.append(f"![{part.name}]({_link(part.path, md_path)})")
+        elif isinstance(part, Callout):
+            out.append(f"**{part.text}**")
+        else:
+            out.append(part)
+    return "\n\n".join(out) + "\n"

@@ -1,0 +1,77 @@
+"""The HTML report: one self-contained page, opened in a real headless browser (Chromium)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from matplotlib import image
+
+import run_bench
+from bench.analysis.html_report import inline, table_html
+from bench.analysis.report import Table
+from synthetic_results import grid_rows, row, write_csv
+
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None)
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs Debian's `chromium`)")
+
+
+def headless(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def html_report(tmp_path):
+    rows = grid_rows(["im2col", "slide", "window"], [14, 28], [1])
+    rows.append(row("natten", 1, 14, status="skipped", reason="natten is not <b>installed</b> | here"))
+    csv = write_csv(tmp_path / "run.csv", rows)
+    assert run_bench.main(["report", "--html", str(csv)]) == 0
+    return csv.with_suffix(".html")
+
+
+def test_the_page_is_self_contained_with_the_verdict_and_escaped_text(html_report):
+    page = html_report.read_text()
+    assert "Slide-Transformer&#x27;s claim (Slide faster than Im2Col) on this machine: HOLDS" in page
+    assert not re.search(r"""(src|href)=["'](?!data:)""", page)  # nothing fetched: figures are data URIs
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert images and all(base64.b64decode(data).startswith(b"\x89PNG") for data in images)
+    assert "<b>installed</b>" not in page and html.escape("natten is not <b>installed</b> | here") in page
+
+
+def test_cells_and_paragraphs_are_escaped_before_markup():
+    assert table_html(Table(["<x>"], [["<script>alert(1)</script>"]])).count("<script>") == 0
+    assert inline("a `<i>` and **b**") == "a <code>&lt;i&gt;</code> and <b>b</b>"
+
+
+@needs_chromium
+def test_chromium_renders_the_page_with_its_verdict_and_figures(html_report, tmp_path):
+    dom = headless("--dump-dom", html_report.as_uri())
+    assert dom.returncode == 0, dom.stderr[-500:]
+    assert "on this machine: HOLDS" in dom.stdout and "<img" in dom.stdout
+    shot = tmp_path / "page.png"
+    done = headless(f"--screenshot={shot}", "--window-size=1200,3000", "--hide-scrollbars", html_report.as_uri())
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-500:]
+    pixels = image.imread(shot)[..., :3]
+    not_white = (pixels < 0.9).any(axis=-1).mean()
+    assert not_white > 0.02 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # text, tables and figures drawn
+
+
+@needs_chromium
+def test_clicking_a_header_sorts_its_table(html_report, tmp_path):
+    # The page's own script, driven by a click in the browser: the latency table sorted by its first resolution.
+    page = html_report.read_text().replace("</body>", """<script>
+      const table = Array.from(document.querySelectorAll("table.sortable")).find(t => t.innerText.includes("variant (family)"));
+      table.querySelectorAll("th")[1].click();
+      document.body.setAttribute("data-sorted", Array.from(table.tBodies[0].rows).map(r => r.cells[1].innerText).join(","));
+    </script></body>""")
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(page)
+    dom = headless("--dump-dom", clicked.as_uri()).stdout
+    values = re.search(r'data-sorted="([^"]*)"', dom).group(1).split(",")
+    assert values == sorted(values, key=float) and len(values) == 3

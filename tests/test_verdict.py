@@ -1,0 +1,62 @@
+"""The verdict of a sweep: fastest exact variant per family, Slide vs Im2Col with its interval, the claim's line."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from bench.analysis.verdict import CLAIM, claim_line, fastest_per_family, slide_vs_im2col, verdict_lines
+from synthetic_results import grid_rows, row
+
+
+def rounds_of(times: dict[str, list[float]], res: int = 14) -> pd.DataFrame:
+    """Return rows of one case measured in len(times[...]) rounds, with the given medians per round."""
+    return pd.DataFrame([row(variant, 1, res, median_ms=ms, iqr_ms=0.0, round=number)
+                         for variant, values in times.items() for number, ms in enumerate(values, 1)])
+
+
+def test_fastest_exact_variant_per_family_ignores_rows_that_failed_the_oracle():
+    rows = pd.DataFrame(grid_rows(["im2col", "slide", "window"], [14], [1])
+                        + [row("natten", 1, 14), row("my-plugin", 1, 14, status="mismatch", median_ms=0.001)])
+    best = fastest_per_family(rows).set_index("family")
+    assert best.loc["local-zero-pad", "variant"] == "slide" and best.loc["local-zero-pad", "runner_up"] == "im2col"
+    assert best.loc["window", "variant"] == "window" and best.loc["neighborhood", "variant"] == "natten"
+    assert "local-masked" not in best.index  # its only row is a mismatch: not exact
+
+
+@pytest.mark.parametrize("im2col, slide, verdict", [
+    ([10, 11, 10.5, 10.2], [5, 5.5, 5.2, 5.1], "holds"),  # slide about 2x faster in every round
+    ([5, 5.5, 5.2, 5.1], [10, 11, 10.5, 10.2], "does not hold"),
+    ([10, 9, 10, 9], [9, 10, 9.5, 9.6], "inconclusive"),  # the ratio crosses 1 between rounds
+])
+def test_slide_vs_im2col_over_rounds(im2col, slide, verdict):
+    table = slide_vs_im2col(rounds_of({"im2col": im2col, "slide": slide}))
+    assert list(table["verdict"]) == [verdict]
+    ratios = [i / s for i, s in zip(im2col, slide)]
+    assert table["speedup"].iloc[0] == pytest.approx(pd.Series(ratios).median())
+    assert (table["low"].iloc[0], table["high"].iloc[0]) == pytest.approx((min(ratios), max(ratios)))  # 4 rounds: the range
+    assert "4 rounds, 88% interval" in table["basis"].iloc[0]
+
+
+def test_one_round_is_judged_on_the_block_times_and_overlap_is_inconclusive():
+    apart = pd.DataFrame([row("im2col", median_ms=10.0, iqr_ms=1.0), row("slide", median_ms=5.0, iqr_ms=1.0)])
+    close = pd.DataFrame([row("im2col", median_ms=10.0, iqr_ms=2.0), row("slide", median_ms=9.5, iqr_ms=2.0)])
+    first = slide_vs_im2col(apart).iloc[0]
+    assert first["verdict"] == "holds" and (first["low"], first["high"]) == pytest.approx((9.5 / 5.5, 10.5 / 4.5))
+    assert "1 round" in first["basis"]
+    assert slide_vs_im2col(close)["verdict"].iloc[0] == "inconclusive"
+
+
+def test_the_claim_line_holds_only_when_every_case_group_agrees():
+    both = pd.concat([rounds_of({"im2col": [10, 10, 10], "slide": [5, 5, 5]}, res=14),
+                      rounds_of({"im2col": [10, 10, 10], "slide": [20, 20, 20]}, res=28)])
+    line = claim_line(slide_vs_im2col(both))
+    assert line.startswith(CLAIM) and "INCONCLUSIVE" in line and "1 holds" in line and "1 does not hold" in line
+    assert "HOLDS" in claim_line(slide_vs_im2col(rounds_of({"im2col": [10, 10, 10], "slide": [5, 5, 5]})))
+    assert "not measured" in claim_line(slide_vs_im2col(pd.DataFrame([row("window")])))
+
+
+def test_verdict_lines_end_with_the_claim():
+    lines = verdict_lines(pd.DataFrame(grid_rows(["im2col", "slide", "window"], [14, 28], [1])))
+    assert lines[-1].startswith(CLAIM) and "HOLDS" in lines[-1]  # synthetic slide takes half im2col's time
+    assert any("local-zero-pad slide" in line for line in lines)
