@@ -29,6 +29,7 @@ def sweep(tmp_path_factory):
     csv = folder / "results" / "tiny.csv"
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
+        patch.delenv("BENCH_PLOTS_DIR", raising=False)  # this test looks for them under plots/, in its folder
         assert run_bench.main([*TINY, "--out", str(csv)]) == 0
     return folder, csv
 
@@ -39,6 +40,7 @@ def test_a_sweep_draws_its_figures_unless_told_not_to(sweep, tmp_path, monkeypat
     drawn = sorted(p.name for p in (folder / "plots" / run_id).iterdir())
     assert drawn == sorted(f"{name}.{fmt}" for name in [*FIGURES, "roofline"] for fmt in ("png", "svg"))
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BENCH_PLOTS_DIR")
     assert run_bench.main([*TINY, "--variants", "window", "--batch", "1", "--out", "r.csv", "--no-plots"]) == 0
     assert not (tmp_path / "plots").exists()
 

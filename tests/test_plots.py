@@ -171,6 +171,7 @@ def test_variant_styles_are_fixed_deterministic_and_distinct():
 
 def test_plot_command_writes_png_and_svg_into_plots_run_id(one_run, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BENCH_PLOTS_DIR")  # the default: plots/ of the working directory
     assert run_bench.main(["plot", str(one_run), "--formats", "png"]) == 0
     folder = tmp_path / "plots" / "20260101-000000-aaaaaa"
     assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.png" for name in plots.FIGURES)

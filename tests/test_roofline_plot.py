@@ -1,41 +1,62 @@
-"""The roofline figure from a small results frame (no sweep needed)."""
+"""The roofline figure from small results files (no sweep needed): the variants' colours, both layouts."""
 
 import pandas as pd
 import pytest
+from matplotlib import colors as mcolors
 
+from bench.analysis.frames import load_results
 from bench.measure import overhead
 from bench.measure.settings import Settings
-from bench.plots.roofline import roofline_points, save_roofline
+from bench.plots.roofline import roofline_figure, roofline_figure_or_none, roofline_points
+from bench.plots.style import FIXED
+from synthetic_results import row, write_csv
+
+ROOF = dict(peak_gflop_per_s=80.0, peak_gb_per_s=15.0, bound="memory")
 
 
-def _frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "variant": ["im2col", "local-halo", "local-halo", "slide"],
-        "compiled": pd.array([False, False, True, False], dtype="boolean"),
-        "status": ["ok", "ok", "ok", "error"],
-        "device": ["cpu"] * 4,
-        "dtype": ["float32"] * 4,
-        "gflop_per_s": [0.5, 5.0, 6.0, None],
-        "arithmetic_intensity": [12.25] * 4,
-        "peak_gflop_per_s": [80.0] * 4,
-        "peak_gb_per_s": [15.0] * 4,
-    })
+def _results(tmp_path, kernel_sizes=(7,)):
+    rows = []
+    for k in kernel_sizes:
+        intensity = 0.25 * k * k
+        rows += [row("im2col", kernel_size=k, gflop_per_s=0.5, arithmetic_intensity=intensity, **ROOF),
+                 row("slide", kernel_size=k, gflop_per_s=2.0, arithmetic_intensity=intensity, **ROOF),
+                 row("slide", kernel_size=k, compiled=True, gflop_per_s=3.0, arithmetic_intensity=intensity, **ROOF),
+                 row("window", kernel_size=k, status="error", reason="boom")]
+    return load_results([write_csv(tmp_path / "r.csv", rows)])
 
 
-def test_points_keep_ok_rows_and_label_compiled_ones():
-    points = roofline_points(_frame())
-    assert list(points["label"]) == ["im2col", "local-halo", "local-halo (compiled)"]
+def test_points_keep_ok_rows_and_label_compiled_ones(tmp_path):
+    assert sorted(roofline_points(_results(tmp_path))["label"]) == ["im2col", "slide", "slide (compiled)"]
 
 
-def test_figure_is_written(tmp_path):
-    path = save_roofline(_frame(), tmp_path)
-    assert path == tmp_path / "roofline.png" and path.stat().st_size > 10_000
+def test_one_kernel_size_shows_the_fraction_of_the_roof_in_the_variants_colours(tmp_path):
+    fig = roofline_figure(_results(tmp_path))
+    [ax] = [ax for ax in fig.axes if ax.has_data()]
+    points = {c.get_gid(): c for c in ax.collections}
+    assert sorted(points) == ["im2col", "slide", "slide (compiled)"]
+    roof = min(80.0, 0.25 * 49 * 15.0)
+    assert points["slide"].get_offsets()[0][0] == pytest.approx(2.0 / roof)  # achieved / roof at its intensity
+    assert mcolors.same_color(points["slide"].get_edgecolors()[0], FIXED["slide"].color)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["im2col", "slide", "slide (compiled)"]
+    title = fig.texts[0].get_text()
+    assert "one kernel size (7)" in title and "Synthetic CPU" in title  # the machine and the run are named
+    assert "window: error" in "\n".join(t.get_text() for t in fig.texts)  # what did not run is in the footnote
 
 
-def test_no_plottable_rows_is_a_clear_error(tmp_path):
-    frame = _frame().assign(status="error")
+def test_swept_kernel_sizes_give_the_roofline_proper(tmp_path):
+    fig = roofline_figure(_results(tmp_path, kernel_sizes=(3, 7, 11)))
+    [ax] = [ax for ax in fig.axes if ax.has_data()]
+    lines = {line.get_gid(): line for line in ax.lines if line.get_gid() not in (None, "roof")}
+    assert list(lines["slide"].get_xdata()) == [0.25 * 9, 0.25 * 49, 0.25 * 121]  # through its kernel sizes
+    assert mcolors.same_color(lines["im2col"].get_color(), FIXED["im2col"].color)
+
+
+def test_no_plottable_rows_is_no_figure_or_a_clear_error(tmp_path):
+    frame = _results(tmp_path)
+    frame = frame.assign(status="error")
+    assert roofline_figure_or_none(frame) is None
     with pytest.raises(ValueError, match="no ok rows"):
-        save_roofline(frame, tmp_path)
+        roofline_figure(frame)
 
 
 def test_overhead_floor_is_below_a_real_case():

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from bench.analysis.labels import axis_text, case_text, resolution_label
@@ -138,6 +139,29 @@ def not_ok_lines(frame: pd.DataFrame, limit: int = 8) -> list[str]:
     if len(lines) > limit:
         lines = lines[: limit - 1] + [f"... and {len(lines) - limit + 1} more groups (see the report)"]
     return lines
+
+
+# The formulations the paper and this project start from: always in the default view of a figure.
+SEED_VARIANTS = ("im2col", "slide", "natten", "window")
+
+
+def headline_variants(frame: pd.DataFrame) -> list[str]:
+    """Return the variants of a figure's default view: the seed formulations and the fastest of each family.
+
+    The fastest of a family: among its variants that ran (ok) the most cases, the one with the
+    lowest geometric mean of median_ms over them; one number per variant, so the view does
+    not change from panel to panel.
+    """
+    ok = frame[frame["status"] == "ok"]
+    chosen = [v for v in SEED_VARIANTS if v in set(frame["variant"])]
+    for _, family in ok.groupby("family"):
+        counts = family.groupby("variant").size()
+        full = family[family["variant"].isin(counts[counts == counts.max()].index)]
+        scores = full.assign(log_ms=np.log(full["median_ms"].astype(float))).groupby("variant")["log_ms"].mean()
+        best = scores.idxmin()
+        if best not in chosen:
+            chosen.append(best)
+    return chosen
 
 
 def plots_folder(frame: pd.DataFrame) -> Path:

@@ -83,6 +83,9 @@ def run_files(args: argparse.Namespace) -> int:
     A regression fails only against a baseline from the same machine (same device names): across
     processors the ratios between variants move by more than any tolerance (docs/gate.md).
     """
+    if not args.current.exists():
+        raise CliError(f"no results file at {args.current}: measure one first, e.g. "
+                       f"`python run_bench.py --preset ci --threads 1 --out {args.current}` (the baselines' preset)")
     current = results.load(args.current)
     baseline_path = pick_baseline(args.baseline, current)
     baseline = results.load(baseline_path)

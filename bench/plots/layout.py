@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-import numpy as np
 import pandas as pd
+import numpy as np
 from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -17,7 +17,6 @@ from bench.analysis.labels import variant_order
 from bench.plots.style import variant_styles
 
 PANEL_SIZE = (4.6, 3.3)  # inches per panel
-HOLLOW = dict(markerfacecolor="none", markeredgewidth=1.4, linestyle="none", markersize=8)
 
 
 def new_figure(n_rows: int, n_cols: int) -> Figure:
@@ -60,14 +59,15 @@ def finish(fig: Figure, frame: pd.DataFrame, what: str, handles: list[Line2D], n
     """Add the title and the shared legend above the panels, and the footnote of what was not measured."""
     lines = not_ok_lines(frame)
     if lines:
-        handles = [*handles, Line2D([], [], color="grey", marker="o", **HOLLOW, label="hollow: no valid result (listed below)")]
-        notes = ["No valid result (hollow markers):", *lines, *notes]
+        notes = ["Not drawn, no valid result:", *lines, *notes]
     # Sizes in inches from the font sizes (title lines at 11 pt, legend rows at 8 pt, notes at 7.5 pt),
     # so that the saved image needs no second "tight" layout pass.
     width, body = fig.get_size_inches()
     notes = [wrapped for note in notes for wrapped in textwrap.wrap(note, int(width * 17), subsequent_indent="    ")]
-    ncols = max(1, min(len(handles), int(width / 2.3)))
-    title = _title(frame, what)
+    longest = max((len(h.get_label()) for h in handles), default=1)  # 8 pt: about 0.07 inch per character
+    ncols = max(1, min(len(handles), int((width - 0.2) / (0.07 * longest + 0.6))))
+    title = "\n".join(wrapped for line in _title(frame, what).splitlines()
+                      for wrapped in textwrap.wrap(line, int(width * 12)))  # 11 pt: about 12 characters per inch
     title_height = 0.15 + 0.19 * (title.count("\n") + 1)
     header = title_height + 0.22 * -(-len(handles) // ncols) + 0.15
     footer = 0.13 * len(notes) + 0.15
@@ -99,10 +99,12 @@ def log_axis(ax: Axes, axis: str, ticks: dict[float, str]) -> None:
     target.set_minor_locator(ticker.NullLocator())
 
 
-def mark_not_measured(ax: Axes, rows: pd.DataFrame, x: str, styles: dict) -> None:
-    """Draw a hollow marker near the bottom of the panel for each case that has no value."""
-    for level, (variant, group) in enumerate(rows.groupby("variant")):
-        style = styles[variant]
-        # Stacked by variant so that two variants failing at the same x stay visible.
-        ax.plot(group[x], np.full(len(group), 0.04 + 0.07 * level), marker=style.marker, color=style.color, **HOLLOW,
-                transform=ax.get_xaxis_transform(), gid="not-measured", clip_on=False)
+def whole_decades(ax: Axes) -> None:
+    """Make a log x axis span whole decades, labelled at powers of ten only: within one decade,
+    matplotlib labels the minor ticks, and neighbours such as 3x10^-7 and 4x10^-7 collide."""
+    low, high = ax.get_xlim()
+    if low <= 0:
+        return
+    ax.set_xlim(10 ** np.floor(np.log10(low)), 10 ** max(np.ceil(np.log10(high)), np.floor(np.log10(low)) + 1))
+    ax.xaxis.set_major_locator(ticker.LogLocator(base=10, numticks=8))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
