@@ -38,7 +38,8 @@ def test_a_sweep_draws_its_figures_unless_told_not_to(sweep, tmp_path, monkeypat
     folder, csv = sweep
     run_id = pd.read_csv(csv)["run_id"].iloc[0]
     drawn = sorted(p.name for p in (folder / "plots" / run_id).iterdir())
-    assert drawn == sorted(f"{name}.{fmt}" for name in [*FIGURES, "roofline"] for fmt in ("png", "svg"))
+    # two batch sizes: throughput too; im2col and window are the whole default view: no latency-all
+    assert drawn == sorted(f"{name}.{fmt}" for name in [*FIGURES, "throughput", "roofline"] for fmt in ("png", "svg"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("BENCH_PLOTS_DIR")
     assert run_bench.main([*TINY, "--variants", "window", "--batch", "1", "--out", "r.csv", "--no-plots"]) == 0

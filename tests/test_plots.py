@@ -55,13 +55,12 @@ def test_latency_is_log_log_with_a_line_per_variant_and_batch(one_run):
     assert all(len(line.get_xdata()) == 2 for line in natten)  # 56x56 was skipped
 
 
-def test_skipped_cases_are_hollow_markers_and_a_footnote(one_run):
+def test_skipped_cases_are_only_in_the_footnote(one_run):
     fig = plots.latency_figure(load_results([one_run]))
     [ax] = [ax for ax in fig.axes if ax.has_data()]
-    hollow = [line for line in ax.lines if line.get_gid() == "not-measured"]
-    assert len(hollow) == 1 and hollow[0].get_markerfacecolor() == "none"
-    assert mcolors.same_color(hollow[0].get_color(), FIXED["natten"].color)
-    assert list(hollow[0].get_xdata()) == [56 * 56, 56 * 56]
+    natten = [line for line in ax.lines if line.get_label() == "natten"]
+    assert natten and all(56 * 56 not in line.get_xdata() for line in natten)  # no point at a made-up value
+    assert ax.get_ylim()[0] > 0.5 * min(line.get_ydata().min() for line in data_lines(ax))  # nor room kept for one
     assert "natten: skipped" in figure_text(fig) and NATTEN_SKIP in figure_text(fig)
 
 
@@ -107,13 +106,13 @@ def test_accuracy_shows_each_case_against_the_tolerance(tmp_path):
     rows.append(row("slide", status="mismatch", reason="max_abs_err 0.5 above 1e-4", max_abs_err=0.5))
     fig = plots.accuracy_figure(load_results([write_csv(tmp_path / "r.csv", rows)]))
     [ax] = [ax for ax in fig.axes if ax.has_data()]
-    assert ax.get_yscale() == "log" and "oracle" in ax.get_ylabel()
-    assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == ["im2col", "slide", "window"]
+    assert ax.get_xscale() == "log" and "oracle" in ax.get_xlabel()
+    assert [t.get_text().split(" (")[0] for t in ax.get_yticklabels()] == ["im2col", "slide", "window"]  # a row each
     [tolerance] = [line for line in ax.lines if line.get_gid() == "tolerance"]
-    assert list(tolerance.get_ydata()) == [TOLERANCE["float32"]] * 2
+    assert list(tolerance.get_xdata()) == [TOLERANCE["float32"]] * 2
     points = {c.get_gid(): c for c in ax.collections}
     assert len(points["im2col"].get_offsets()) == 2 and len(points["window"].get_offsets()) == 2
-    assert points["slide"].get_offsets()[0][1] == pytest.approx(0.5)
+    assert points["slide"].get_offsets()[0][0] == pytest.approx(0.5)
     assert points["slide"].get_facecolors().size == 0 or points["slide"].get_facecolors()[0][3] == 0  # hollow
 
 
@@ -126,8 +125,8 @@ def test_accuracy_shows_each_rows_own_tolerance(tmp_path):
     assert not [line for line in ax.lines if line.get_gid() == "tolerance"]
     [dashes] = [c for c in ax.collections if c.get_gid() == "tolerance"]
     points = {c.get_gid(): c for c in ax.collections}
-    xs = [x for name in ("im2col", "slide") for x, _ in points[name].get_offsets()]
-    assert sorted(map(tuple, dashes.get_offsets())) == sorted(zip(xs, [2e-6, 3e-6, 4e-6]))
+    ys = [y for name in ("im2col", "slide") for _, y in points[name].get_offsets()]
+    assert sorted(map(tuple, dashes.get_offsets())) == sorted(zip([2e-6, 3e-6, 4e-6], ys))
     assert "mean-error bound" in figure_text(fig)
 
 
@@ -174,7 +173,7 @@ def test_plot_command_writes_png_and_svg_into_plots_run_id(one_run, tmp_path, mo
     monkeypatch.delenv("BENCH_PLOTS_DIR")  # the default: plots/ of the working directory
     assert run_bench.main(["plot", str(one_run), "--formats", "png"]) == 0
     folder = tmp_path / "plots" / "20260101-000000-aaaaaa"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.png" for name in plots.FIGURES)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.png" for name in [*plots.FIGURES, "throughput"])
     height, width, _ = mimage.imread(folder / "latency.png").shape
     assert height > 300 and width > 500
     assert str(folder.relative_to(tmp_path) / "latency.png") in capsys.readouterr().out
@@ -214,7 +213,7 @@ def test_bad_format_is_a_usage_error(one_run):
     assert exit_info.value.code == 2
 
 
-def test_a_device_where_nothing_ran_is_a_panel_of_hollow_markers(tmp_path):
+def test_a_device_where_nothing_ran_is_an_empty_panel_that_says_so(tmp_path):
     rows = grid_rows(["im2col", "window"], [14], [1])
     rows += [row(v, device="cuda", device_name="cuda (not available)", status="skipped", reason="no cuda here")
              for v in ("im2col", "window")]
@@ -226,4 +225,4 @@ def test_a_device_where_nothing_ran_is_a_panel_of_hollow_markers(tmp_path):
         assert len(titles) == 2 and "cuda (not available)" in titles[1], name
     latency = plots.latency_figure(frame)
     cuda = [ax for ax in latency.axes if "cuda" in ax.get_title()][0]
-    assert [line.get_gid() for line in cuda.lines] == ["not-measured", "not-measured"]
+    assert not cuda.lines and "nothing ran here" in cuda.texts[0].get_text()

@@ -103,8 +103,8 @@ def whole_decades(ax: Axes) -> None:
     """Make a log x axis span whole decades, labelled at powers of ten only: within one decade,
     matplotlib labels the minor ticks, and neighbours such as 3x10^-7 and 4x10^-7 collide."""
     low, high = ax.get_xlim()
-    if low <= 0:
-        return
+    if not ax.has_data() or low <= 0:  # nothing drawn (a device where nothing ran): a valid empty range
+        low, high = 1e-8, 1.0
     ax.set_xlim(10 ** np.floor(np.log10(low)), 10 ** max(np.ceil(np.log10(high)), np.floor(np.log10(low)) + 1))
     ax.xaxis.set_major_locator(ticker.LogLocator(base=10, numticks=8))
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
