@@ -94,9 +94,10 @@ def test_sigkill_then_resume_holds_every_case_once(tmp_path: Path) -> None:
     with out.open("a") as handle:  # and a writer killed mid-line left a torn row behind
         handle.write("20261125-000000-abcdef,2026-11-25T00:00:00,window,window,cpu")
     second = sweep(*options, "--resume", str(out), "--case-timeout", "3")
-    _, stderr = second.communicate(timeout=240)
+    stdout, stderr = second.communicate(timeout=240)
     assert second.returncode == 0, stderr
     assert "2 of 5 cases already recorded, 3 to run" in stderr
+    assert all(variant in stdout for variant in variants.split(","))  # the table shows the whole run
     frame = results.load(out)
     assert out.read_text().splitlines()[0].split(",") == list(results.COLUMNS)
     keys = list(frame[list(results.CASE_KEY)].astype(str).itertuples(index=False, name=None))
@@ -120,6 +121,20 @@ def test_ctrl_c_kills_the_worker_and_keeps_finished_rows(tmp_path: Path) -> None
     assert first.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
     assert list(results.load(out)["variant"]) == ["im2col"]
     assert all(gone(int(pid)) for pid in pid_file.read_text().split())
+
+
+@pytest.mark.slow
+def test_ctrl_c_before_the_first_row_says_nothing_was_written(tmp_path: Path) -> None:
+    out, pid_file = tmp_path / "run.csv", tmp_path / "hang.pid"
+    first = sweep(*FAULTS, "--variants", "fault-hangs,window", *TINY, "--out", str(out), env={"FAULTS_PID_FILE": str(pid_file)})
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()[1]
+        time.sleep(0.2)
+    first.send_signal(signal.SIGINT)
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 130 and "nothing was written" in stderr and "--resume" not in stderr, stderr
+    assert not out.exists()
 
 
 def run_main(argv: list[str]) -> tuple[int, list[str]]:

@@ -1,0 +1,61 @@
+"""A newcomer's first hour: what the README's commands print, the files they leave, the messages they give."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+import run_bench
+from bench import results
+from bench.cli.listing import runs_here
+import attention_variants as av
+from attention_variants.case import Case
+from conftest import REPO
+from synthetic_results import grid_rows, write_csv
+
+
+def test_top_level_help_shows_the_commands_and_the_sweeps_flags(capsys):
+    assert run_bench.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "fidelity" in out and "models" in out  # the commands
+    for flag in ("--variants", "--resolutions", "--repeats", "--allocator", "--resume"):
+        assert flag in out, flag
+
+
+def test_results_files_follow_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = write_csv(tmp_path / "r.csv", grid_rows(["im2col"], [14], [1]))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        os.chmod(path, 0o640)  # a mode chosen by the user survives an append
+        results.append_rows(path, grid_rows(["slide"], [14], [1]))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    finally:
+        os.umask(previous)
+
+
+def test_list_says_a_variant_runs_here_and_names_its_limit_at_the_default_size():
+    small, default = Case("", height=14, width=14, kernel_size=3), Case("")
+    flex = runs_here(av.get("flex-local-masked"), small, default)
+    assert flex.startswith(f"yes; not at {default.height}x{default.width} forward: eager FlexAttention is dense")
+    assert runs_here(av.get("im2col"), small, default) == "yes"
+
+
+def test_gate_without_a_current_file_says_how_to_make_one(tmp_path, capsys):
+    assert run_bench.main(["gate", "--baseline", "results/baseline", "--current", str(tmp_path / "current.csv")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--out" in err and "--preset ci" in err
+
+
+def test_messages_on_a_piped_stderr_are_not_wrapped_mid_phrase(tmp_path):
+    bad = tmp_path / "r.csv"
+    bad.write_text("not,a,results,file\n")
+    long_name = tmp_path / ("a-rather-long-folder-name-" * 3) / "out.csv"
+    done = subprocess.run([sys.executable, "run_bench.py", "--variants", "window", "--resolutions", "14", "--batch", "1",
+                           "--min-run-s", "0.01", "--max-run-s", "0.02", "--no-plots", "--out", str(long_name)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("run ")]  # the run's first line, whole
+    assert str(long_name) in line and len(line) > 80
