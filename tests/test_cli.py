@@ -1,5 +1,7 @@
 """The command line as a user meets it: exit codes, one-line errors, the CSV it writes."""
 
+import re
+
 import pytest
 
 import run_bench
@@ -33,6 +35,10 @@ def test_default_preset_runs_every_variant(cli, tmp_path):
     frame = results.load(out)
     assert sorted(frame["variant"]) == sorted(av.names()) and frame["run_id"].nunique() == 1
     assert set(frame["status"]) == {"ok"}, frame[["variant", "status", "reason"]]
+    last = done.stderr.strip().splitlines()[-1]  # the sweep ends with its answer on the paper's claim
+    assert re.fullmatch(r"Slide-Transformer's claim \(Slide faster than Im2Col\) on this machine: "
+                        r"(HOLDS|DOES NOT HOLD|INCONCLUSIVE) \(.*\)", last), last
+    assert "fastest exact variant of each family" in done.stderr
 
 
 @pytest.mark.slow
