@@ -59,3 +59,40 @@ def test_messages_on_a_piped_stderr_are_not_wrapped_mid_phrase(tmp_path):
     assert done.returncode == 0, done.stderr
     [line] = [line for line in done.stderr.splitlines() if line.startswith("run ")]  # the run's first line, whole
     assert str(long_name) in line and len(line) > 80
+
+
+def test_output_targets_that_are_not_results_files_are_refused_before_measuring(tmp_path, capsys):
+    fifo, link, folder = tmp_path / "fifo", tmp_path / "link.csv", tmp_path / "dir.csv"
+    os.mkfifo(fifo)
+    link.symlink_to(tmp_path / "real.csv")
+    folder.mkdir()
+    under_a_file = tmp_path / "r.csv"
+    under_a_file.write_text("")
+    for target, says in ((fifo, "a device, FIFO or socket"), (link, "symbolic link"), (folder, "is a folder"),
+                         (under_a_file / "x.csv", "is not a folder"), (__import__("pathlib").Path("/dev/null"), "a device")):
+        assert run_bench.main(["--variants", "window", "--resolutions", "14", "--out", str(target)]) == 2, target
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and says in err, err
+    assert not (tmp_path / "real.csv").exists() and stat.S_ISFIFO(fifo.stat().st_mode) and stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_an_unexpected_failure_is_not_exit_1(monkeypatch, capsys):
+    from bench.cli import listing
+
+    monkeypatch.setattr(listing, "runs_here", lambda *args: 1 / 0)  # a planted bug
+    assert run_bench.main(["list"]) == 70
+    assert "internal error" in capsys.readouterr().err
+
+
+def test_markup_and_paths_from_a_file_stay_text(tmp_path, capsys, monkeypatch):
+    from synthetic_results import row
+
+    evil = [row("im2col", run_id="../../escaped"), row("slide", device="[link=http://x]cpu[/link]", reason="[bold]x[/bold]")]
+    csv = write_csv(tmp_path / "r.csv", evil)
+    assert run_bench.main(["gate", "--baseline", str(csv), "--current", str(csv)]) == 0  # no markup error, no exit 1
+    assert "[link=http://x]cpu[/link]" in capsys.readouterr().out
+    plots_root = tmp_path / "plots"
+    monkeypatch.setenv("BENCH_PLOTS_DIR", str(plots_root))
+    assert run_bench.main(["plot", str(csv)]) == 0
+    drawn = [p for p in tmp_path.rglob("*.png")]
+    assert drawn and all(plots_root in p.parents for p in drawn)  # a run id never names a folder outside plots/

@@ -6,6 +6,7 @@ The `list` command lives in listing.py: a submodule named `list` would shadow th
 from __future__ import annotations
 
 import sys
+import traceback
 
 from bench.cli import fidelity, gate, listing, models, plot, report, sweep
 from bench.cli.common import CliError, OneLineParser
@@ -24,6 +25,7 @@ COMMANDS = {
     "models": (models, "time whole Swin-T-shaped backbones (Swin-T, Slide-Swin-T, Im2Col-Swin-T, ...) and judge the paper's claims"),
 }
 BAD_INPUT = (SpecError, ResultsError, CliError, GateError)
+INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: exit 1 means a regression (gate), 2 bad input
 DESCRIPTION = "Benchmark 2-D local attention: `run_bench.py [sweep|list|plot|report|gate|fidelity|models] ...` (sweep is the default)."
 
 
@@ -57,3 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except BAD_INPUT as err:
         sys.stderr.write(f"run_bench.py: error: {err}\n")
         return 2
+    except Exception:  # a bug of the harness: never exit 1, which the gate keeps for "regression"
+        traceback.print_exc()
+        sys.stderr.write(f"run_bench.py: internal error (exit {INTERNAL_ERROR}): the traceback above is a bug of the harness\n")
+        return INTERNAL_ERROR

@@ -44,10 +44,10 @@ def summary_table(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT, title
         ok = row["status"] == "ok"
         label = case_label(row)
         spread = [f"{50 * row['round_spread']:.0f}" if ok and pd.notna(row["round_spread"]) else "-"] if rounds else []
-        table.add_row(
-            label if label != previous else "",
-            str(row["variant"]),
-            "ok" if ok else f"[yellow]{row['status']}[/]",
+        table.add_row(  # names come from files too (--resume): escaped, never read as markup
+            escape(label) if label != previous else "",
+            escape(str(row["variant"])),
+            "ok" if ok else f"[yellow]{escape(str(row['status']))}[/]",
             f"{row['median_ms']:.3f}" if ok else "-",
             _spread_cell(row) if ok else "-",
             *spread,
@@ -61,8 +61,8 @@ def summary_table(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT, title
 def print_failures(frame: pd.DataFrame, console: Console) -> None:
     """Print one line per non-ok row with its reason."""
     for _, row in frame[frame["status"] != "ok"].iterrows():
-        console.print(f"[yellow]{row['status']}[/] {row['variant']} {row['device']} {row['height']}x{row['width']} "
-                      f"b{row['batch']} {row['pass']}: {escape(str(row['reason']))}")  # reasons may hold [brackets]
+        console.print(f"[yellow]{escape(str(row['status']))}[/] " + escape(f"{row['variant']} {row['device']} {row['height']}x"
+                      f"{row['width']} b{row['batch']} {row['pass']}: {row['reason']}"))  # values may hold [brackets]
 
 
 # How each gate verdict is shown in the terminal (both gate modes).

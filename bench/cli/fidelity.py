@@ -17,6 +17,7 @@ from bench.execution.fidelity import CONDITIONS, fidelity_cases, run_fidelity
 from bench.execution.isolation import Isolation
 from bench.measure.machine import busy_report, cpu_name
 from bench.measure.settings import Settings
+from bench.results import unwritable
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     batches = tuple(int(b) for b in args.batch.split(",") if b.strip().isdigit() and int(b) > 0)
     if problem or args.threads < 1 or args.rounds < 1 or not batches or not args.min_run_s > 0:
         raise CliError(problem or "bad --threads, --rounds, --batch or --min-run-s: expected positive numbers")
+    if args.out and unwritable(args.out):
+        raise CliError(f"cannot write --out: {unwritable(args.out)}")
     console = message_console()
     busy = busy_report()
     if busy:

@@ -100,12 +100,12 @@ def run_files(args: argparse.Namespace) -> int:
     advisory = machine_note(baseline, current)
     notes = [note for note in (threads_note(baseline, current), advisory) if note]
     for note in notes:
-        console.print(f"[yellow]{note}[/]")
+        console.print(f"[yellow]{escape(note)}[/]")
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(markdown(verdicts, settings, bool(advisory), compared) + "".join(f"\n{note}\n" for note in notes))
     status = 0 if advisory else exit_status(verdicts)
     outcome = "pass, advisory" if advisory else "FAIL" if status else "pass"
     against = " against another machine" if advisory else ""
-    console.print(f"gate: {outcome} ({counts(verdicts)['regression']} regression(s){against})")
+    console.print(escape(f"gate: {outcome} ({counts(verdicts)['regression']} regression(s){against})"))
     return status

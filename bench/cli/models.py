@@ -31,7 +31,7 @@ from bench.measure import machine
 from bench.measure.settings import Settings
 from bench.models.configs import NAMES
 from bench.models.measure import ModelCase, case_columns
-from bench.results import append_rows, load
+from bench.results import append_rows, load, unwritable
 from bench.results.schema import SCHEMA_VERSION
 
 PRESET = PRESET_DIR / "models.toml"
@@ -101,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
     cases, numbers = plan(args)
     run_id = new_run_id()
     out = args.out or Path("results") / f"models-{run_id}.csv"
+    problem = unwritable(out)
+    if problem:  # before anything is measured
+        raise CliError(f"cannot write the results: {problem}")
     settings = Settings(args.threads, numbers["warmup_s"], numbers["min_run_s"], numbers["max_run_s"], args.seed,
                         allocator=args.allocator)
     isolation = Isolation(case_timeout_s=args.case_timeout, cases_per_worker=1, allocator=args.allocator, threads=args.threads)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from bench.results import ResultsError
 from bench.results.selection import REFERENCE_VARIANT
@@ -49,10 +50,10 @@ def plot_after_sweep(csv_path: Path, console: Console) -> None:
 
         written = plot_csvs([csv_path])
     except ResultsError as err:
-        console.print(f"[yellow]no figures[/]: {err}")
+        console.print(f"[yellow]no figures[/]: {escape(str(err))}")
         return
     except Exception as err:  # the rows are saved whatever happens here: say so in one line, keep the exit status
-        console.print(f"[red]figures failed[/]: {type(err).__name__}: {err} (retry: run_bench.py plot {csv_path})")
+        console.print(f"[red]figures failed[/]: " + escape(f"{type(err).__name__}: {err} (retry: run_bench.py plot {csv_path})"))
         return
     folder = next(iter(written.values()))[0].parent if written else None
-    console.print(f"figures ({', '.join(written)}) in {folder}/ (skip with --no-plots)")
+    console.print(escape(f"figures ({', '.join(written)}) in {folder}/ (skip with --no-plots)"))

@@ -168,9 +168,12 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, sweep)
     console = message_console()
     out, run_id, plan = _resume(args, plan_rounds(spec.cases(sweep), args.repeats, args.seed), console)
+    problem = results.unwritable(out)
+    if problem:  # before anything is measured
+        raise CliError(f"cannot write the results: {problem}")
     rounds = f" in {args.repeats} rounds" if args.repeats > 1 else ""
-    console.print(f"run {run_id}: {len(plan)} cases{rounds}, {settings.threads} threads, allocator {args.allocator}, "
-                  f"{cpu_name()} -> {out}")
+    console.print(escape(f"run {run_id}: {len(plan)} cases{rounds}, {settings.threads} threads, allocator {args.allocator}, "
+                         f"{cpu_name()} -> {out}"))
     busy = busy_report()
     if busy:
         console.print(f"[yellow]warning[/]: {busy}; timings will be noisier (compare ratios from one run)")
@@ -183,8 +186,8 @@ def run(args: argparse.Namespace) -> int:
     if not frame.empty:
         wide_console().print(summary_table(frame, title=f"run {run_id}"))
         print_failures(frame, console)
-        console.print(failure_counts(frame))
-        console.print(noise_line(frame))
+        console.print(escape(failure_counts(frame)))
+        console.print(escape(noise_line(frame)))
     console.print(f"{len(rows)} of {len(plan)} rows written to {out}")
     if rows and not args.no_plots:
         plot_after_sweep(out, console)

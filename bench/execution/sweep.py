@@ -17,7 +17,7 @@ from bench.execution.isolation import Isolation, WorkerPool
 from bench.measure import machine, roofline
 from bench.measure.case import measure_case, release_memory
 from bench.measure.settings import Settings
-from bench.results import append_rows
+from bench.results import ResultsError, append_rows
 from bench.results.schema import SCHEMA_VERSION
 from bench.results.selection import CASE_KEY
 
@@ -104,7 +104,11 @@ def run_sweep(
             else:
                 row = {**case_row(case, run_id, fingerprint), **pool.measure(asdict(case), asdict(settings))}
             row["round"] = round_number
-            append_rows(out, [row])
+            try:
+                append_rows(out, [row])
+            except OSError as err:  # a full disk, a file made read-only mid-sweep: stop in one line, keep what is there
+                raise ResultsError(f"cannot append to {out}: {err.strerror or err}; the {len(rows)} rows before are in it, "
+                                   f"this case ({case.variant}) is lost; finish with --resume {out}") from None
             rows.append(row)
             on_row(case, row)
     return rows

@@ -146,7 +146,7 @@ def _speedup_panel(ax: Axes, rows: pd.DataFrame, styles: dict, reference: str) -
         if reference not in here.index or here.loc[reference, "status"] != "ok":
             ax.text(i, 1, f"no {reference}\nreference", ha="center", va="bottom", fontsize=7, color="grey")
             continue
-        ok_speedups = here.loc[[v for v in others if v in here.index and here.loc[v, "status"] == "ok"], "speedup"]
+        ok_speedups = here.loc[[v for v in others if v in here.index and here.loc[v, "status"] == "ok"], "speedup"].dropna()
         fastest = ok_speedups.idxmax() if len(ok_speedups) else None
         for j, variant in enumerate(others):
             if variant not in here.index:

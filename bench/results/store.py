@@ -37,6 +37,30 @@ def _rows_csv(rows: Iterable[Mapping[str, object]], header: bool) -> str:
     return buffer.getvalue()
 
 
+def unwritable(path: str | Path) -> str | None:
+    """Return why a results file cannot be written at path (checked before anything is measured), or None.
+
+    Only a regular file or a new one in a writable folder: appending to a device, a FIFO or a
+    folder fails or hangs, and the rewrite-and-rename of append_rows would replace a device
+    node (as root, /dev/null) or a symbolic link by a regular file.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        return f"{path} is a symbolic link; give the file it points to ({os.path.realpath(path)}) instead"
+    if path.exists():
+        if not path.is_file():
+            kind = "a folder" if path.is_dir() else "a device, FIFO or socket"
+            return f"{path} is {kind}, not a results file"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"{path} is not readable and writable by this user"
+    folder = next((parent for parent in path.absolute().parents if parent.exists()), Path("/"))
+    if not folder.is_dir():
+        return f"{folder} is not a folder: {path} cannot be created"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write in {folder} (read-only or not this user's)"
+    return None
+
+
 def append_rows(path: str | Path, rows: Iterable[Mapping[str, object]]) -> None:
     """Append rows to the CSV at `path`; a crash leaves the old file, or it plus whole rows.
 
