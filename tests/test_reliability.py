@@ -124,6 +124,22 @@ def test_ctrl_c_kills_the_worker_and_keeps_finished_rows(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+def test_lines_a_case_writes_on_the_result_pipe_are_refused_and_blamed_on_it(tmp_path: Path) -> None:
+    out = tmp_path / "run.csv"
+    done = sweep(*FAULTS, "--variants", "fault-writes-junk,window,fault-forges-a-row,im2col", *TINY, "--out", str(out))
+    _, stderr = done.communicate(timeout=300)
+    assert done.returncode == 0 and "Traceback" not in stderr, stderr
+    frame = results.load(out)
+    assert list(frame["variant"]) == ["fault-writes-junk", "window", "fault-forges-a-row", "im2col"]  # no row replaced
+    assert set(frame["run_id"]) == {frame["run_id"].iloc[0]} != {"forged"}
+    by_variant = frame.set_index("variant")
+    assert by_variant.loc["fault-writes-junk", "status"] == "error" and "malformed" in by_variant.loc["fault-writes-junk", "reason"]
+    assert by_variant.loc["fault-forges-a-row", "status"] == "error" and "does not answer" in by_variant.loc["fault-forges-a-row", "reason"]
+    assert by_variant.loc["window", "status"] == by_variant.loc["im2col", "status"] == "ok"  # the innocent cases after
+    assert by_variant.loc["im2col", "median_ms"] > 0.001
+
+
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_row_says_nothing_was_written(tmp_path: Path) -> None:
     out, pid_file = tmp_path / "run.csv", tmp_path / "hang.pid"
     first = sweep(*FAULTS, "--variants", "fault-hangs,window", *TINY, "--out", str(out), env={"FAULTS_PID_FILE": str(pid_file)})

@@ -11,6 +11,7 @@ bounds what one case can leave behind (allocator fragmentation, caches).
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import select
@@ -80,6 +81,7 @@ class Worker:
         os.close(lifeline_read)
         self.results_fd = read_fd
         self.buffer = b""
+        self.unanswered: collections.deque[str] = collections.deque()  # tokens of the tasks sent, oldest first
         self.slack = 0  # bytes the running case may add beyond the cap unseen by the address-space limit
 
     def start(self) -> dict[str, object] | None:
@@ -99,6 +101,7 @@ class Worker:
 
     def send(self, task: Task) -> None:
         """Queue a task (read by the worker once it is ready and done with the tasks before it)."""
+        self.unanswered.append(task.token)
         try:
             self.process.stdin.write(encode_task(task))
             self.process.stdin.flush()
@@ -111,9 +114,10 @@ class Worker:
         # pages it had mapped but not resident can become resident under that limit, so the watch
         # here allows for them and stays the backstop for processes the case starts (and for GPU cases).
         self.slack = _mapped_not_resident(self.process.pid) if case.get("device") == "cpu" else 0
-        return self._next_message(self.isolation.case_timeout_s, "--case-timeout", _tree_rss(self.process.pid) + self.slack)
+        token = self.unanswered.popleft() if self.unanswered else None
+        return self._next_message(self.isolation.case_timeout_s, "--case-timeout", _tree_rss(self.process.pid) + self.slack, token)
 
-    def _next_message(self, timeout_s: float, limit: str, base_rss: int = 0) -> dict[str, object]:
+    def _next_message(self, timeout_s: float, limit: str, base_rss: int = 0, token: str | None = None) -> dict[str, object]:
         """Return the worker's next message, or the failure row (status, reason) when none comes."""
         deadline = time.monotonic() + timeout_s
         cap = base_rss + self.cap
@@ -136,7 +140,7 @@ class Worker:
                                                    f"{self.cap / 2**30:.3g} GB (--max-memory-gb){allowed}; worker killed"}
         line, self.buffer = self.buffer.split(b"\n", 1)
         try:
-            return decode_message(line)
+            return decode_message(line, token)
         except ProtocolError as err:  # e.g. a variant that printed to the result pipe
             self.kill()
             return {"status": "error", "reason": f"worker sent a malformed message ({err}); worker killed"}

@@ -8,9 +8,11 @@ import this module (and nothing of each other); every message is validated on re
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+import uuid
+from dataclasses import asdict, dataclass, field, fields
 
-from bench.results.schema import COLUMNS, STATUSES
+from bench.results.schema import COLUMNS, SCHEMA, STATUSES
+from bench.results.selection import CASE_KEY
 
 # `python -c BOOT SYS_PATH [worker flags]`: the worker takes the parent's sys.path, then runs.
 BOOT = ("import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
@@ -34,6 +36,9 @@ class Task:
     settings: dict[str, object]
     max_memory_bytes: int | None = None
     prime: bool = False
+    # Echoed in the answer: a line that does not carry it (printed by a case onto the result
+    # pipe, or an answer meant for another task) is refused and blamed on the case running.
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 def encode_task(task: Task) -> bytes:
@@ -55,21 +60,33 @@ def encode_ready(pid: int) -> str:
     return json.dumps({"ready": pid}) + "\n"
 
 
-def encode_result(columns: dict[str, object]) -> str:
-    """Return the line that carries one task's results-row columns."""
-    return json.dumps(columns, default=str) + "\n"
+def encode_result(columns: dict[str, object], token: str) -> str:
+    """Return the line that carries one task's results-row columns and the task's token."""
+    return json.dumps({**columns, "token": token}, default=str) + "\n"
 
 
-def decode_message(line: str | bytes) -> dict[str, object]:
-    """Return a worker's message: {"ready": pid}, or results-row columns with a known status; else ProtocolError."""
+# Columns the parent writes itself (what was run, where, when): a worker's answer never sets them.
+PARENT_COLUMNS = frozenset({*CASE_KEY, "run_id", "timestamp", "round", "family", "device_name", "schema_version", "scope",
+                            "host", "cpu", "gpu", "threads", "allocator", "torch_version", "natten_version", "git_sha"})
+_TYPES = {"float64": (int, float), "Int64": (int,), "int64": (int,), "string": (str,), "boolean": (bool,)}
+
+
+def decode_message(line: str | bytes, token: str | None = None) -> dict[str, object]:
+    """Return a worker's message: {"ready": pid}, or the measured columns of the task with this token; else ProtocolError."""
     message = _json_object(line)
     if set(message) == {"ready"}:
         return message
-    unknown = sorted(set(message) - set(COLUMNS))
+    if message.pop("token", None) != token:
+        raise ProtocolError("a result line that does not answer the task running (printed by the case?)")
+    unknown = sorted(set(message) - (set(COLUMNS) - PARENT_COLUMNS))
     if unknown:
-        raise ProtocolError(f"unknown column(s) in a worker's result: {', '.join(unknown[:3])}")
+        raise ProtocolError(f"column(s) a worker may not set: {', '.join(unknown[:3])}")
     if message.get("status") not in STATUSES or not isinstance(message.get("reason", ""), str):
         raise ProtocolError(f"a worker's result has no valid status: {str(message.get('status'))[:40]!r}")
+    for column, value in message.items():
+        allowed = _TYPES.get(SCHEMA.get(column, "string"), (str,))
+        if value is not None and (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
+            raise ProtocolError(f"column {column} of a worker's result has a {type(value).__name__}")
     return message
 
 

@@ -123,5 +123,6 @@ def main(argv: list[str]) -> int:
     results = os.fdopen(args.result_fd, "w", buffering=1)
     results.write(encode_ready(os.getpid()))
     for line in sys.stdin:
-        results.write(encode_result(run_task(decode_task(line))))
+        task = decode_task(line)
+        results.write(encode_result(run_task(task), task.token))
     return 0

@@ -7,6 +7,7 @@ They are registered only by this module, never by attention_variants.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -58,11 +59,30 @@ def _allocates_in_child(case, q, k, v):
     subprocess.run([sys.executable, "-c", CHILD_HOG])
 
 
+def _result_fd() -> int:
+    return int(next(arg for arg in sys.argv if arg.startswith("--result-fd=")).split("=")[1])
+
+
+def _writes_junk(case, q, k, v):
+    os.write(_result_fd(), b"this is not JSON\n")
+    raise RuntimeError("wrote junk on the result pipe")
+
+
+def _forges_a_row(case, q, k, v):
+    forged = {"variant": "im2col", "run_id": "forged", "status": "ok", "reason": "", "median_ms": 0.001}
+    os.write(_result_fd(), (json.dumps(forged) + "\n").encode())  # well-formed, for another case
+    os.write(_result_fd(), (json.dumps({"status": "ok", "reason": "", "median_ms": 0.001}) + "\n").encode())
+    from attention_variants.im2col import build
+    return build(case, q, k, v)
+
+
 for _name, _build, _what in (
     ("fault-raises", _raises, "raises RuntimeError"),
     ("fault-aborts", _aborts, "calls os.abort() (SIGABRT)"),
     ("fault-hangs", _sleeps_forever, "sleeps forever"),
     ("fault-allocates", _allocates_without_bound, "allocates memory without bound"),
     ("fault-allocates-in-child", _allocates_in_child, "starts a process that allocates without bound"),
+    ("fault-writes-junk", _writes_junk, "writes a junk line on the worker's result pipe"),
+    ("fault-forges-a-row", _forges_a_row, "writes well-formed rows for another case on the result pipe"),
 ):
     register(Variant(_name, "local-zero-pad", _build, description=f"test fault: {_what}"))
