@@ -140,6 +140,19 @@ def test_lines_a_case_writes_on_the_result_pipe_are_refused_and_blamed_on_it(tmp
 
 
 @pytest.mark.slow
+def test_a_case_leaves_nothing_behind_for_the_next(tmp_path: Path) -> None:
+    out, pid_file = tmp_path / "run.csv", tmp_path / "daemon.pid"
+    done = sweep(*FAULTS, "--variants", "fault-litters,fault-inspects,fault-leaks-fds,fault-counts-fds", *TINY, "--out", str(out),
+                 env={"FAULTS_PID_FILE": str(pid_file)})
+    _, stderr = done.communicate(timeout=300)
+    assert done.returncode == 0, stderr
+    statuses = results.load(out).set_index("variant")["status"].to_dict()
+    assert statuses == {"fault-litters": "ok", "fault-inspects": "ok", "fault-leaks-fds": "ok", "fault-counts-fds": "ok"}, \
+        results.load(out)[["variant", "reason"]]
+    assert gone(int(pid_file.read_text()))  # the double-forked daemon died with its case
+
+
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_row_says_nothing_was_written(tmp_path: Path) -> None:
     out, pid_file = tmp_path / "run.csv", tmp_path / "hang.pid"
     first = sweep(*FAULTS, "--variants", "fault-hangs,window", *TINY, "--out", str(out), env={"FAULTS_PID_FILE": str(pid_file)})

@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 
 from bench.execution import allocator as allocators
+from bench.execution.hygiene import LEAKED_FDS
 from bench.execution.protocol import BOOT, EXIT_STARTUP_FAILED, ProtocolError, Task, decode_message, encode_task
 
 POLL_S = 0.2  # how often the parent checks the clock while it waits
@@ -83,11 +84,13 @@ class Worker:
         self.buffer = b""
         self.unanswered: collections.deque[str] = collections.deque()  # tokens of the tasks sent, oldest first
         self.slack = 0  # bytes the running case may add beyond the cap unseen by the address-space limit
+        self.fds_at_start = 0
 
     def start(self) -> dict[str, object] | None:
         """Wait until the worker is ready; return the failure row if it never is, else None."""
         message = self._next_message(self.isolation.startup_timeout_s, "start-up limit")
         if "ready" in message:
+            self.fds_at_start = _open_fds(self.process.pid)
             return None
         reason = str(message.get("reason", message))
         if not reason.startswith("worker failed to start"):
@@ -196,6 +199,13 @@ class Worker:
         self.log_path.unlink(missing_ok=True)
 
 
+def _open_fds(pid: int) -> int:
+    try:
+        return psutil.Process(pid).num_fds()
+    except (psutil.Error, AttributeError):  # gone, or not POSIX
+        return 0
+
+
 def _mapped_not_resident(pid: int) -> int:
     try:
         memory = psutil.Process(pid).memory_info()
@@ -279,7 +289,8 @@ class WorkerPool:
             return failure
         measured = self.worker.run(case, task_settings)
         self.served += 1
-        if measured.get("status") in RETIRE_AFTER or self.served >= self.isolation.cases_per_worker:
+        leaked = _open_fds(self.worker.process.pid) - self.worker.fds_at_start > LEAKED_FDS  # e.g. a case that opens files
+        if measured.get("status") in RETIRE_AFTER or self.served >= self.isolation.cases_per_worker or leaked:
             self.retire()
         return measured
 

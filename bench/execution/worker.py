@@ -17,22 +17,32 @@ import resource
 import signal
 import sys
 
+from bench.execution import hygiene
 from bench.execution.protocol import EXIT_STARTUP_FAILED, Task, decode_task, encode_ready, encode_result
 
 
-def _die_with_sweep(lifeline_fd: int) -> None:
+def _die_with_sweep(lifeline_fd: int) -> int:
     # A sweep killed by SIGKILL cannot kill its worker. So a small process forked here (before
     # torch is imported, so the fork is cheap and safe) waits for the sweep's end of the lifeline
-    # pipe to close, then kills this worker's whole process group: a hanging case and any
-    # process it started never outlive the sweep.
-    if os.fork() == 0:
+    # pipe to close, then kills every process below the worker (daemons included: the worker is
+    # their subreaper) and the worker's whole process group: nothing a case started outlives the sweep.
+    pid = os.fork()
+    if pid == 0:
         try:
             while os.read(lifeline_fd, 1):
                 pass
         finally:
-            os.killpg(0, signal.SIGKILL)
-            os._exit(0)
+            try:
+                import psutil
+
+                for process in psutil.Process(os.getppid()).children(recursive=True):
+                    if process.pid != os.getpid():
+                        process.kill()
+            finally:
+                os.killpg(0, signal.SIGKILL)
+                os._exit(0)
     os.close(lifeline_fd)
+    return pid
 
 
 def _limit_address_space(device: str, max_memory_bytes: int | None) -> None:
@@ -111,7 +121,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--lifeline-fd", type=int, required=True)
     parser.add_argument("--plugin", action="append", default=[])
     args = parser.parse_args(argv)
-    _die_with_sweep(args.lifeline_fd)
+    hygiene.become_subreaper()
+    lifeline = frozenset({_die_with_sweep(args.lifeline_fd)})
     faulthandler.enable()  # a segfault or abort leaves "Fatal Python error: ..." in the log
     import attention_variants  # noqa: F401  the import cost is paid once per worker, not per case
     import bench.measure.case  # noqa: F401
@@ -122,7 +133,10 @@ def main(argv: list[str]) -> int:
         return EXIT_STARTUP_FAILED
     results = os.fdopen(args.result_fd, "w", buffering=1)
     results.write(encode_ready(os.getpid()))
+    clean = hygiene.snapshot()
     for line in sys.stdin:
         task = decode_task(line)
-        results.write(encode_result(run_task(task), task.token))
+        measured = run_task(task)
+        hygiene.restore(clean, keep=lifeline)  # before the answer: the next case starts from a clean process
+        results.write(encode_result(measured, task.token))
     return 0

@@ -76,6 +76,47 @@ def _forges_a_row(case, q, k, v):
     return build(case, q, k, v)
 
 
+def _litters(case, q, k, v):
+    os.chdir("/")
+    os.environ["FAULTS_LITTER"] = "left behind"
+    if os.fork() == 0:  # a daemon: double fork, own session
+        os.setsid()
+        if os.fork() == 0:
+            if os.environ.get(PID_FILE):
+                with open(os.environ[PID_FILE], "w") as pid_file:
+                    pid_file.write(str(os.getpid()))
+            time.sleep(3600)
+        os._exit(0)
+    time.sleep(0.5)  # the daemon has written its pid
+    from attention_variants.im2col import build
+    return build(case, q, k, v)
+
+
+def _inspects(case, q, k, v):
+    left = [what for what, found in (("a working directory", os.getcwd() == "/"),
+                                     ("an environment variable", "FAULTS_LITTER" in os.environ)) if found]
+    if left:
+        raise RuntimeError(f"an earlier case left {' and '.join(left)} behind")
+    from attention_variants.im2col import build
+    return build(case, q, k, v)
+
+
+_LEAKED: list[object] = []
+
+
+def _leaks_fds(case, q, k, v):
+    _LEAKED.extend(open(os.devnull) for _ in range(200))
+    from attention_variants.im2col import build
+    return build(case, q, k, v)
+
+
+def _counts_fds(case, q, k, v):
+    if len(os.listdir("/proc/self/fd")) > 150:
+        raise RuntimeError(f"{len(os.listdir('/proc/self/fd'))} descriptors open: an earlier case leaked them")
+    from attention_variants.im2col import build
+    return build(case, q, k, v)
+
+
 for _name, _build, _what in (
     ("fault-raises", _raises, "raises RuntimeError"),
     ("fault-aborts", _aborts, "calls os.abort() (SIGABRT)"),
@@ -84,5 +125,9 @@ for _name, _build, _what in (
     ("fault-allocates-in-child", _allocates_in_child, "starts a process that allocates without bound"),
     ("fault-writes-junk", _writes_junk, "writes a junk line on the worker's result pipe"),
     ("fault-forges-a-row", _forges_a_row, "writes well-formed rows for another case on the result pipe"),
+    ("fault-litters", _litters, "changes directory and environment and leaves a daemon behind"),
+    ("fault-inspects", _inspects, "fails when an earlier case left its directory or environment behind"),
+    ("fault-leaks-fds", _leaks_fds, "leaves 200 open files behind"),
+    ("fault-counts-fds", _counts_fds, "fails when more than 150 descriptors are open"),
 ):
     register(Variant(_name, "local-zero-pad", _build, description=f"test fault: {_what}"))
