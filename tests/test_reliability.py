@@ -153,6 +153,19 @@ def test_a_case_leaves_nothing_behind_for_the_next(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_the_results_file_belongs_to_the_sweep(tmp_path: Path) -> None:
+    out = tmp_path / "run.csv"
+    variants = "im2col,fault-truncates-results,window,fault-appends-junk,fault-locks-results,slide"
+    done = sweep(*FAULTS, "--variants", variants, *TINY, "--out", str(out), env={"FAULTS_RESULTS_FILE": str(out)})
+    _, stderr = done.communicate(timeout=300)
+    assert done.returncode == 0 and "Traceback" not in stderr, stderr
+    frame = results.load(out)  # loadable: the junk is gone
+    assert sorted(frame["variant"]) == sorted(variants.split(","))  # every row measured is there, once
+    assert "were gone and are written again" in stderr and "moved to run.csv.rejected" in stderr
+    assert (tmp_path / "run.csv.rejected").read_text() == "junk, not a row\n"
+
+
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_row_says_nothing_was_written(tmp_path: Path) -> None:
     out, pid_file = tmp_path / "run.csv", tmp_path / "hang.pid"
     first = sweep(*FAULTS, "--variants", "fault-hangs,window", *TINY, "--out", str(out), env={"FAULTS_PID_FILE": str(pid_file)})

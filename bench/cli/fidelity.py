@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from rich.markup import escape
 from rich.table import Table
 
 from bench.analysis.fidelity import HISTORIES, HISTORY_TARGET, PLAIN_TARGET, fidelity_table
@@ -20,6 +21,12 @@ from bench.measure.settings import Settings
 from bench.results import unwritable
 
 
+# The columns of --out: what was measured, under which condition, and what the process paid for it.
+OUT_COLUMNS = ["round", "variant", "device", "dtype", "batch", "height", "width", "heads", "head_dim", "kernel_size", "compiled",
+               "pass", "condition", "status", "reason", "median_ms", "iqr_ms", "min_ms", "n_measurements", "minor_faults_per_call",
+               "major_faults_per_call", "voluntary_switches_per_call", "involuntary_switches_per_call", "allocator", "threads", "cpu"]
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the fidelity command's options."""
     parser.add_argument("--allocator", default=allocators.DEFAULT, choices=list(allocators.ALLOCATORS),
@@ -29,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-run-s", type=float, default=0.5, help="least measuring time per case (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=2, help="repeat the whole protocol; medians over rounds (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="draws each round's order of cases and conditions (default: %(default)s)")
-    parser.add_argument("--out", type=Path, help="also write every measurement to this CSV")
+    parser.add_argument("--out", type=Path, help="also write every measurement to this CSV (replaced), row by row")
 
 
 def result_table(table: pd.DataFrame) -> Table:
@@ -63,12 +70,18 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(args.threads, warmup_s=0.1, min_run_s=args.min_run_s, max_run_s=4 * args.min_run_s,
                         allocator=args.allocator)
     isolation = Isolation(cases_per_worker=10_000, allocator=args.allocator, threads=args.threads)
-    on_row = lambda row: console.print(f"  round {row['round']} {row['condition']:<9} {row['variant']:<12} b{row['batch']}: "  # noqa: E731
-                                       + (f"{row['median_ms']:.3f} ms" if row["status"] == "ok" else f"{row['status']}: {row.get('reason')}"))
-    rows = pd.DataFrame(run_fidelity(cases, settings, isolation, args.rounds, args.seed, on_row))
-    if args.out:
+    extra = {"allocator": args.allocator, "threads": args.threads, "cpu": cpu_name()}
+    if args.out:  # written row by row: a run stopped half-way keeps what it measured
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        rows.assign(allocator=args.allocator, threads=args.threads, cpu=cpu_name()).to_csv(args.out, index=False)
+        pd.DataFrame(columns=OUT_COLUMNS).to_csv(args.out, index=False)
+
+    def on_row(row: dict[str, object]) -> None:
+        console.print(f"  round {row['round']} {row['condition']:<9} {row['variant']:<12} b{row['batch']}: "
+                      + (f"{row['median_ms']:.3f} ms" if row["status"] == "ok" else escape(f"{row['status']}: {row.get('reason')}")))
+        if args.out:
+            pd.DataFrame([{**row, **extra}]).reindex(columns=OUT_COLUMNS).to_csv(args.out, mode="a", header=False, index=False)
+
+    rows = pd.DataFrame(run_fidelity(cases, settings, isolation, args.rounds, args.seed, on_row))
     table = fidelity_table(rows)
     wide_console().print(result_table(table))
     met = int((table["within_histories"] & table["within_plain"]).sum())

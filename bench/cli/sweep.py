@@ -152,7 +152,8 @@ def _measure_with_progress(plan: Plan, settings: Settings, out: Path, run_id: st
             progress.advance(task)
 
         try:
-            run_sweep(plan, settings, out, run_id, on_start=on_start, on_row=on_row, isolation=isolation)
+            run_sweep(plan, settings, out, run_id, on_start=on_start, on_row=on_row, isolation=isolation,
+                      on_note=lambda text: console.print(f"[yellow]warning[/]: {escape(text)}"))
         except KeyboardInterrupt:
             return rows, True
     return rows, False

@@ -18,6 +18,7 @@ from bench.measure import machine, roofline
 from bench.measure.case import measure_case, release_memory
 from bench.measure.settings import Settings
 from bench.results import ResultsError, append_rows
+from bench.results.store import LockTimeout, keep_own_rows, rows_text
 from bench.results.schema import SCHEMA_VERSION
 from bench.results.selection import CASE_KEY
 
@@ -82,6 +83,7 @@ def run_sweep(
     on_start: Callable[[Case], None] = lambda case: None,
     on_row: Callable[[Case, dict[str, object]], None] = lambda case, row: None,
     isolation: Isolation = Isolation(),
+    on_note: Callable[[str], None] = lambda text: None,
 ) -> list[dict[str, object]]:
     """Run every (round, case) of the plan, appending each row to `out` as soon as it is measured; return the rows.
 
@@ -92,7 +94,7 @@ def run_sweep(
     torch.set_num_threads(settings.threads)
     fingerprint = {**machine.fingerprint(settings.threads), "allocator": isolation.allocator}
     settings = replace(settings, peaks=roofline.calibrate([case for _, case in plan], settings.threads, settings.peaks))
-    rows, in_process, current_round = [], isolation.cases_per_worker == 0, None
+    rows, written, in_process, current_round = [], [], isolation.cases_per_worker == 0, None  # written: their CSV lines
     with contextlib.nullcontext() if in_process else WorkerPool(isolation) as pool:
         for round_number, case in plan:
             if pool is not None and round_number != current_round:
@@ -104,11 +106,30 @@ def run_sweep(
             else:
                 row = {**case_row(case, run_id, fingerprint), **pool.measure(asdict(case), asdict(settings))}
             row["round"] = round_number
-            try:
-                append_rows(out, [row])
-            except OSError as err:  # a full disk, a file made read-only mid-sweep: stop in one line, keep what is there
-                raise ResultsError(f"cannot append to {out}: {err.strerror or err}; the {len(rows)} rows before are in it, "
-                                   f"this case ({case.variant}) is lost; finish with --resume {out}") from None
+            _store(out, row, written, pool, on_note)
             rows.append(row)
+            written.append(rows_text([row]))
             on_row(case, row)
+    note = keep_own_rows(out, written)  # the last case too may have written into the file
+    if note:
+        on_note(note)
     return rows
+
+
+def _store(out: Path, row: dict[str, object], written: list[str], pool: WorkerPool | None,
+           on_note: Callable[[str], None]) -> None:
+    """Append the row; first make sure the lines written before are still there (a case may have written into the file)."""
+    for attempt in (1, 2):
+        try:
+            note = keep_own_rows(out, written)
+            append_rows(out, [row])
+            break
+        except LockTimeout:
+            if attempt == 2 or pool is None:
+                raise
+            pool.retire()  # the lock may be held through a descriptor the case left open in its worker
+        except OSError as err:  # a full disk, a file made read-only mid-sweep: stop in one line, keep what is there
+            raise ResultsError(f"cannot append to {out}: {err.strerror or err}; the {len(written)} rows before are in it, "
+                               f"this case ({row['variant']}) is lost; finish with --resume {out}") from None
+    if note:
+        on_note(note)

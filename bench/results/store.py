@@ -6,6 +6,7 @@ import csv
 import io
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -35,6 +36,55 @@ def _rows_csv(rows: Iterable[Mapping[str, object]], header: bool) -> str:
     for row in rows:
         writer.writerow({column: _format(row.get(column)) for column in COLUMNS})
     return buffer.getvalue()
+
+
+def rows_text(rows: Iterable[Mapping[str, object]]) -> str:
+    """Return rows as the CSV lines append_rows writes for them (no header)."""
+    return _rows_csv(rows, header=False)
+
+
+def keep_own_rows(path: str | Path, own: list[str]) -> str | None:
+    """Make sure the file still holds every line in `own` (the rows this sweep wrote) and only well-formed rows.
+
+    A case can write into the file its sweep appends to: junk that would make it unloadable, a
+    truncation that loses earlier rows. Under the lock, lines that are not rows of the header's
+    width are moved to PATH.rejected, rows of `own` that are gone are written again; return
+    what happened in one line, or None when the file was intact.
+    """
+    path = Path(path)
+    if not own:
+        return None
+    with _locked(path):
+        text = path.read_text(errors="replace")
+        present = set(text.splitlines(keepends=True))  # a row with a quoted line break: looked for in the text
+        missing = [line for line in own if line not in present and (line.count("\n") == 1 or line not in text)]
+        if not missing and _well_formed(text):
+            return None
+        lines = text.splitlines(keepends=True)
+        header, body = (lines[0], lines[1:]) if lines else (_rows_csv([], header=True), [])
+        width = len(next(csv.reader([header])))
+        good, junk = [], []
+        for line in body:
+            (good if line.endswith("\n") and _well_formed(header + line, width) else junk).append(line)
+        if junk:
+            with open(path.with_name(path.name + ".rejected"), "a") as rejected:
+                rejected.writelines(line if line.endswith("\n") else line + "\n" for line in junk)
+        _replace(path, header + "".join(good) + "".join(missing))
+    parts = ([f"{len(junk)} malformed line(s) moved to {path.name}.rejected"] if junk else []) + \
+            ([f"{len(missing)} row(s) of this sweep were gone and are written again"] if missing else [])
+    return f"{path} was changed behind the sweep's back: " + "; ".join(parts)
+
+
+def _well_formed(text: str, width: int | None = None) -> bool:
+    """Return whether text is a header and whole records of its width (quoted line breaks allowed)."""
+    if not text.endswith("\n"):
+        return False
+    try:
+        records = list(csv.reader(io.StringIO(text), strict=True))
+    except csv.Error:
+        return False
+    width = width or len(records[0])
+    return all(len(record) == width for record in records)
 
 
 def unwritable(path: str | Path) -> str | None:
@@ -84,17 +134,38 @@ def append_rows(path: str | Path, rows: Iterable[Mapping[str, object]]) -> None:
         _replace(path, existing + _rows_csv(rows, header=not existing))
 
 
+LOCK_WAIT_S = 10.0  # a writer holds the lock for milliseconds; longer means someone else holds it on purpose
+
+
+class LockTimeout(ResultsError):
+    """The results file stayed locked by another process for LOCK_WAIT_S."""
+
+
+def _lock(handle, path: Path) -> None:
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise LockTimeout(f"{path} has been locked by another process for {LOCK_WAIT_S:g} s") from None
+            time.sleep(0.02)
+
+
 @contextmanager
 def _locked(path: Path):
     """Yield path opened for appending (created if missing) under an exclusive advisory lock.
 
     A writer that rewrote the file renamed a new one over it: whoever waited on the old one
-    sees another inode once it has the lock, and opens the file again.
+    sees another inode once it has the lock, and opens the file again. A lock held for more
+    than LOCK_WAIT_S is LockTimeout, never a hang.
     """
     while True:
         handle = open(path, "a")
         if fcntl is not None:  # POSIX; elsewhere writers are not serialised
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            _lock(handle, path)
         try:
             current = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
         except FileNotFoundError:

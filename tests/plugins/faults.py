@@ -117,6 +117,34 @@ def _counts_fds(case, q, k, v):
     return build(case, q, k, v)
 
 
+def _results_file() -> str:
+    return os.environ["FAULTS_RESULTS_FILE"]  # the CSV the sweep appends to, named by the test
+
+
+def _locks_results(case, q, k, v):
+    import fcntl
+
+    handle = open(_results_file(), "a")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    _LEAKED.append(handle)  # held after the case returns, in the worker
+    from attention_variants.im2col import build
+    return build(case, q, k, v)
+
+
+def _truncates_results(case, q, k, v):
+    with open(_results_file(), "r+") as handle:
+        handle.truncate(100)
+    from attention_variants.im2col import build
+    return build(case, q, k, v)
+
+
+def _appends_junk_to_results(case, q, k, v):
+    with open(_results_file(), "a") as handle:
+        handle.write("junk, not a row\n")
+    from attention_variants.im2col import build
+    return build(case, q, k, v)
+
+
 for _name, _build, _what in (
     ("fault-raises", _raises, "raises RuntimeError"),
     ("fault-aborts", _aborts, "calls os.abort() (SIGABRT)"),
@@ -129,5 +157,8 @@ for _name, _build, _what in (
     ("fault-inspects", _inspects, "fails when an earlier case left its directory or environment behind"),
     ("fault-leaks-fds", _leaks_fds, "leaves 200 open files behind"),
     ("fault-counts-fds", _counts_fds, "fails when more than 150 descriptors are open"),
+    ("fault-locks-results", _locks_results, "takes the results file's lock and keeps it"),
+    ("fault-truncates-results", _truncates_results, "truncates the results file"),
+    ("fault-appends-junk", _appends_junk_to_results, "appends a junk line to the results file"),
 ):
     register(Variant(_name, "local-zero-pad", _build, description=f"test fault: {_what}"))
