@@ -262,7 +262,7 @@ def test_torn_last_line_is_ignored_by_load_and_cut_by_append(tmp_path: Path) -> 
     frame = results.load(path)
     assert len(frame) == 2 and frame.attrs["partial_last_line"]
     results.append_rows(path, [row("slide")])
-    assert path.read_text() == whole + store._rows_csv([row("slide")], header=False)
+    assert path.read_text() == whole + store.rows_csv([row("slide")], header=False)
     assert not results.load(path).attrs["partial_last_line"]
 
 

@@ -179,6 +179,19 @@ def run(args: argparse.Namespace) -> int:
     if busy:
         console.print(f"[yellow]warning[/]: {busy}; timings will be noisier (compare ratios from one run)")
     rows, interrupted = _measure_with_progress(plan, settings, out, run_id, isolation, console)
+    _report(rows, len(plan), args, out, run_id, console)
+    if interrupted:
+        if out.exists():
+            console.print(f"[yellow]interrupted[/]: the rows above are saved; finish with --resume {escape(str(out))}")
+        else:
+            console.print("[yellow]interrupted[/] before the first row: nothing was written; run the same command again")
+        return 130
+    return 0
+
+
+def _report(rows: list[dict[str, object]], planned: int, args: argparse.Namespace, out: Path, run_id: str,
+            console: Console) -> None:
+    """Print the run's table, failures and noise, draw its figures, and end with the verdict."""
     measured = pd.DataFrame(rows, columns=list(results.COLUMNS))  # every column, even if no row filled it
     if args.resume is not None and out.exists():  # the table shows the whole run, not only the part run now
         recorded = results.load(out)
@@ -189,16 +202,10 @@ def run(args: argparse.Namespace) -> int:
         print_failures(frame, console)
         console.print(escape(failure_counts(frame)))
         console.print(escape(noise_line(frame)))
-    console.print(f"{len(rows)} of {len(plan)} rows written to {out}")
+    console.print(f"{len(rows)} of {planned} rows written to {escape(str(out))}")
+    if frame.empty:
+        return
     if rows and not args.no_plots:
         plot_after_sweep(out, console)
-    if not measured.empty:
-        for line in verdict_lines(measured):
-            console.print(escape(line), style="bold" if line.startswith(CLAIM) else None)
-    if interrupted:
-        if out.exists():
-            console.print(f"[yellow]interrupted[/]: the rows above are saved; finish with --resume {out}")
-        else:
-            console.print("[yellow]interrupted[/] before the first row: nothing was written; run the same command again")
-        return 130
-    return 0
+    for line in verdict_lines(measured):
+        console.print(escape(line), style="bold" if line.startswith(CLAIM) else None)

@@ -98,22 +98,33 @@ def _in_turns(case: Case, cases: list[Case], settings: Settings, isolation: Isol
                                     lambda w=worker: b"\n" in w.buffer or _readable(w.results_fd))  # its answer has come
         turns["plain"] = _Turn(plain.pid, None, lambda: plain.poll() is not None)  # it exits when done
         woken = stack.enter_context(_woken_by_children())
-        waiting, first = list(turns), True
-        while waiting:
-            for name in draw.sample(waiting, len(waiting)) if not first else list(waiting):
-                if not first:  # the first pass only waits until every process is ready to time
-                    os.kill(turns[name].pid, signal.SIGCONT)
-                ended = turns[name].wait(woken, isolation.case_timeout_s)
-                if ended != "paused":
-                    waiting.remove(name)
-                if ended == "timeout":
-                    (_kill(plain) if name == "plain" else pools[name].worker.kill())
-                    rows[name] = {"status": "timeout", "reason": f"a turn took more than {isolation.case_timeout_s:g} s; killed"}
-            first = False
+        for name in _take_turns(turns, woken, draw, isolation.case_timeout_s):  # those that ran out of time
+            (_kill(plain) if name == "plain" else pools[name].worker.kill())
+            rows[name] = {"status": "timeout", "reason": f"a turn took more than {isolation.case_timeout_s:g} s; killed"}
         for name in turns:
             if name not in rows:
                 rows[name] = _plain_row(plain) if name == "plain" else pools[name].worker.receive(asdict(case))
     return {condition: rows[condition] for condition in CONDITIONS}
+
+
+def _take_turns(turns: dict[str, "_Turn"], woken: int, draw: random.Random, timeout_s: float) -> list[str]:
+    """Let the processes run one at a time until each has finished; return those whose turn timed out.
+
+    The first pass only waits until every process is ready to time (stopped before its first
+    block); then each cycle continues them in an order drawn from `draw`.
+    """
+    waiting, first, timed_out = list(turns), True, []
+    while waiting:
+        for name in list(waiting) if first else draw.sample(waiting, len(waiting)):
+            if not first:
+                os.kill(turns[name].pid, signal.SIGCONT)
+            ended = turns[name].wait(woken, timeout_s)
+            if ended != "paused":
+                waiting.remove(name)
+            if ended == "timeout":
+                timed_out.append(name)
+        first = False
+    return timed_out
 
 
 def _first_failure(pool: WorkerPool, before: list[Case]) -> dict[str, object] | None:
@@ -177,7 +188,8 @@ def _woken_by_children():
 def _start_plain(case: Case, isolation: Isolation) -> subprocess.Popen:
     numbers = (case.batch, case.height, case.width, case.heads, case.head_dim, case.kernel_size, isolation.threads, PACE_S)
     return subprocess.Popen([sys.executable, "-m", "bench.execution.plain_timing", case.variant, *map(str, numbers)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=isolation.worker_environment())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=isolation.worker_environment(),
+                            start_new_session=True)  # as a worker: its own session, so its own scheduling autogroup
 
 
 def _plain_row(plain: subprocess.Popen) -> dict[str, object]:

@@ -27,6 +27,7 @@ import psutil
 
 from bench.execution import allocator as allocators
 from bench.execution.hygiene import LEAKED_FDS
+from bench.execution.process_tree import mapped_not_resident, open_fds, tree_rss
 from bench.execution.protocol import BOOT, EXIT_STARTUP_FAILED, ProtocolError, Task, decode_message, encode_task
 
 POLL_S = 0.2  # how often the parent checks the clock while it waits
@@ -90,7 +91,7 @@ class Worker:
         """Wait until the worker is ready; return the failure row if it never is, else None."""
         message = self._next_message(self.isolation.startup_timeout_s, "start-up limit")
         if "ready" in message:
-            self.fds_at_start = _open_fds(self.process.pid)
+            self.fds_at_start = open_fds(self.process.pid)
             return None
         reason = str(message.get("reason", message))
         if not reason.startswith("worker failed to start"):
@@ -116,9 +117,9 @@ class Worker:
         # On CPU the worker's own address-space limit (worker.py) stops its allocations at the cap;
         # pages it had mapped but not resident can become resident under that limit, so the watch
         # here allows for them and stays the backstop for processes the case starts (and for GPU cases).
-        self.slack = _mapped_not_resident(self.process.pid) if case.get("device") == "cpu" else 0
+        self.slack = mapped_not_resident(self.process.pid) if case.get("device") == "cpu" else 0
         token = self.unanswered.popleft() if self.unanswered else None
-        return self._next_message(self.isolation.case_timeout_s, "--case-timeout", _tree_rss(self.process.pid) + self.slack, token)
+        return self._next_message(self.isolation.case_timeout_s, "--case-timeout", tree_rss(self.process.pid) + self.slack, token)
 
     def _next_message(self, timeout_s: float, limit: str, base_rss: int = 0, token: str | None = None) -> dict[str, object]:
         """Return the worker's next message, or the failure row (status, reason) when none comes."""
@@ -136,7 +137,7 @@ class Worker:
             if time.monotonic() - watched < MEMORY_WATCH_S:
                 continue
             watched = time.monotonic()
-            if _tree_rss(self.process.pid) > cap:
+            if tree_rss(self.process.pid) > cap:
                 self.kill()
                 allowed = f" plus {self.slack / 2**30:.2g} GB the worker had mapped" if self.slack else ""
                 return {"status": "oom", "reason": f"the case grew its worker's resident memory by more than "
@@ -199,36 +200,6 @@ class Worker:
         self.log_path.unlink(missing_ok=True)
 
 
-def _open_fds(pid: int) -> int:
-    try:
-        return psutil.Process(pid).num_fds()
-    except (psutil.Error, AttributeError):  # gone, or not POSIX
-        return 0
-
-
-def _mapped_not_resident(pid: int) -> int:
-    try:
-        memory = psutil.Process(pid).memory_info()
-    except psutil.Error:
-        return 0
-    return max(0, memory.vms - memory.rss)
-
-
-def _tree_rss(pid: int) -> int:
-    try:
-        root = psutil.Process(pid)
-        family = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for process in family:
-        try:
-            total += process.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
 def _log_hint(log_path: Path, last_line: bool = False) -> str:
     try:
         with open(log_path, "rb") as log:
@@ -289,7 +260,7 @@ class WorkerPool:
             return failure
         measured = self.worker.run(case, task_settings)
         self.served += 1
-        leaked = _open_fds(self.worker.process.pid) - self.worker.fds_at_start > LEAKED_FDS  # e.g. a case that opens files
+        leaked = open_fds(self.worker.process.pid) - self.worker.fds_at_start > LEAKED_FDS  # e.g. a case that opens files
         if measured.get("status") in RETIRE_AFTER or self.served >= self.isolation.cases_per_worker or leaked:
             self.retire()
         return measured

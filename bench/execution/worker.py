@@ -26,6 +26,7 @@ def _die_with_sweep(lifeline_fd: int) -> int:
     # torch is imported, so the fork is cheap and safe) waits for the sweep's end of the lifeline
     # pipe to close, then kills every process below the worker (daemons included: the worker is
     # their subreaper) and the worker's whole process group: nothing a case started outlives the sweep.
+    worker = os.getpid()
     pid = os.fork()
     if pid == 0:
         try:
@@ -33,11 +34,12 @@ def _die_with_sweep(lifeline_fd: int) -> int:
                 pass
         finally:
             try:
-                import psutil
+                if os.getppid() == worker:  # else the worker is gone and this process was adopted: not ours to clear
+                    import psutil
 
-                for process in psutil.Process(os.getppid()).children(recursive=True):
-                    if process.pid != os.getpid():
-                        process.kill()
+                    for process in psutil.Process(worker).children(recursive=True):
+                        if process.pid != os.getpid():
+                            process.kill()
             finally:
                 os.killpg(0, signal.SIGKILL)
                 os._exit(0)

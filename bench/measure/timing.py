@@ -111,26 +111,11 @@ def measure(
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
     if pace_s:
         pause()
-    # getrusage at the start and the end of each measured block, so a pause is never counted.
-    starts, ends = [resource.getrusage(resource.RUSAGE_SELF)], []
-    turn = [0.0]  # timed seconds since the last pause
-
-    def after_block(number: int, seconds: float) -> None:
-        ends.append(resource.getrusage(resource.RUSAGE_SELF))
-        turn[0] += seconds
-        if pace_s and turn[0] >= pace_s:
-            turn[0] = 0.0
-            pause()
-        starts.append(resource.getrusage(resource.RUSAGE_SELF))
-
+    blocks = _Blocks(pace_s)
     m = timer.adaptive_autorange(threshold=NOISE_THRESHOLD, min_run_time=min_run_s, max_run_time=max_run_s,
-                                 callback=after_block)
+                                 callback=blocks.after_block)
     if pace_s:
         pause()  # what follows (peak memory, ...) then runs in a turn of its own, beside nothing timed
-    if len(ends) > 1:  # the blocks after the first: exactly their calls
-        per_call = _per_call(list(zip(starts[1:], ends[1:])), m.number_per_run * (len(ends) - 1))
-    else:  # one block: it and the block-size estimate before it (1 + 10 + ... + number calls)
-        per_call = _per_call([(starts[0], ends[0])], m.number_per_run + (10 * m.number_per_run - 1) // 9)
     return Timing(
         median_ms=m.median * 1e3,
         iqr_ms=m.iqr * 1e3,
@@ -138,5 +123,28 @@ def measure(
         n_measurements=len(m.times),
         warmup_calls=warmup_calls,
         block_times_ms=tuple(t * 1e3 for t in m.times),
-        per_call=per_call,
+        per_call=blocks.per_call(m.number_per_run),
     )
+
+
+class _Blocks:
+    """getrusage at the start and the end of each measured block (so a pause is never counted), and the pauses."""
+
+    def __init__(self, pace_s: float) -> None:
+        self.pace_s, self.turn = pace_s, 0.0  # turn: timed seconds since the last pause
+        self.starts, self.ends = [resource.getrusage(resource.RUSAGE_SELF)], []
+
+    def after_block(self, number: int, seconds: float) -> None:
+        self.ends.append(resource.getrusage(resource.RUSAGE_SELF))
+        self.turn += seconds
+        if self.pace_s and self.turn >= self.pace_s:
+            self.turn = 0.0
+            pause()
+        self.starts.append(resource.getrusage(resource.RUSAGE_SELF))
+
+    def per_call(self, number: int) -> dict[str, float]:
+        """Return faults and switches per call: over the blocks after the first (exactly their calls), or with
+        one block, over it and the block-size estimate before it (1 + 10 + ... + number calls)."""
+        if len(self.ends) > 1:
+            return _per_call(list(zip(self.starts[1:], self.ends[1:])), number * (len(self.ends) - 1))
+        return _per_call([(self.starts[0], self.ends[0])], number + (10 * number - 1) // 9)

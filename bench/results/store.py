@@ -28,7 +28,7 @@ def _format(value: object) -> object:
     return value
 
 
-def _rows_csv(rows: Iterable[Mapping[str, object]], header: bool) -> str:
+def rows_csv(rows: Iterable[Mapping[str, object]], header: bool) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="raise", lineterminator="\n")
     if header:
@@ -36,79 +36,6 @@ def _rows_csv(rows: Iterable[Mapping[str, object]], header: bool) -> str:
     for row in rows:
         writer.writerow({column: _format(row.get(column)) for column in COLUMNS})
     return buffer.getvalue()
-
-
-def rows_text(rows: Iterable[Mapping[str, object]]) -> str:
-    """Return rows as the CSV lines append_rows writes for them (no header)."""
-    return _rows_csv(rows, header=False)
-
-
-def keep_own_rows(path: str | Path, own: list[str]) -> str | None:
-    """Make sure the file still holds every line in `own` (the rows this sweep wrote) and only well-formed rows.
-
-    A case can write into the file its sweep appends to: junk that would make it unloadable, a
-    truncation that loses earlier rows. Under the lock, lines that are not rows of the header's
-    width are moved to PATH.rejected, rows of `own` that are gone are written again; return
-    what happened in one line, or None when the file was intact.
-    """
-    path = Path(path)
-    if not own:
-        return None
-    with _locked(path):
-        text = path.read_text(errors="replace")
-        present = set(text.splitlines(keepends=True))  # a row with a quoted line break: looked for in the text
-        missing = [line for line in own if line not in present and (line.count("\n") == 1 or line not in text)]
-        if not missing and _well_formed(text):
-            return None
-        lines = text.splitlines(keepends=True)
-        header, body = (lines[0], lines[1:]) if lines else (_rows_csv([], header=True), [])
-        width = len(next(csv.reader([header])))
-        good, junk = [], []
-        for line in body:
-            (good if line.endswith("\n") and _well_formed(header + line, width) else junk).append(line)
-        if junk:
-            with open(path.with_name(path.name + ".rejected"), "a") as rejected:
-                rejected.writelines(line if line.endswith("\n") else line + "\n" for line in junk)
-        _replace(path, header + "".join(good) + "".join(missing))
-    parts = ([f"{len(junk)} malformed line(s) moved to {path.name}.rejected"] if junk else []) + \
-            ([f"{len(missing)} row(s) of this sweep were gone and are written again"] if missing else [])
-    return f"{path} was changed behind the sweep's back: " + "; ".join(parts)
-
-
-def _well_formed(text: str, width: int | None = None) -> bool:
-    """Return whether text is a header and whole records of its width (quoted line breaks allowed)."""
-    if not text.endswith("\n"):
-        return False
-    try:
-        records = list(csv.reader(io.StringIO(text), strict=True))
-    except csv.Error:
-        return False
-    width = width or len(records[0])
-    return all(len(record) == width for record in records)
-
-
-def unwritable(path: str | Path) -> str | None:
-    """Return why a results file cannot be written at path (checked before anything is measured), or None.
-
-    Only a regular file or a new one in a writable folder: appending to a device, a FIFO or a
-    folder fails or hangs, and the rewrite-and-rename of append_rows would replace a device
-    node (as root, /dev/null) or a symbolic link by a regular file.
-    """
-    path = Path(path)
-    if path.is_symlink():
-        return f"{path} is a symbolic link; give the file it points to ({os.path.realpath(path)}) instead"
-    if path.exists():
-        if not path.is_file():
-            kind = "a folder" if path.is_dir() else "a device, FIFO or socket"
-            return f"{path} is {kind}, not a results file"
-        if not os.access(path, os.R_OK | os.W_OK):
-            return f"{path} is not readable and writable by this user"
-    folder = next((parent for parent in path.absolute().parents if parent.exists()), Path("/"))
-    if not folder.is_dir():
-        return f"{folder} is not a folder: {path} cannot be created"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"cannot write in {folder} (read-only or not this user's)"
-    return None
 
 
 def append_rows(path: str | Path, rows: Iterable[Mapping[str, object]]) -> None:
@@ -122,16 +49,16 @@ def append_rows(path: str | Path, rows: Iterable[Mapping[str, object]]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path) as handle:
+    with locked(path) as handle:
         existing = path.read_text()
         if existing and _ends_whole(existing) and _has_current_header(existing):
-            handle.write(_rows_csv(rows, header=False))
+            handle.write(rows_csv(rows, header=False))
             handle.flush()
             os.fsync(handle.fileno())
             return
         existing, _ = _complete(existing)  # a torn last row (a killed writer) is dropped, not glued to ours
         existing = _in_schema(existing, path)
-        _replace(path, existing + _rows_csv(rows, header=not existing))
+        replace_text(path, existing + rows_csv(rows, header=not existing))
 
 
 LOCK_WAIT_S = 10.0  # a writer holds the lock for milliseconds; longer means someone else holds it on purpose
@@ -155,7 +82,7 @@ def _lock(handle, path: Path) -> None:
 
 
 @contextmanager
-def _locked(path: Path):
+def locked(path: Path):
     """Yield path opened for appending (created if missing) under an exclusive advisory lock.
 
     A writer that rewrote the file renamed a new one over it: whoever waited on the old one
@@ -182,7 +109,7 @@ def _ends_whole(text: str) -> bool:
     return text.endswith("\n") and text.count('"') % 2 == 0
 
 
-def _replace(path: Path, text: str) -> None:
+def replace_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, _file_mode(path))  # mkstemp makes it 0600; a results file is as readable as any other
@@ -246,7 +173,7 @@ def _in_schema(text: str, path: Path) -> str:
     unknown = [column for column in header if column not in SCHEMA]
     if unknown or len(set(header)) != len(header):
         raise ResultsError(f"{path} has columns this version does not write ({', '.join(unknown[:3]) or 'duplicates'}); append to a new file")
-    return _rows_csv(csv.DictReader(io.StringIO(text)), header=True)
+    return rows_csv(csv.DictReader(io.StringIO(text)), header=True)
 
 
 def _read_text(path: Path) -> str:
