@@ -77,7 +77,10 @@ def test_notebook_runs_top_to_bottom_and_compares_two_runs(sweep, tmp_path):
     assert str(csv) in text
     assert "Slide-Swin-T vs Swin-T, cpu float32 batch 1 forward: Slide-Swin-T's speed-up 1.48x" in text  # the model-level verdict
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 5 + 2  # five figures, then latency and speed-up of the two runs side by side
+    # latency, speed-up, throughput (two batch sizes), roofline, memory, accuracy (no latency-all: im2col and window are
+    # the whole default view), then latency and speed-up of the two runs side by side
+    assert len(images) == 6 + 2
+    assert "fastest exact variant of each family" in text and "not measured (this run has no ok slide" in text  # the verdict
     html = "\n".join(o["data"].get("text/html", "") for o in outputs if "data" in o)
     assert "time_ratio" in html and "im2col" in html
     markdown = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]

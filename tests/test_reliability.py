@@ -162,7 +162,7 @@ def test_the_results_file_belongs_to_the_sweep(tmp_path: Path) -> None:
     frame = results.load(out)  # loadable: the junk is gone
     assert sorted(frame["variant"]) == sorted(variants.split(","))  # every row measured is there, once
     assert "were gone and are written again" in stderr and "moved to run.csv.rejected" in stderr
-    assert (tmp_path / "run.csv.rejected").read_text() == "junk, not a row\n"
+    assert "junk, not a row\n" in (tmp_path / "run.csv.rejected").read_text()  # with the header the truncation cut
 
 
 @pytest.mark.slow

@@ -34,7 +34,8 @@ def keep_own_rows(path: str | Path, own: list[str]) -> str | None:
         if not missing and _well_formed(text):
             return None
         lines = text.splitlines(keepends=True)
-        header, body = (lines[0], lines[1:]) if lines else (rows_csv([], header=True), [])
+        header = rows_csv([], header=True)  # the sweep's first append wrote it (or migrated the file to it)
+        body = lines[1:] if lines and lines[0] == header else lines  # a damaged header is junk too
         width = len(next(csv.reader([header])))
         good, junk = [], []
         for line in body:
