@@ -27,8 +27,8 @@ code { background: #f5f5f5; padding: 0 0.2em; }
 
 # Click a header to sort its table by that column (numbers as numbers), again to reverse.
 SORT_SCRIPT = """
-document.querySelectorAll("table.sortable th").forEach((th, column) => th.addEventListener("click", () => {
-  const body = th.closest("table").tBodies[0], up = !th.classList.contains("sorted-up");
+document.querySelectorAll("table.sortable th").forEach(th => th.addEventListener("click", () => {
+  const body = th.closest("table").tBodies[0], up = !th.classList.contains("sorted-up"), column = th.cellIndex;
   const key = row => { const text = row.cells[column].innerText.trim(), number = parseFloat(text);
                        return isNaN(number) ? text : number; };
   const rows = Array.from(body.rows).sort((a, b) => { const x = key(a), y = key(b);
