@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import fcntl
 import hashlib
 import os
 import platform
@@ -49,23 +50,60 @@ def _machine_id() -> str:
         return platform.processor()
 
 
+def private_cache() -> Path:
+    """Return the cache folder, private to this user: created 0700; one this user owns is made 0700 again; one it
+    does not own (anyone could have planted a library there) is not used: a new private folder is, for this process."""
+    CACHE.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = CACHE.stat()
+    if info.st_uid != os.getuid():
+        return Path(tempfile.mkdtemp(prefix="local-attention-bench-"))
+    if info.st_mode & 0o077:
+        CACHE.chmod(0o700)
+    return CACHE
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _verified(target: Path) -> bool:
+    """Return whether target is the library this user built: owned by it, writable by no one else, and with the
+    content hash recorded when it was built (a planted, truncated or 0-byte file is not)."""
+    recorded = target.with_suffix(".sha256")
+    try:
+        info = target.stat()
+        return (info.st_uid == os.getuid() and not info.st_mode & 0o022 and recorded.stat().st_uid == os.getuid()
+                and recorded.read_text().strip() == _digest(target))
+    except OSError:
+        return False
+
+
+def _build(command: list[str], target: Path) -> None:
+    """Compile the library to target (0700) and record its content hash beside it."""
+    fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    done = subprocess.run([*command, str(SOURCE), "-o", partial, "-lm"], capture_output=True, text=True)
+    if done.returncode:
+        os.unlink(partial)
+        raise RuntimeError(f"local-tiled: {command[0]} failed: {(done.stderr.strip().splitlines() or ['?'])[0]}")
+    os.chmod(partial, 0o700)
+    target.with_suffix(".sha256").write_text(_digest(Path(partial)) + "\n")
+    os.replace(partial, target)
+
+
 def compile_library(kernel_size: int, march: str = "native") -> ctypes.CDLL:
-    """Return the kernel library for kernel_size and march, compiling it into the cache first if needed."""
+    """Return the kernel library for kernel_size and march: from the cache when verified, else compiled into it first."""
     cc = compiler()
     if cc is None:
         raise RuntimeError("local-tiled needs a C compiler: none of $CC, cc, gcc found")
     command = [cc, *flags(kernel_size, march)]
     key = hashlib.sha256("\0".join([SOURCE.read_text(), *command, _machine_id()]).encode()).hexdigest()[:16]
-    target = CACHE / f"local_tiled_k{kernel_size}_{key}.so"
-    if not target.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(suffix=".so", dir=CACHE)  # workers may compile at once: build aside, then rename
-        os.close(fd)
-        done = subprocess.run([*command, str(SOURCE), "-o", partial, "-lm"], capture_output=True, text=True)
-        if done.returncode:
-            os.unlink(partial)
-            raise RuntimeError(f"local-tiled: {cc} failed: {(done.stderr.strip().splitlines() or ['?'])[0]}")
-        os.replace(partial, target)
+    cache = private_cache()
+    target = cache / f"local_tiled_k{kernel_size}_{key}.so"
+    with open(cache / ".build.lock", "a") as lock:  # workers may need it at once: one builds, the others wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _verified(target):
+            _build(command, target)
     lib = ctypes.CDLL(str(target))
     lib.local_attention_f32.restype = ctypes.c_int
     lib.local_attention_f32.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 5
