@@ -96,3 +96,20 @@ def test_markup_and_paths_from_a_file_stay_text(tmp_path, capsys, monkeypatch):
     assert run_bench.main(["plot", str(csv)]) == 0
     drawn = [p for p in tmp_path.rglob("*.png")]
     assert drawn and all(plots_root in p.parents for p in drawn)  # a run id never names a folder outside plots/
+
+
+def test_orphan_temporary_copies_of_a_killed_writer_are_removed(tmp_path):
+    from synthetic_results import row
+
+    orphan = tmp_path / ".r.csv.k1ll3d.tmp"  # a writer killed between writing its copy and renaming it
+    orphan.write_text("a whole copy of the file")
+    write_csv(tmp_path / "r.csv", [row("im2col")])
+    assert not orphan.exists() and len(results.load(tmp_path / "r.csv")) == 1
+
+
+def test_resuming_an_empty_file_runs_the_whole_sweep(tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    out.write_text("")  # what a first append that failed leaves
+    assert run_bench.main(["--variants", "window", "--resolutions", "14", "--batch", "1", "--min-run-s", "0.01",
+                           "--max-run-s", "0.02", "--no-plots", "--resume", str(out)]) == 0
+    assert list(results.load(out)["variant"]) == ["window"]

@@ -122,7 +122,10 @@ def _resume(args: argparse.Namespace, plan: Plan, console: Console) -> tuple[Pat
         return args.out or Path("results") / f"{run_id}.csv", run_id, plan
     if args.out is not None and args.out.resolve() != args.resume.resolve():
         raise CliError("--out and --resume name different files: --resume appends to its own file")
-    recorded = results.load(args.resume)
+    if args.resume.is_file() and args.resume.stat().st_size == 0:  # a first append that failed (a full disk) left it empty
+        recorded = pd.DataFrame(columns=list(results.COLUMNS))
+    else:
+        recorded = results.load(args.resume)
     if recorded.attrs.get("partial_last_line"):
         console.print(f"[yellow]note[/]: {args.resume} ended with a partial row (a killed writer); it is ignored and rerun")
     rounds = recorded["round"].fillna(1)  # files from before --repeats hold one round

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import os
 import tempfile
@@ -101,6 +102,9 @@ def locked(path: Path):
             break
         handle.close()
     with handle:  # closing releases the lock
+        if fcntl is not None:  # every writer replaces the file under this lock: a temporary copy left now is an orphan
+            for orphan in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+                orphan.unlink(missing_ok=True)
         yield handle
 
 
