@@ -113,3 +113,25 @@ def test_resuming_an_empty_file_runs_the_whole_sweep(tmp_path, capsys):
     assert run_bench.main(["--variants", "window", "--resolutions", "14", "--batch", "1", "--min-run-s", "0.01",
                            "--max-run-s", "0.02", "--no-plots", "--resume", str(out)]) == 0
     assert list(results.load(out)["variant"]) == ["window"]
+
+
+def test_a_full_disk_mid_sweep_is_one_line_and_keeps_the_rows_before(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from bench.execution import sweep as sweep_module
+
+    real, calls = sweep_module.append_rows, []
+
+    def fills_up(path, rows):
+        calls.append(path)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(path, rows)
+
+    monkeypatch.setattr(sweep_module, "append_rows", fills_up)
+    out = tmp_path / "r.csv"
+    assert run_bench.main(["--variants", "window,im2col", "--resolutions", "14", "--batch", "1", "--min-run-s", "0.01",
+                           "--max-run-s", "0.02", "--no-plots", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "No space left on device" in err[-1] and "--resume" in err[-1] and "Traceback" not in "\n".join(err)
+    assert list(results.load(out)["variant"]) == ["window"]
