@@ -36,7 +36,9 @@ def test_a_damaged_or_planted_library_is_rebuilt_not_loaded(cache, damage):
     local_tiled.compile_library(3)
     library = _library(cache)
     good = library.read_bytes()
-    library.write_bytes(b"" if damage == "empty" else b"\x7fELF not the kernel this user built")
+    replacement = library.with_name("replacement")  # a new file in its place (this process has the old one mapped)
+    replacement.write_bytes(b"" if damage == "empty" else b"\x7fELF not the kernel this user built")
+    os.replace(replacement, library)
     lib = local_tiled.compile_library(3)  # loading the damaged file would fail or run its constructor
     assert lib.local_attention_f32 and library.read_bytes() == good
 
