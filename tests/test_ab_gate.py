@@ -96,6 +96,12 @@ def test_rounds_alternate_and_reserved_flags_are_refused():
     assert reserved_flag(["--preset", "ci", "--out=x.csv"]) == "--out=x.csv" and reserved_flag(["--outer"]) is None
 
 
+def ctrl_c_as_at_a_terminal() -> None:
+    """Give the child SIGINT's default action: a background job of a shell without job control (a CI runner
+    started with `cmd &`) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _worktrees() -> str:
     return subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True).stdout
 
@@ -165,7 +171,8 @@ def test_a_bad_sweep_flag_is_one_line(capsys):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_the_worktree_is_removed_on_ctrl_c_and_sigterm(tmp_path, signum):
     process = subprocess.Popen([sys.executable, "run_bench.py", "gate", "--base-rev", "HEAD", "--ab-dir", str(tmp_path),
-                                "--no-instructions", *SMALL], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "--no-instructions", *SMALL], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=ctrl_c_as_at_a_terminal)
     deadline = time.monotonic() + 60
     while "bench-base-" not in _worktrees() and time.monotonic() < deadline:
         time.sleep(0.1)
