@@ -42,6 +42,14 @@ def sweep(*args: str, env: dict[str, str] | None = None, **popen: object) -> sub
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
+def wait_until_hanging(process: subprocess.Popen, pid_file: Path) -> None:
+    """Wait (at most 120 s) until fault-hangs has written its pids, i.e. the sweep is inside that case."""
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()[1]
+        time.sleep(0.2)
+
+
 def gone(pid: int, within_s: float = 10.0) -> bool:
     """Return whether process pid has ended (or is a zombie) within the time given."""
     deadline = time.monotonic() + within_s
@@ -88,10 +96,7 @@ def test_sigkill_then_resume_holds_every_case_once(tmp_path: Path) -> None:
     variants = "im2col,window,fault-hangs,window-shifted,slide"
     options = [*FAULTS, "--variants", variants, *TINY]
     first = sweep(*options, "--out", str(out), "--case-timeout", "120", env={"FAULTS_PID_FILE": str(pid_file)})
-    deadline = time.monotonic() + 120
-    while not pid_file.exists() or not pid_file.read_text().strip():  # the third case hangs: kill mid-case
-        assert time.monotonic() < deadline and first.poll() is None, first.communicate()[1]
-        time.sleep(0.2)
+    wait_until_hanging(first, pid_file)  # the third case hangs: kill mid-case
     first.send_signal(signal.SIGKILL)
     first.communicate()
     worker_pid, child_pid = map(int, pid_file.read_text().split())
@@ -118,10 +123,7 @@ def test_ctrl_c_kills_the_worker_and_keeps_finished_rows(tmp_path: Path) -> None
     out, pid_file = tmp_path / "run.csv", tmp_path / "hang.pid"
     first = sweep(*FAULTS, "--variants", "im2col,fault-hangs,window", *TINY, "--out", str(out),
                   env={"FAULTS_PID_FILE": str(pid_file)})
-    deadline = time.monotonic() + 120
-    while not pid_file.exists() or not pid_file.read_text().strip():
-        assert time.monotonic() < deadline and first.poll() is None, first.communicate()[1]
-        time.sleep(0.2)
+    wait_until_hanging(first, pid_file)
     first.send_signal(signal.SIGINT)
     _, stderr = first.communicate(timeout=60)
     assert first.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
@@ -175,10 +177,7 @@ def test_the_results_file_belongs_to_the_sweep(tmp_path: Path) -> None:
 def test_ctrl_c_before_the_first_row_says_nothing_was_written(tmp_path: Path) -> None:
     out, pid_file = tmp_path / "run.csv", tmp_path / "hang.pid"
     first = sweep(*FAULTS, "--variants", "fault-hangs,window", *TINY, "--out", str(out), env={"FAULTS_PID_FILE": str(pid_file)})
-    deadline = time.monotonic() + 120
-    while not pid_file.exists() or not pid_file.read_text().strip():
-        assert time.monotonic() < deadline and first.poll() is None, first.communicate()[1]
-        time.sleep(0.2)
+    wait_until_hanging(first, pid_file)
     first.send_signal(signal.SIGINT)
     _, stderr = first.communicate(timeout=60)
     assert first.returncode == 130 and "nothing was written" in stderr and "--resume" not in stderr, stderr
