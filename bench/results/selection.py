@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+# The column that names the machine of a row: rows of one case from two hosts are two measurements (machines.py).
+MACHINE = "host"
 # The columns that name a case: two rows with the same values measured the same thing.
 CASE_KEY = ("variant", "device", "dtype", "batch", "height", "width", "heads", "head_dim", "kernel_size", "pass", "compiled")
 # A case without its variant: the rows that variants are compared on (speed-ups, the gate's ratios).
@@ -40,7 +42,7 @@ def latest_per_case(frame: pd.DataFrame, within: tuple[str, ...] = ()) -> pd.Dat
     rounds of one run count as one measurement (median_over_rounds).
     """
     ordered = median_over_rounds(frame, within).sort_values("timestamp", kind="stable", na_position="first")
-    return ordered.drop_duplicates(subset=[*within, *CASE_KEY], keep="last").sort_index()
+    return ordered.drop_duplicates(subset=[*within, MACHINE, *CASE_KEY], keep="last").sort_index()
 
 
 def fastest_per_case(frame: pd.DataFrame) -> pd.DataFrame:
@@ -53,7 +55,7 @@ def fastest_per_case(frame: pd.DataFrame) -> pd.DataFrame:
     frame = median_over_rounds(frame)
     ranked = frame.assign(_order=range(len(frame)), _ok=frame["status"] == "ok")
     ranked = ranked.sort_values(["_ok", "median_ms", "_order"], ascending=[False, True, False], na_position="last")
-    best = ranked.drop_duplicates(subset=list(CASE_KEY), keep="first").sort_values("_order")
+    best = ranked.drop_duplicates(subset=[MACHINE, *CASE_KEY], keep="first").sort_values("_order")
     return best.drop(columns=["_order", "_ok"]).reset_index(drop=True)
 
 
@@ -65,7 +67,7 @@ def median_over_rounds(frame: pd.DataFrame, within: tuple[str, ...] = ()) -> pd.
     row), `round_spread` is (max - min) / median of those medians, `rounds` how many rounds
     there were. Drift between minutes shows in round_spread, which no single round's IQR sees.
     """
-    keys = [*within, "run_id", *CASE_KEY]
+    keys = [*within, "run_id", MACHINE, *CASE_KEY]  # a cluster run's shards share the run id, not the host
     grouped = frame.assign(_order=range(len(frame)), _ok=frame["status"] == "ok").groupby(keys, dropna=False, sort=False)
     rows = []
     for _, group in grouped:
