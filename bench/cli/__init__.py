@@ -1,4 +1,4 @@
-"""The command line: `run_bench.py [sweep|list|plot|report|gate|fidelity|models] ...`, one module per command (sweep is the default).
+"""The command line: `run_bench.py [sweep|list|plot|report|merge|gate|fidelity|models] ...`, one module per command (sweep is the default).
 
 The `list` command lives in listing.py: a submodule named `list` would shadow the builtin here.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import traceback
 
-from bench.cli import fidelity, gate, listing, models, plot, report, sweep
+from bench.cli import fidelity, gate, listing, merge, models, plot, report, sweep
 from bench.cli.common import CliError, OneLineParser
 from bench.analysis.gate import GateError
 from bench.execution.spec import SpecError
@@ -20,13 +20,14 @@ COMMANDS = {
     "list": (listing, "list the variants and whether they run here"),
     "plot": (plot, "draw the figures of results CSV(s) into plots/<run_id>/"),
     "report": (report, "write a markdown summary next to a results CSV"),
+    "merge": (merge, "merge results CSVs of several machines or shards (files or folders) into one"),
     "gate": (gate, "compare results with a baseline CSV, or the working tree with a revision (A/B); exit 1 on a regression"),
     "fidelity": (fidelity, "measure fixed cases after other histories and in a plain process: does the number move?"),
     "models": (models, "time whole Swin-T-shaped backbones (Swin-T, Slide-Swin-T, Im2Col-Swin-T, ...) and judge the paper's claims"),
 }
 BAD_INPUT = (SpecError, ResultsError, CliError, GateError)
 INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: exit 1 means a regression (gate), 2 bad input
-DESCRIPTION = "Benchmark 2-D local attention: `run_bench.py [sweep|list|plot|report|gate|fidelity|models] ...` (sweep is the default)."
+DESCRIPTION = "Benchmark 2-D local attention: `run_bench.py [sweep|list|plot|report|merge|gate|fidelity|models] ...` (sweep is the default)."
 
 
 def build_parser() -> OneLineParser:
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in COMMANDS:
         argv.insert(0, "sweep")
     args, extra = parser.parse_known_args(argv)
+    args.command_line = argv  # what a cluster run prints as the command that finishes it
     if extra and args.command != "gate":  # only the A/B gate passes flags on (to its sweeps)
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

@@ -24,7 +24,9 @@ from bench.cli.plot import plot_after_sweep
 from bench.execution import spec
 from bench.execution import allocator as allocators
 from bench.execution.isolation import Isolation
-from bench.execution.sweep import pending, plan_rounds, run_sweep
+from bench.cli.cluster import configure_cluster, run_on_cluster
+from bench.execution.shards import SAFE_NAME, ShardError, parse_shard, shard_cases
+from bench.execution.sweep import pending, plan_rounds, recorded_keys, run_sweep
 from bench.measure.machine import busy_report, cpu_name
 from bench.measure.settings import Settings
 from bench.results.selection import median_over_rounds
@@ -71,6 +73,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "jemalloc, tcmalloc (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=1, metavar="R",
                         help="run the whole sweep R times in interleaved rounds, each in a shuffled order (default: 1)")
+    parser.add_argument("--run-id", metavar="ID", help="the run's id (default: the time and a random suffix); "
+                                                       "with a cluster executor, the id of a run to finish")
+    parser.add_argument("--shard", metavar="I/N", help="run only shard I of N of the cases (all variants of a shape together)")
+    configure_cluster(parser)
 
 
 def overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -115,10 +121,30 @@ def isolation_from(args: argparse.Namespace) -> Isolation:
                      allocator=args.allocator, threads=args.threads)
 
 
+def run_id_of(args: argparse.Namespace) -> str:
+    """Return --run-id (checked: it names files and folders) or a new run id."""
+    if args.run_id is None:
+        return new_run_id()
+    if not SAFE_NAME.fullmatch(args.run_id):
+        raise CliError(f"bad --run-id {args.run_id!r}: use letters, digits, '.', '_' and '-' (it names files)")
+    return args.run_id
+
+
+def sweep_cases(args: argparse.Namespace, sweep: spec.Sweep) -> list[Case]:
+    """Return the sweep's cases, or with --shard I/N those of shard I."""
+    cases = spec.cases(sweep)
+    if args.shard is None:
+        return cases
+    try:
+        return shard_cases(cases, *parse_shard(args.shard))
+    except ShardError as err:
+        raise CliError(str(err)) from None
+
+
 def _resume(args: argparse.Namespace, plan: Plan, console: Console) -> tuple[Path, str, Plan]:
     """Return where to write, the run id, and the (round, case) pairs still to run (all of them without --resume)."""
     if args.resume is None:
-        run_id = new_run_id()
+        run_id = run_id_of(args)
         return args.out or Path("results") / f"{run_id}.csv", run_id, plan
     if args.out is not None and args.out.resolve() != args.resume.resolve():
         raise CliError("--out and --resume name different files: --resume appends to its own file")
@@ -128,11 +154,11 @@ def _resume(args: argparse.Namespace, plan: Plan, console: Console) -> tuple[Pat
         recorded = results.load(args.resume)
     if recorded.attrs.get("partial_last_line"):
         console.print(f"[yellow]note[/]: {args.resume} ended with a partial row (a killed writer); it is ignored and rerun")
-    rounds = recorded["round"].fillna(1)  # files from before --repeats hold one round
-    keys = recorded[list(results.CASE_KEY)].assign(round=rounds)[["round", *results.CASE_KEY]]
-    todo = pending(plan, keys.astype(str).itertuples(index=False, name=None))
+    todo = pending(plan, recorded_keys(recorded))
     ids = recorded["run_id"].dropna()
-    run_id = str(ids.iloc[-1]) if len(ids) else new_run_id()  # a resumed run keeps its id
+    run_id = str(ids.iloc[-1]) if len(ids) else run_id_of(args)  # a resumed run keeps its id
+    if args.run_id is not None and run_id != args.run_id:
+        raise CliError(f"--run-id {args.run_id} but {args.resume} holds run {run_id}: leave out --run-id to resume it")
     console.print(f"resume {args.resume}: {len(plan) - len(todo)} of {len(plan)} cases already recorded, {len(todo)} to run")
     if len(todo) == len(plan) and len(recorded):
         console.print("[yellow]note[/]: no case of this sweep is in the file: are the sweep options the same?")
@@ -170,8 +196,10 @@ def run(args: argparse.Namespace) -> int:
     isolation = isolation_from(args)
     sweep = spec.make_sweep(args.preset, overrides(args))
     settings = settings_from(args, sweep)
+    if args.executor != "local":
+        return run_on_cluster(args, spec.cases(sweep))
     console = message_console()
-    out, run_id, plan = _resume(args, plan_rounds(spec.cases(sweep), args.repeats, args.seed), console)
+    out, run_id, plan = _resume(args, plan_rounds(sweep_cases(args, sweep), args.repeats, args.seed), console)
     problem = results.unwritable(out)
     if problem:  # before anything is measured
         raise CliError(f"cannot write the results: {problem}")

@@ -9,6 +9,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
+import pandas as pd
 import torch
 
 import attention_variants as av
@@ -68,6 +69,13 @@ def plan_rounds(cases: list[Case], repeats: int, seed: int) -> list[tuple[int, C
         random.Random(f"{seed}/{round_number}").shuffle(order)
         plan += [(round_number, case) for case in order]
     return plan
+
+
+def recorded_keys(recorded: pd.DataFrame) -> list[tuple[str, ...]]:
+    """Return the (round, *CASE_KEY) text of every row of a loaded results file (as case_key_text gives them)."""
+    rounds = recorded["round"].fillna(1)  # files from before --repeats hold one round
+    keys = recorded[list(CASE_KEY)].assign(round=rounds)[["round", *CASE_KEY]]
+    return list(keys.astype(str).itertuples(index=False, name=None))
 
 
 def pending(plan: list[tuple[int, Case]], recorded: Iterable[tuple[str, ...]]) -> list[tuple[int, Case]]:
