@@ -35,6 +35,7 @@ def _config(folder: Path, node: str) -> str:
         f"SlurmctldPort={_free_port()}",
         f"SlurmdPort={_free_port()}",
         "AuthType=auth/munge",
+        "AuthInfo=cred_expire=10",  # a requeued job may start again after this long (default 120 s)
         "ProctrackType=proctrack/linuxproc",  # no cgroups
         "TaskPlugin=task/none",
         "JobAcctGatherType=jobacct_gather/none",

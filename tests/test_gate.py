@@ -11,8 +11,9 @@ import pytest
 
 import run_bench
 from bench import results
-from bench.analysis import gate
+from bench.analysis import gate, gate_pairs
 from bench.cli.gate import pick_baseline
+from synthetic_results import median_ms, row
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden"
@@ -205,3 +206,96 @@ def test_measured_slowdown_is_flagged(tmp_path, capsys):
     assert status == 1, out
     assert verdicts.loc["slowed", "verdict"] == "regression"
     assert verdicts.loc["im2col", "verdict"] == "unchanged"
+
+
+# Merged files of several machines (a cluster run's shards share the run id and differ by host).
+
+
+def _machine_rows(host: str, slide: float = 1.0, run_id: str = "20260101-000000-aaaaaa", **overrides) -> list[dict]:
+    """Return one machine's rows of im2col, slide, window at 14 and 28; slide's median times `slide`."""
+    return [row(v, 1, res, host=host, run_id=run_id, median_ms=median_ms(v, 1, res, res) * (slide if v == "slide" else 1.0),
+                **overrides) for v in ("im2col", "slide", "window") for res in (14, 28)]
+
+
+def _merged(path: Path, *machines: list[dict]) -> Path:
+    results.append_rows(path, [r for rows in machines for r in rows])
+    return path
+
+
+def test_a_regression_on_one_machine_of_a_merged_file_fails_and_names_that_machine(capsys, tmp_path):
+    base = _merged(tmp_path / "base.csv", _machine_rows("node-a", run_id="base"), _machine_rows("node-b", run_id="base"))
+    cur = _merged(tmp_path / "cur.csv", _machine_rows("node-a"), _machine_rows("node-b", slide=2.0))
+    report = tmp_path / "gate.md"
+    status, out, _ = _gate(capsys, "--baseline", str(base), "--current", str(cur), "--markdown", str(report))
+    assert status == 1
+    assert out.strip().splitlines()[-1] == "gate: FAIL (2 machines: 2 regression(s) on node-b)"
+    text = report.read_text()
+    assert text.startswith("### Regression gate: FAIL") and "| machine | case | variant |" in text
+    regressions = [line for line in text.splitlines() if "| regression |" in line]
+    assert len(regressions) == 2 and all(line.startswith("| node-b | ") and "| slide |" in line for line in regressions)
+    assert text.count("| node-a | ") == 6 and text.count("| node-b | ") == 6  # every case once per machine
+    assert "| 5.000 | 10.000 | +100.0% |" in text  # node-b's own slide 14x14: 5 ms -> 10 ms
+
+
+def test_a_slowdown_without_a_same_kind_baseline_is_advisory(capsys, tmp_path):
+    base = _merged(tmp_path / "base.csv", _machine_rows("node-a", run_id="base"))
+    cur = _merged(tmp_path / "cur.csv", _machine_rows("node-a"), _machine_rows("node-c", slide=3.0))
+    report = tmp_path / "gate.md"
+    status, out, _ = _gate(capsys, "--baseline", str(base), "--current", str(cur), "--markdown", str(report))
+    assert status == 0
+    assert "note: node-c: no baseline from its hardware (Synthetic CPU of node-c)" in " ".join(out.split())
+    assert out.strip().splitlines()[-1] == "gate: pass (2 machines: 0 regression(s); 2 advisory on node-c)"
+    regressions = [line for line in report.read_text().splitlines() if "| regression |" in line]
+    assert len(regressions) == 2 and all(line.startswith("| node-c (advisory) | ") for line in regressions)
+    assert report.read_text().startswith("### Regression gate: pass")
+
+
+def test_a_baseline_of_the_same_hardware_on_another_host_is_used(capsys, tmp_path):
+    same_kind = dict(device_name="Synthetic CPU of node-b")
+    # A directory: node-a's file, and a merged file where node-x has node-b's hardware (node-y does not).
+    _merged(tmp_path / "base" / "a.csv", _machine_rows("node-a", run_id="base"))
+    _merged(tmp_path / "base" / "b.csv", _machine_rows("node-y", run_id="base"), _machine_rows("node-x", run_id="base", **same_kind))
+    current = results.load(_merged(tmp_path / "cur.csv", _machine_rows("node-a"), _machine_rows("node-b", slide=2.0)))
+    pairs = gate_pairs.pair_machines(current, gate_pairs.candidates(
+        [(str(p), results.load(p)) for p in sorted((tmp_path / "base").glob("*.csv"))]))
+    assert [(p.host, p.baseline.host, p.advisory) for p in pairs] == [("node-a", "node-a", False), ("node-b", "node-x", False)]
+    assert pairs[1].baseline.label == f"{tmp_path / 'base' / 'b.csv'}, host node-x"
+    status, out, _ = _gate(capsys, "--baseline", str(tmp_path / "base"), "--current", str(tmp_path / "cur.csv"))
+    assert status == 1 and "2 regression(s) on node-b" in out and "advisory" not in out
+
+
+def test_same_host_and_hardware_beats_same_hardware_beats_same_host():
+    current = pd.DataFrame(_machine_rows("node-a"))
+    other_kind = gate_pairs.Candidate("f0", "node-a", pd.DataFrame(_machine_rows("node-a", device_name="Other CPU")))
+    same_kind = gate_pairs.Candidate("f1", "node-z", pd.DataFrame(_machine_rows("node-z", device_name="Synthetic CPU of node-a")))
+    exact = gate_pairs.Candidate("f2", "node-a", pd.DataFrame(_machine_rows("node-a")))
+    assert gate_pairs.best_baseline("node-a", current, [other_kind, same_kind, exact]) is exact
+    assert gate_pairs.best_baseline("node-a", current, [other_kind, same_kind]) is same_kind
+    assert gate_pairs.best_baseline("node-a", current, [other_kind]) is other_kind  # compared, but advisory
+    assert gate_pairs.Pair("node-a", current, other_kind).advisory and not gate_pairs.Pair("node-a", current, same_kind).advisory
+
+
+def test_rows_of_two_hosts_never_collide():
+    # One case from two hosts with other timings: each host is judged on its own rows.
+    base = pd.DataFrame(_machine_rows("node-a", run_id="base") + _machine_rows("node-b", run_id="base", slide=4.0))
+    cur = pd.DataFrame(_machine_rows("node-a") + _machine_rows("node-b", slide=4.0))
+    with pytest.raises(gate.GateError, match=r"rows of 2 machines \(node-a, node-b\)"):
+        gate.compare(base, cur)
+    pairs = gate_pairs.pair_machines(cur, gate_pairs.candidates([("base.csv", base)]))
+    verdicts, notes = gate_pairs.judge(pairs)
+    assert notes == [] and len(verdicts) == 12 and set(verdicts["verdict"]) == {"unchanged"}
+    slide = verdicts[(verdicts["variant"] == "slide") & (verdicts["height"] == 14)].set_index("machine")
+    assert slide.loc["node-a", "current_ms"] == pytest.approx(5.0) and slide.loc["node-b", "current_ms"] == pytest.approx(20.0)
+    assert slide.loc["node-b", "baseline_ms"] == pytest.approx(20.0)
+    assert gate.exit_status(verdicts) == 0
+
+
+def test_one_machine_of_a_merged_current_against_a_merged_baseline_keeps_the_one_machine_table(capsys, tmp_path):
+    base = _merged(tmp_path / "base.csv", _machine_rows("node-a", run_id="base"), _machine_rows("node-b", run_id="base"))
+    cur = _merged(tmp_path / "cur.csv", _machine_rows("node-b", slide=2.0))
+    report = tmp_path / "gate.md"
+    status, out, _ = _gate(capsys, "--baseline", str(base), "--current", str(cur), "--markdown", str(report))
+    assert status == 1 and out.strip().splitlines()[-1] == "gate: FAIL (2 regression(s))"
+    text = report.read_text()
+    assert f"baseline: {base}, host node-b (Synthetic CPU of node-b)" in text
+    assert "| case | variant |" in text and "| machine |" not in text

@@ -76,3 +76,17 @@ def test_clicking_a_header_sorts_its_table(html_report, tmp_path):
     values = re.search(r'data-sorted="([^"]*)"', dom).group(1).split(",")
     numbers = [float(value) for value in values[:-1]]
     assert numbers == sorted(numbers) and len(numbers) == 3 and values[-1] == "skipped"  # numbers ascending, then text
+
+
+def test_a_merged_file_gets_one_section_per_machine(tmp_path):
+    rows = grid_rows(["im2col", "slide"], [14], [1], host="node-a")
+    rows += [row(v, 1, 14, host="node-b", median_ms=ms) for v, ms in (("im2col", 10.0), ("slide", 20.0))]
+    csv = write_csv(tmp_path / "merged.csv", rows)
+    assert run_bench.main(["report", "--html", "--no-plots", str(csv)]) == 0
+    page = csv.with_suffix(".html").read_text()
+    headings = re.findall(r"<h2>([^<]*)</h2>", page)
+    assert headings[0] == "Machines" and headings[-2:] == ["node-a (Synthetic CPU of node-a)", "node-b (Synthetic CPU of node-b)"]
+    node_a, node_b = page.split("<h2>node-a")[1].split("<h2>node-b")
+    assert "on node-a: HOLDS" in node_a and "on node-b: DOES NOT HOLD" in node_b
+    slide_on_b = '<td class="number">20.0</td>'  # node-b's slide at 14x14
+    assert page.count("<h3>Verdict</h3>") == 2 and slide_on_b not in node_a and slide_on_b in node_b

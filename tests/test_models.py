@@ -14,7 +14,6 @@ from bench import results
 from bench.analysis import models as claims
 from bench.measure.settings import Settings
 from bench.models import configs
-from bench.models.attention import AttentionSpec
 from bench.models.backbone import Backbone, Config
 from bench.models.measure import ModelCase, measure_model, timm_unavailable
 

@@ -1,4 +1,4 @@
-"""A real tiny sweep draws its figures, and the analysis notebook runs top to bottom on its CSV."""
+"""A real tiny sweep draws its figures, and the analysis notebook runs top to bottom on its CSV and on a merged one."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from nbclient import NotebookClient
 
 import run_bench
 from bench.plots.figures import FIGURES
-from synthetic_results import models_csv
+from bench.results import append_rows
+from synthetic_results import grid_rows, median_ms, models_csv
 
 pytestmark = pytest.mark.slow  # a real sweep and the notebook, executed
 
@@ -85,3 +86,25 @@ def test_notebook_runs_top_to_bottom_and_compares_two_runs(sweep, tmp_path):
     assert "time_ratio" in html and "im2col" in html
     markdown = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
     assert markdown and "## Median latency (ms)" in markdown[0]
+
+
+def test_notebook_compares_the_machines_of_a_merged_file(tmp_path):
+    """A file merged from a cluster run (two CPU nodes, a GPU node): every cell runs, and the machines are compared."""
+    merged = tmp_path / "merged.csv"
+    variants = ["im2col", "slide", "window", "natten"]
+    append_rows(merged, grid_rows(variants, [14, 28], [1, 2], host="node-a"))
+    append_rows(merged, grid_rows(variants, [14, 28], [1, 2], host="node-b", median_ms=3.5))
+    append_rows(merged, grid_rows(variants[:3], [28], [1, 2], host="gpu-c", device="cuda", device_name="Synthetic GPU"))
+    notebook = _with_parameters(merged, None)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
+    assert not [o for o in _outputs(notebook) if o.output_type == "error"]
+    [cell] = [c for c in notebook.cells if c.cell_type == "code" and "machines_figure(" in c.source]
+    text = "\n".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    # the largest case measured on all three machines, its medians per machine
+    assert "Median latency (ms) per machine, the largest case measured on the most machines: 28×28 · batch 2" in text
+    assert len([o for o in cell.outputs if "image/png" in o.get("data", {})]) == 1  # the machines figure
+    [table] = [o["data"]["text/html"] for o in cell.outputs if "text/html" in o.get("data", {})]
+    assert all(host in table for host in ("node-a", "node-b", "gpu-c")) and "cuda" in table
+    assert f"{median_ms('im2col', 2, 28, 28):.1f}" in table and "3.5" in table
+    everything = "\n".join(o.get("text", "") for o in _outputs(notebook) if o.output_type == "stream")
+    assert "3 machine(s): node-a, node-b, gpu-c" in everything

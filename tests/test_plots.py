@@ -11,6 +11,7 @@ import run_bench
 from bench.analysis.frames import load_results, output_folder
 from bench.plots import figures as plots
 from bench.plots.style import FIXED, variant_styles
+from bench.results import append_rows
 from bench.results.schema import TOLERANCE
 from synthetic_results import grid_rows, median_ms, row, write_csv
 
@@ -226,3 +227,103 @@ def test_a_device_where_nothing_ran_is_an_empty_panel_that_says_so(tmp_path):
     latency = plots.latency_figure(frame)
     cuda = [ax for ax in latency.axes if "cuda" in ax.get_title()][0]
     assert not cuda.lines and "nothing ran here" in cuda.texts[0].get_text()
+
+
+# A merged file of a cluster run: each host's medians are the synthetic ones times its factor.
+HOST_FACTOR = {"node-a": 1.0, "node-b": 2.0, "gpu-c": 0.25}
+GPU = dict(device="cuda", device_name="Synthetic GPU")
+
+
+def _host_rows(host: str, resolutions: list[int], batches: list[int], skip: str = "", **overrides) -> list[dict]:
+    """Return ok rows of VARIANTS on host (its medians scaled by HOST_FACTOR), `skip` skipped there."""
+    rows = []
+    for variant in VARIANTS:
+        for res in resolutions:
+            for batch in batches:
+                if variant == skip:
+                    rows.append(row(variant, batch, res, host=host, status="skipped", reason=f"{variant}: not on {host}", **overrides))
+                else:
+                    rows.append(row(variant, batch, res, host=host, **overrides,
+                                    median_ms=median_ms(variant, batch, res, res) * HOST_FACTOR[host]))
+    return rows
+
+
+@pytest.fixture
+def merged(tmp_path):
+    """One CSV merged from three hosts (appended one after the other): two CPU nodes, a GPU node at 28 and 56 only."""
+    path = tmp_path / "merged.csv"
+    append_rows(path, _host_rows("node-a", [14, 28, 56], [1, 2]))
+    append_rows(path, _host_rows("node-b", [14, 28, 56], [1, 2], skip="natten"))
+    append_rows(path, _host_rows("gpu-c", [28, 56], [1, 2], **GPU))
+    return path
+
+
+def test_a_merged_file_gets_one_column_of_panels_per_machine(merged):
+    frame = load_results([merged])
+    fig = plots.latency_figure(frame)
+    panels = [ax for ax in fig.axes if ax.has_data()]
+    assert [ax.get_title().split("\n")[0] for ax in panels] == [
+        "Synthetic CPU of node-a on node-a", "Synthetic CPU of node-b on node-b", "Synthetic GPU on gpu-c"]
+    for ax in panels:
+        host = ax.get_title().split("\n")[0].split(" on ")[-1]
+        for line in data_lines(ax):  # each column holds only its machine's medians
+            batch = int(line.get_gid().split("=")[1])
+            sides = [int(round(p ** 0.5)) for p in line.get_xdata()]
+            expected = [median_ms(line.get_label(), batch, s, s) * HOST_FACTOR[host] for s in sides]
+            assert list(line.get_ydata()) == pytest.approx(expected)
+    assert "3 machines side by side" in figure_text(fig)
+    speedup = plots.speedup_figure(frame)  # the reference is matched within each machine: one bar per case each
+    slide_bars = [[p for p in ax.patches if p.get_gid() == "slide"] for ax in speedup.axes if ax.has_data()]
+    assert [len(bars) for bars in slide_bars] == [6, 6, 4]
+    assert all(p.get_y() + p.get_height() == pytest.approx(2.0) for bars in slide_bars for p in bars)
+
+
+def _bars(fig) -> list[tuple[str, object]]:
+    """Return (panel title, bar) for every bar of the machines figure."""
+    return [(ax.get_title(), p) for ax in fig.axes for p in ax.patches if p.get_gid()]
+
+
+def test_machines_figure_shows_each_machines_median_in_its_colour(merged):
+    fig = plots.OPTIONAL_FIGURES["machines"](load_results([merged]))
+    titles = [ax.get_title() for ax in fig.axes]
+    # the shapes measured on all three machines (28 and 56), the largest first; at most four panels
+    assert [t.split("\n")[0] for t in titles] == [f"{r}×{r} · batch {b} · float32 forward" for r, b in ((56, 2), (56, 1), (28, 2), (28, 1))]
+    colours: dict[str, set] = {}
+    for title, bar in _bars(fig):
+        host, device, variant = bar.get_gid().split("|")
+        res, batch = int(title.split("×")[0]), int(title.split("batch ")[1].split(" ")[0])
+        assert bar.get_x() + bar.get_width() == pytest.approx(median_ms(variant, batch, res, res) * HOST_FACTOR[host])
+        assert device == ("cuda" if host == "gpu-c" else "cpu")
+        assert bool(bar.get_hatch()) == (device == "cuda")  # the devices told apart
+        colours.setdefault(host, set()).add(mcolors.to_hex(bar.get_facecolor()))
+    assert all(len(c) == 1 for c in colours.values()) and len(set.union(*colours.values())) == 3  # one colour each
+    counts = {host: sum(bar.get_gid().startswith(host + "|") for _, bar in _bars(fig)) for host in HOST_FACTOR}
+    assert counts == {"node-a": 16, "node-b": 12, "gpu-c": 16}  # natten did not run on node-b: no bar
+    legend = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert {"node-a (Synthetic CPU of node-a)", "node-b (Synthetic CPU of node-b)", "gpu-c (Synthetic GPU)"} <= legend
+    text = figure_text(fig)
+    assert "natten: skipped" in text and "not on node-b" in text and "2 more case shape(s)" in text
+
+
+def test_machines_figure_needs_two_machines(one_run, tmp_path):
+    assert plots.OPTIONAL_FIGURES["machines"](load_results([one_run])) is None
+    # two files of one machine are still one machine
+    again = write_csv(tmp_path / "again.csv", grid_rows(VARIANTS, [14], [1], run_id="20260102-000000-bbbbbb"))
+    assert plots.OPTIONAL_FIGURES["machines"](load_results([one_run, again])) is None
+
+
+def test_machines_figure_takes_a_machines_latest_run(merged, tmp_path):
+    """The same machine in two files (or runs): the latest run's median, not two bars."""
+    later = tmp_path / "later.csv"
+    append_rows(later, [row(v, 1, 56, host="node-b", run_id="20260103-000000-cccccc", timestamp="2026-01-03T00:00:00+0000",
+                            median_ms=7.0) for v in VARIANTS])
+    fig = plots.OPTIONAL_FIGURES["machines"](load_results([merged, later]))
+    node_b = [bar for title, bar in _bars(fig) if title.startswith("56×56 · batch 1") and bar.get_gid().startswith("node-b|")]
+    assert len(node_b) == len(VARIANTS)
+    assert all(bar.get_x() + bar.get_width() == pytest.approx(7.0) for bar in node_b)
+
+
+def test_plot_command_draws_the_machines_figure_of_a_merged_file(merged, tmp_path, capsys):
+    assert run_bench.main(["plot", str(merged), "--out-dir", str(tmp_path / "out"), "--formats", "png"]) == 0
+    assert (tmp_path / "out" / "machines.png").is_file()
+    assert "machines" in capsys.readouterr().out

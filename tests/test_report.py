@@ -9,7 +9,8 @@ import pytest
 
 import run_bench
 from attention_variants.registry import FAMILIES
-from bench.analysis.report import BORDER_SEMANTICS, compare_runs, markdown_table
+from bench.analysis.frames import load_results
+from bench.analysis.report import BORDER_SEMANTICS, compare_runs, markdown_table, render
 from bench.results import load
 from synthetic_results import grid_rows, row, write_csv
 
@@ -87,3 +88,56 @@ def test_compare_runs_matches_cases_and_gives_ratios(tmp_path):
 def test_markdown_table_alignment():
     assert markdown_table(["a", "b"], [["x", "1"]]).splitlines() == ["| a | b |", "|:--|--:|", "| x | 1 |"]
     assert markdown_table(["a", "b"], [["x", "y"]], numbers=False).splitlines()[1] == "|:--|:--|"
+
+
+@pytest.fixture
+def merged_csv(tmp_path):
+    """Return a cluster run's merged file: one run id on three hosts; node-b has node-a's hardware, its own timings."""
+    rows = grid_rows(["im2col", "slide", "window"], [14, 28], [1], host="node-a")
+    rows += [row(v, 1, r, host="node-b", device_name="Synthetic CPU of node-a", median_ms=ms * r * r / 196)
+             for v, ms in (("im2col", 10.0), ("slide", 20.0), ("window", 3.0)) for r in (14, 28)]
+    rows += grid_rows(["im2col", "slide"], [14], [1], host="node-c", threads=8)
+    rows.append(row("natten", 1, 14, host="node-c", threads=8, status="oom", reason="out of memory"))
+    return write_csv(tmp_path / "results" / "merged.csv", rows)
+
+
+def section(markdown: str, heading: str) -> str:
+    """Return the text of one `## ` section (up to the next `## ` heading)."""
+    return markdown.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_a_merged_file_gets_a_machines_table_and_one_section_per_machine(merged_csv, capsys):
+    assert run_bench.main(["report", str(merged_csv), "--no-plots"]) == 0
+    text = merged_csv.with_suffix(".md").read_text()
+    machines = table_after(text, "## Machines")
+    assert machines[0] == ["machine", "devices", "threads", "rows", "ok rows", "run ids"]
+    assert machines[2:] == [["node-a (Synthetic CPU of node-a)", "cpu", "4", "6", "6", "20260101-000000-aaaaaa"],
+                            ["node-b (Synthetic CPU of node-a)", "cpu", "4", "6", "6", "20260101-000000-aaaaaa"],
+                            ["node-c (Synthetic CPU of node-c)", "cpu", "8", "3", "2", "20260101-000000-aaaaaa"]]
+    node_a, node_b = section(text, "## node-a (Synthetic CPU of node-a)"), section(text, "## node-b (Synthetic CPU of node-a)")
+    node_c = section(text, "## node-c (Synthetic CPU of node-c)")
+    medians = lambda part: {cells[0]: cells[1:] for cells in table_after(part, "### Median latency (ms)")[2:]}  # noqa: E731
+    assert medians(node_a) == {"im2col (local-zero-pad)": ["10.0", "40.0"], "slide (local-zero-pad)": ["5.00", "20.0"],
+                               "window (window)": ["1.00", "4.00"]}
+    assert medians(node_b) == {"im2col (local-zero-pad)": ["10.0", "40.0"], "slide (local-zero-pad)": ["20.0", "80.0"],
+                               "window (window)": ["3.00", "12.0"]}
+    assert medians(node_c) == {"im2col (local-zero-pad)": ["10.0"], "slide (local-zero-pad)": ["5.00"],
+                               "natten (neighborhood)": ["oom"]}
+    speedups = {cells[0]: cells[1:] for cells in table_after(node_b, "### Speed-up relative to im2col")[2:]}
+    assert speedups["slide (local-zero-pad)"] == ["0.5×", "0.5×"] and speedups["window (window)"] == ["3.3×", "3.3×"]
+    assert "**Slide-Transformer's claim (Slide faster than Im2Col) on node-a: HOLDS" in node_a
+    assert "**Slide-Transformer's claim (Slide faster than Im2Col) on node-b: DOES NOT HOLD" in node_b
+    assert "| host | node-b |" in node_b and "node-a" not in node_b.replace("Synthetic CPU of node-a", "")
+    assert "| threads | 8 |" in node_c and "natten: oom (14×14 b1 float32 forward): out of memory" in node_c
+    assert "natten (neighborhood)" not in node_a and "oom" not in node_b and "None: every case ran." in node_a
+    assert text.count("### Verdict") == 3 and "\n## Machine\n" not in text  # the one-machine headings sit one level down
+
+
+def test_the_machines_figure_goes_to_the_machines_section(merged_csv, tmp_path):
+    frame = load_results([merged_csv])
+    figures = {"latency": [tmp_path / "latency.png"], "machines": [tmp_path / "machines.png"]}
+    text = render(frame, merged_csv, tmp_path / "merged.md", figures, all_rounds=load(merged_csv))
+    assert "![machines](machines.png)" in section(text, "## Machines")
+    assert section(text, "## Figures").strip() == "![latency](latency.png)"
+    one_machine = render(load_results([merged_csv]).query("host == 'node-a'"), merged_csv, tmp_path / "a.md", figures)
+    assert "## Machines" not in one_machine and "on this machine: HOLDS" in one_machine

@@ -1,6 +1,5 @@
 """The roofline figure from small results files (no sweep needed): the variants' colours, both layouts."""
 
-import pandas as pd
 import pytest
 from matplotlib import colors as mcolors
 

@@ -60,3 +60,46 @@ def test_verdict_lines_end_with_the_claim():
     lines = verdict_lines(pd.DataFrame(grid_rows(["im2col", "slide", "window"], [14, 28], [1])))
     assert lines[-1].startswith(CLAIM) and "HOLDS" in lines[-1]  # synthetic slide takes half im2col's time
     assert any("local-zero-pad slide" in line for line in lines)
+
+
+def two_machines() -> pd.DataFrame:
+    """Return one cluster run (one run id) on two hosts, 3 rounds each: Slide 2x faster on node-a, 2x slower on node-b."""
+    rows = []
+    for host, slide in (("node-a", [5.0, 5.2, 4.8]), ("node-b", [20.0, 21.0, 19.0])):
+        for variant, values in (("im2col", [10.0, 10.4, 9.6]), ("slide", slide), ("window", [1.0, 1.0, 1.0])):
+            rows += [row(variant, 1, 14, host=host, median_ms=ms * (3 if host == "node-b" and variant == "window" else 1),
+                         iqr_ms=0.0, round=number) for number, ms in enumerate(values, 1)]
+    return pd.DataFrame(rows)
+
+
+def test_verdicts_of_two_machines_are_kept_apart():
+    rows = two_machines()
+    table = slide_vs_im2col(rows).set_index("machine")
+    assert list(table.index) == ["node-a", "node-b"]  # one case group, one comparison per machine
+    assert table.loc["node-a", "speedup"] == pytest.approx(2.0) and table.loc["node-a", "verdict"] == "holds"
+    assert table.loc["node-b", "speedup"] == pytest.approx(0.5) and table.loc["node-b", "verdict"] == "does not hold"
+    assert (table["basis"] == "3 rounds, 75% interval").all()  # each machine's own 3 rounds, not 6 pooled
+    best = fastest_per_family(rows).set_index(["machine", "family"])
+    assert best.loc[("node-a", "local-zero-pad"), "variant"] == "slide"
+    assert best.loc[("node-b", "local-zero-pad"), "variant"] == "im2col"
+    assert best.loc[("node-b", "window"), "median_ms"] == pytest.approx(3.0)  # node-b's own window, not node-a's 1 ms
+    line = claim_line(slide_vs_im2col(rows))
+    assert line.startswith(f"{CLAIM}, per machine: on node-a: HOLDS") and "on node-b: DOES NOT HOLD" in line
+
+
+def test_verdict_lines_of_two_machines_come_per_machine():
+    lines = verdict_lines(two_machines())
+    starts = [lines.index("node-a (Synthetic CPU of node-a):"), lines.index("node-b (Synthetic CPU of node-b):")]
+    node_a, node_b = lines[starts[0]:starts[1]], lines[starts[1]:]
+    assert node_a[-1].startswith(f"{CLAIM} on node-a: HOLDS (Im2Col / Slide time 2.00-2.00x over 1 case group")
+    assert node_b[-1].startswith(f"{CLAIM} on node-b: DOES NOT HOLD (Im2Col / Slide time 0.50-0.50x")
+    assert "    cpu float32 forward b1 14x14 h2 d32 k7: local-zero-pad slide 5 · window window 1" in node_a
+    assert "    cpu float32 forward b1 14x14 h2 d32 k7: local-zero-pad im2col 10 · window window 3" in node_b
+    assert "    cpu float32 forward b1 14x14 h2 d32 k7: 0.50x [0.50-0.51] does not hold" in node_b
+    assert sum(line.startswith(CLAIM) for line in lines) == 2
+
+
+def test_one_machine_keeps_its_lines():
+    lines = verdict_lines(two_machines().query("host == 'node-a'"))
+    assert lines[0] == "fastest exact variant of each family (median ms):"
+    assert lines[-1].startswith(f"{CLAIM} on this machine: HOLDS")

@@ -13,6 +13,7 @@ import pandas as pd
 
 from bench.analysis.labels import axis_text, case_text, resolution_label
 from bench.results import ResultsError, load
+from bench.results.machines import machine_of
 from bench.results.selection import latest_per_case
 
 # Case axes besides variant/device/dtype/pass/resolution/batch that a sweep may vary.
@@ -69,10 +70,14 @@ def machine_label(frame: pd.DataFrame) -> str:
 
 
 def facet_labels(frame: pd.DataFrame) -> pd.Series:
-    """Return one facet label per row: its device model, plus host and run when several CSVs are compared."""
+    """Return one facet label per row: its device model and host, plus the run when several CSVs are compared.
+
+    A facet is one (source, machine, device): a file merged from several machines (a cluster
+    run) shows one column of panels per machine, never one panel mixing their rows.
+    """
     several = frame["source"].nunique() > 1
     labels = pd.Series("", index=frame.index, dtype="string")
-    for _, group in frame.groupby(["source", "device"], sort=False):
+    for _, group in frame.groupby([frame["source"], machine_of(frame), frame["device"]], sort=False):
         label = machine_label(group)
         if several:
             label = f"{label}\n{run_label(group)}"

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from bench.results.machines import machines
 from bench.results.selection import CASE_KEY, REFERENCE_VARIANT, SHAPE_KEY, case_label, fastest_per_case
 
 VERDICTS = ("regression", "improvement", "unchanged", "new", "missing", "not-comparable")
@@ -108,9 +109,17 @@ def _reference_row(rows: dict[tuple, pd.Series], key: tuple, reference: str | No
 
 
 def compare(baseline: pd.DataFrame, current: pd.DataFrame, settings: GateSettings = GateSettings()) -> pd.DataFrame:
-    """Return one row per case key of either side: the case, both medians, the change, its threshold and the verdict."""
-    if settings.tolerance < 0 or not math.isfinite(settings.tolerance):
-        raise GateError(f"bad tolerance {settings.tolerance}: expected a non-negative fraction, e.g. 0.15")
+    """Return one row per case key of either side: the case, both medians, the change, its threshold and the verdict.
+
+    Each side holds the rows of one machine (host): rows of one case from two hosts are two
+    measurements, so a merged file is judged machine by machine (bench/analysis/gate_pairs.py).
+    """
+    check_settings(settings)
+    for side, frame in (("baseline", baseline), ("current", current)):
+        hosts = machines(frame)
+        if len(hosts) > 1:
+            raise GateError(f"the {side} results hold rows of {len(hosts)} machines ({', '.join(hosts)}): judge them "
+                            "per machine (gate_pairs.judge)")
     base_rows, cur_rows = _lookup(fastest_per_case(baseline)), _lookup(fastest_per_case(current))
     if not set(base_rows) & set(cur_rows):
         raise GateError("the baseline and the current results have no case in common (compare the same preset)")
@@ -124,6 +133,12 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, settings: GateSetting
         out.append(record)
     columns = [*CASE_KEY, "baseline_ms", "current_ms", "change", "noise", "threshold", "verdict", "note"]
     return pd.DataFrame(out).reindex(columns=columns)
+
+
+def check_settings(settings: GateSettings) -> None:
+    """Raise GateError when the tolerance is not a non-negative number."""
+    if settings.tolerance < 0 or not math.isfinite(settings.tolerance):
+        raise GateError(f"bad tolerance {settings.tolerance}: expected a non-negative fraction, e.g. 0.15")
 
 
 def _decide(key, base, cur, base_rows, cur_rows, settings: GateSettings) -> dict[str, object]:
@@ -141,8 +156,11 @@ def _decide(key, base, cur, base_rows, cur_rows, settings: GateSettings) -> dict
 
 
 def exit_status(verdicts: pd.DataFrame) -> int:
-    """Return 1 when any case regressed, else 0."""
-    return int((verdicts["verdict"] == "regression").any())
+    """Return 1 when any case regressed, else 0; regressions of rows marked `advisory` (other hardware) do not count."""
+    regressed = verdicts["verdict"] == "regression"
+    if "advisory" in verdicts:
+        regressed &= ~verdicts["advisory"].astype(bool)
+    return int(regressed.any())
 
 
 def counts(verdicts: pd.DataFrame) -> dict[str, int]:
@@ -161,11 +179,22 @@ def mode_line(settings: GateSettings) -> str:
             f"a regression is {rule} (4 medians); {settings.reference!r} itself is unchanged by construction (use --absolute to gate it)")
 
 
-def table_cells(row: pd.Series) -> list[str]:
-    """Return the text cells of one verdict row, in HEADERS order."""
+def several_machines(verdicts: pd.DataFrame) -> bool:
+    """Return whether the verdicts are of several machines (then tables get a `machine` column)."""
+    return "machine" in verdicts and verdicts["machine"].nunique() > 1
+
+
+def headers(verdicts: pd.DataFrame) -> tuple[str, ...]:
+    """Return the table headers of the verdicts: HEADERS, led by `machine` when they are of several machines."""
+    return ("machine", *HEADERS) if several_machines(verdicts) else HEADERS
+
+
+def table_cells(row: pd.Series, with_machine: bool = False) -> list[str]:
+    """Return the text cells of one verdict row, in HEADERS order (led by its machine when with_machine)."""
     number = lambda value, fmt: "-" if pd.isna(value) else format(value, fmt)  # noqa: E731
+    machine_cell = [f"{row['machine']}{' (advisory)' if bool(row.get('advisory', False)) else ''}"] if with_machine else []
     return [
-        case_label(row), str(row["variant"]), number(row["baseline_ms"], ".3f"), number(row["current_ms"], ".3f"),
+        *machine_cell, case_label(row), str(row["variant"]), number(row["baseline_ms"], ".3f"), number(row["current_ms"], ".3f"),
         number(row["change"], "+.1%"), number(row["threshold"], ".0%"), str(row["verdict"]), str(row["note"] or ""),
     ]
 
@@ -175,9 +204,10 @@ RIGHT_ALIGNED = frozenset(h for h in HEADERS if h.endswith(("ms", "change", "thr
 
 
 def ordered_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """Return the verdicts sorted for reading: regressions first, then by case."""
+    """Return the verdicts sorted for reading: regressions first, then by machine (when there is one) and case."""
     rank = {verdict: i for i, verdict in enumerate(VERDICTS)}
-    return verdicts.assign(_rank=verdicts["verdict"].map(rank)).sort_values(["_rank", *SHAPE_KEY, "variant"], kind="stable")
+    keys = ["_rank", *(["machine"] if "machine" in verdicts else []), *SHAPE_KEY, "variant"]
+    return verdicts.assign(_rank=verdicts["verdict"].map(rank)).sort_values(keys, kind="stable")
 
 
 def summary_line(verdicts: pd.DataFrame) -> str:
@@ -200,17 +230,18 @@ def markdown_table(headers: tuple[str, ...], right_aligned: frozenset[str], rows
 def markdown(verdicts: pd.DataFrame, settings: GateSettings, advisory: bool = False, compared: str = "") -> str:
     """Return the verdicts as a markdown report (what was compared, a summary line, then a table), fit for a PR comment."""
     outcome = "pass, advisory" if advisory else "FAIL" if exit_status(verdicts) else "pass"
-    rows = [table_cells(row) for _, row in ordered_verdicts(verdicts).iterrows()]
+    rows = [table_cells(row, several_machines(verdicts)) for _, row in ordered_verdicts(verdicts).iterrows()]
     lines = [f"### Regression gate: {outcome}", "", *([markdown_text(compared), ""] if compared else []), summary_line(verdicts), "",
-             f"_{mode_line(settings)}._", "", *markdown_table(HEADERS, RIGHT_ALIGNED, rows)]
+             f"_{mode_line(settings)}._", "", *markdown_table(headers(verdicts), RIGHT_ALIGNED, rows)]
     return "\n".join(lines) + "\n"
 
 
-def threads_note(baseline: pd.DataFrame, current: pd.DataFrame) -> str:
-    """Return a warning when the two files were measured with other thread counts, else ''."""
+def threads_note(baseline: pd.DataFrame, current: pd.DataFrame, where: str = "") -> str:
+    """Return a warning when the two files (of machine `where`, if named) were measured with other thread counts, else ''."""
     threads = [sorted({int(t) for t in frame["threads"].dropna()}) for frame in (baseline, current)]
     if threads[0] != threads[1]:
-        return f"note: thread counts differ (baseline {threads[0]}, current {threads[1]}): timings may not compare"
+        return (f"note: {where + ': ' if where else ''}thread counts differ (baseline {threads[0]}, current {threads[1]}): "
+                "timings may not compare")
     return ""
 
 
@@ -224,10 +255,14 @@ def baseline_file_name(frame: pd.DataFrame) -> str:
     return "ci-" + re.sub(r"[^a-z0-9]+", "-", machine(frame).lower()).strip("-") + ".csv"
 
 
-def machine_note(baseline: pd.DataFrame, current: pd.DataFrame) -> str:
-    """Return why the verdicts are only advisory (another machine's baseline), else ''."""
+def machine_note(baseline: pd.DataFrame, current: pd.DataFrame, where: str = "") -> str:
+    """Return why the verdicts (of machine `where`, if named) are only advisory (another machine's baseline), else ''."""
     if machine(baseline) == machine(current):
         return ""
+    if where:
+        return (f"note: {where}: no baseline from its hardware ({machine(current)}), compared with one measured on "
+                f"{machine(baseline)}: relative speeds differ between processors, so its regressions are advisory "
+                f"(they do not fail the gate); record a baseline on it (scripts/ci_gate.sh --refresh)")
     return (f"note: baseline measured on {machine(baseline)}, current on {machine(current)}: relative speeds "
             "differ between processors (vector width, denormal handling), so regressions are advisory here "
             "(exit 0); record a baseline on this machine (scripts/ci_gate.sh --refresh)")

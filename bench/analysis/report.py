@@ -1,4 +1,8 @@
-"""The markdown report of a results frame: latency and speed-up tables, machine, accuracy, figures, semantics."""
+"""The markdown report of a results frame: latency and speed-up tables, machine, accuracy, figures, semantics.
+
+A file merged from several machines (hosts) gets an overview of the machines and one section per
+machine, computed from that machine's rows only: timings of two machines never share a table.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench.analysis import models, verdict
-from bench.analysis.frames import not_ok_lines, panel_keys, resolution_ticks, run_label
+from bench.analysis.frames import facet_labels, not_ok_lines, panel_keys, resolution_ticks, run_label
 from bench.analysis.labels import axis_text, variant_order
 from bench.analysis.summary import add_speedup, noise_line, times, with_speedup
+from bench.results.machines import machine_of, machine_title, machines, per_machine
 from bench.results.selection import CASE_KEY, NOISE_THRESHOLD, REFERENCE_VARIANT, is_noisy, latest_per_case
 
 # What each semantics family does at the image border (the only place the local ones differ).
@@ -167,13 +172,13 @@ def models_section(rows: pd.DataFrame) -> list[Block]:
             Bullets(models.lines(models.verdicts(rows)))]
 
 
-def verdict_section(rows: pd.DataFrame) -> list[Block]:
+def verdict_section(rows: pd.DataFrame, where: str = "this machine") -> list[Block]:
     """Return the report's verdict: the fastest exact variant per family, Slide vs Im2Col with intervals, the claim."""
     fastest = verdict.fastest_per_family(rows)
     cells = [[r.group, r.family, r.variant, milliseconds(r.median_ms), r.runner_up or "-"] for r in fastest.itertuples(index=False)]
     claim = verdict.slide_vs_im2col(rows)
     pairs = [[r.group, f"{r.speedup:.2f}x", f"{r.low:.2f}-{r.high:.2f}", r.verdict] for r in claim.itertuples(index=False)]
-    return ["## Verdict", Callout(verdict.claim_line(claim)),
+    return ["## Verdict", Callout(verdict.claim_line(claim, where)),
             "Fastest variant of each family among the rows that passed the oracle check:",
             Table(["case group", "family", "fastest", "ms", "next fastest"], cells, numbers=False),
             "Slide vs Im2Col: Im2Col ms / Slide ms (above 1: Slide is faster)"
@@ -184,21 +189,30 @@ def verdict_section(rows: pd.DataFrame) -> list[Block]:
 def blocks(frame: pd.DataFrame, csv_path: Path, figures: dict[str, list[Path]],
            model_rows: pd.DataFrame | None = None, all_rounds: pd.DataFrame | None = None) -> list[Block]:
     """Return the report of the rows of one CSV as blocks; whole models in their own section, from model_rows
-    (every round; default: frame's own model rows); the verdict from all_rounds (every op row; default: frame)."""
+    (every round; default: frame's own model rows); the verdict from all_rounds (every op row; default: frame).
+    Rows of several machines: an overview, then one section per machine (machines_blocks)."""
     own = models.model_rows(frame)
     frame = frame.drop(own.index)
     model_rows = own if model_rows is None else model_rows
+    rounds = frame if all_rounds is None else all_rounds.drop(models.model_rows(all_rounds).index)
+    if len(dict.fromkeys([*machines(frame), *machines(model_rows)])) > 1:
+        return machines_blocks(frame, csv_path, figures, model_rows, rounds)
     if frame.empty:
         return [f"# Local attention benchmark: {run_label(model_rows)}", f"Results: `{csv_path}`.",
                 "## Machine", fingerprint_table(model_rows), *models_section(model_rows)]
+    return [f"# Local attention benchmark: {run_label(frame)}",
+            f"Results: `{csv_path}`. Median latency of one call; `~` marks a noisy cell (IQR above "
+            f"{NOISE_THRESHOLD:.0%} of the median). Compare speeds as ratios measured in the same run.",
+            *measured_blocks(frame, rounds), *figure_blocks(figures), *border_blocks(frame),
+            *(models_section(model_rows) if len(model_rows) else [])]
+
+
+def measured_blocks(frame: pd.DataFrame, rounds: pd.DataFrame, where: str = "this machine") -> list[Block]:
+    """Return the sections on one machine's op rows: fingerprint, noise, verdict (from rounds), latency, speed-up,
+    accuracy and the cases not measured."""
     data = with_speedup(frame, REFERENCE_VARIANT) if (frame["variant"] == REFERENCE_VARIANT).any() else frame.assign(speedup=float("nan"))
-    parts: list[Block] = [
-        f"# Local attention benchmark: {run_label(frame)}",
-        f"Results: `{csv_path}`. Median latency of one call; `~` marks a noisy cell (IQR above "
-        f"{NOISE_THRESHOLD:.0%} of the median). Compare speeds as ratios measured in the same run.",
-        "## Machine", fingerprint_table(frame), noise_line(frame) + ".",
-        *verdict_section(frame if all_rounds is None else all_rounds.drop(models.model_rows(all_rounds).index)),
-        "## Median latency (ms)"]
+    parts: list[Block] = ["## Machine", fingerprint_table(frame), noise_line(frame) + ".", *verdict_section(rounds, where),
+                          "## Median latency (ms)"]
     for heading, rows in _groups(data):
         parts += [f"**{heading}**", pivot_table(rows, _cell_ms)]
     parts += [f"## Speed-up relative to {REFERENCE_VARIANT} (higher is faster)"]
@@ -206,14 +220,61 @@ def blocks(frame: pd.DataFrame, csv_path: Path, figures: dict[str, list[Path]],
         parts += [f"**{heading}**", pivot_table(rows, _cell_speedup)]
     parts += ["## Accuracy: largest max |output - float64 oracle|", accuracy_table(frame)]
     missing = not_ok_lines(frame, limit=50)
-    parts += ["## Cases not measured", Bullets(missing) if missing else "None: every case ran."]
-    parts += ["## Figures", *([Figure(name, paths[0]) for name, paths in figures.items()] or ["No figures drawn."])]
-    parts += ["## Border semantics of the families",
-              "Speed is comparable across families (the same k×k keys per query); outputs only within a family."]
+    return parts + ["## Cases not measured", Bullets(missing) if missing else "None: every case ran."]
+
+
+def figure_blocks(figures: dict[str, list[Path]]) -> list[Block]:
+    """Return the figures section: one figure per name (its first PNG), or a line saying none were drawn."""
+    return ["## Figures", *([Figure(name, paths[0]) for name, paths in figures.items()] or ["No figures drawn."])]
+
+
+def border_blocks(frame: pd.DataFrame) -> list[Block]:
+    """Return the section on the families' border semantics, with the variants of frame in each."""
     present = frame.drop_duplicates("variant").groupby("family")["variant"].apply(list)
     rows = [[family, ", ".join(present.get(family, [])) or "-", text] for family, text in BORDER_SEMANTICS.items()]
-    parts += [Table(["family", "variants here", "at the border"], rows, numbers=False)]
-    return parts + (models_section(model_rows) if len(model_rows) else [])
+    return ["## Border semantics of the families",
+            "Speed is comparable across families (the same k×k keys per query); outputs only within a family.",
+            Table(["family", "variants here", "at the border"], rows, numbers=False)]
+
+
+def machines_table(rows: pd.DataFrame) -> Table:
+    """Return one line per machine of the rows: its title, devices, threads, rows, ok rows and run ids."""
+    joined = lambda values: ", ".join(str(v) for v in dict.fromkeys(values.dropna())) or "-"  # noqa: E731
+    cells = [[machine_title(mine), joined(mine["device"]), joined(mine["threads"]), str(len(mine)),
+              str(int((mine["status"] == "ok").sum())), ", ".join(sorted(mine["run_id"].dropna().unique())) or "-"]
+             for _, mine in per_machine(rows)]
+    return Table(["machine", "devices", "threads", "rows", "ok rows", "run ids"], cells, numbers=False)
+
+
+def machines_blocks(frame: pd.DataFrame, csv_path: Path, figures: dict[str, list[Path]],
+                    model_rows: pd.DataFrame, rounds: pd.DataFrame) -> list[Block]:
+    """Return the report of rows of several machines: the machines (and the `machines` figure), the other figures
+    and the border semantics once, then per machine what a one-machine report shows, from its rows only."""
+    everything = pd.concat([rows for rows in (rounds, model_rows) if len(rows)])
+    hosts = list(dict.fromkeys([*machines(frame), *machines(model_rows)]))
+    parts: list[Block] = [
+        f"# Local attention benchmark: {run_label(everything)}",
+        f"Results: `{csv_path}`, rows of {len(hosts)} machines. Each machine has its own section below, computed from "
+        f"its rows only: compare speeds as ratios within one machine. Median latency of one call; `~` marks a noisy "
+        f"cell (IQR above {NOISE_THRESHOLD:.0%} of the median).",
+        "## Machines", machines_table(everything),
+        *([Figure("machines", figures["machines"][0])] if "machines" in figures else [])]
+    others = {name: paths for name, paths in figures.items() if name != "machines"}
+    if len(frame):
+        parts += [*(figure_blocks(others) if others or not figures else []), *border_blocks(frame)]
+    for host in hosts:
+        parts += _machine_section(host, frame, model_rows, rounds)
+    return parts
+
+
+def _machine_section(host: str, frame: pd.DataFrame, model_rows: pd.DataFrame, rounds: pd.DataFrame) -> list[Block]:
+    mine = lambda rows: rows[machine_of(rows) == host]  # noqa: E731
+    ops, model = mine(frame), mine(model_rows)
+    body = (measured_blocks(ops.assign(facet=facet_labels(ops)), mine(rounds), host)  # facets named by this machine's rows alone
+            if len(ops) else ["## Machine", fingerprint_table(model)])
+    body += models_section(model) if len(model) else []
+    title = machine_title(pd.concat([rows for rows in (ops, model) if len(rows)]))
+    return [f"## {title}", *(f"#{part}" if isinstance(part, str) and part.startswith("#") else part for part in body)]
 
 
 def render(frame: pd.DataFrame, csv_path: Path, md_path: Path, figures: dict[str, list[Path]],

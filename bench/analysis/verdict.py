@@ -1,7 +1,7 @@
 """The answer of a sweep: the fastest exact variant of each family, and whether Slide beats Im2Col here. Pure pandas.
 
-Per group of cases (device, dtype, pass, compiled, shape): among the rows that passed the oracle
-check (`ok`), the fastest variant of each semantics family. Then the paper's claim, Slide
+Per machine (host) and group of cases (device, dtype, pass, compiled, shape): among the rows
+that passed the oracle check (`ok`), the fastest variant of each semantics family. Then the paper's claim, Slide
 attention (`slide`, the official formulation) faster than Im2Col (`im2col`), as the ratio
 im2col ms / slide ms with an interval:
   - several rounds (--repeats R): the ratio of each round, their median and the interval of the
@@ -16,6 +16,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.analysis.ab import interval
+from bench.results.machines import machine_of, machine_title, per_machine
 from bench.results.selection import case_label, median_over_rounds
 
 SLIDE, IM2COL = "slide", "im2col"
@@ -23,24 +24,35 @@ CLAIM = "Slide-Transformer's claim (Slide faster than Im2Col)"
 
 
 def fastest_per_family(rows: pd.DataFrame) -> pd.DataFrame:
-    """Return per case group and family the fastest ok variant: group, family, variant, median_ms, runner_up."""
+    """Return per machine, case group and family the fastest ok variant: machine, group, family, variant, median_ms, runner_up.
+
+    Variants are ranked only against rows of the same machine (host): two hosts' rows of one case
+    are two measurements of other hardware, not candidates of one race.
+    """
     ok = median_over_rounds(rows)
     ok = ok[ok["status"] == "ok"]
+    ok = ok.assign(machine=machine_of(ok), group=ok.apply(case_label, axis=1) if len(ok) else "")
     out = []
-    for (group, family), members in ok.assign(group=ok.apply(case_label, axis=1)).groupby(["group", "family"], sort=True):
+    for (machine, group, family), members in ok.groupby(["machine", "group", "family"], sort=True):
         ranked = members.sort_values("median_ms")
         best = ranked.iloc[0]
-        out.append({"group": group, "family": family, "variant": best["variant"], "median_ms": float(best["median_ms"]),
-                    "variants": len(ranked), "runner_up": ranked["variant"].iloc[1] if len(ranked) > 1 else ""})
-    return pd.DataFrame(out, columns=["group", "family", "variant", "median_ms", "variants", "runner_up"])
+        out.append({"machine": machine, "group": group, "family": family, "variant": best["variant"],
+                    "median_ms": float(best["median_ms"]), "variants": len(ranked),
+                    "runner_up": ranked["variant"].iloc[1] if len(ranked) > 1 else ""})
+    return pd.DataFrame(out, columns=["machine", "group", "family", "variant", "median_ms", "variants", "runner_up"])
 
 
 def slide_vs_im2col(rows: pd.DataFrame) -> pd.DataFrame:
-    """Return per case group where both ran ok: speedup (im2col / slide), low, high, basis, verdict."""
+    """Return per machine and case group where both ran ok: machine, group, speedup (im2col / slide), low, high, basis, verdict.
+
+    A ratio pairs Slide and Im2Col of one machine (host) and round only: the shards of a cluster
+    run share the run id, so without the host their rounds would be paired across machines.
+    """
     ok = rows[(rows["status"] == "ok") & rows["variant"].isin([SLIDE, IM2COL])]
-    ok = ok.assign(round=ok["round"].fillna(1) if "round" in ok else 1, group=ok.apply(case_label, axis=1) if len(ok) else "")
+    ok = ok.assign(round=ok["round"].fillna(1) if "round" in ok else 1, group=ok.apply(case_label, axis=1) if len(ok) else "",
+                   machine=machine_of(ok))
     out = []
-    for group, members in ok.groupby("group", sort=True):
+    for (machine, group), members in ok.groupby(["machine", "group"], sort=True):
         per_round = members.pivot_table(index=["run_id", "round"], columns="variant", values="median_ms", aggfunc="median")
         per_round = per_round.reindex(columns=[SLIDE, IM2COL]).dropna()
         if per_round.empty:
@@ -53,9 +65,9 @@ def slide_vs_im2col(rows: pd.DataFrame) -> pd.DataFrame:
             low, high = _block_interval(members)
             basis = "1 round: middle halves of the block times (--repeats 3 or more for an interval over rounds)"
         verdict = "holds" if low > 1 else "does not hold" if high < 1 else "inconclusive"
-        out.append({"group": group, "speedup": float(pd.Series(ratios).median()), "low": low, "high": high,
+        out.append({"machine": machine, "group": group, "speedup": float(pd.Series(ratios).median()), "low": low, "high": high,
                     "basis": basis, "verdict": verdict})
-    return pd.DataFrame(out, columns=["group", "speedup", "low", "high", "basis", "verdict"])
+    return pd.DataFrame(out, columns=["machine", "group", "speedup", "low", "high", "basis", "verdict"])
 
 
 def _block_interval(members: pd.DataFrame) -> tuple[float, float]:
@@ -69,20 +81,46 @@ def _block_interval(members: pd.DataFrame) -> tuple[float, float]:
     return ends[IM2COL][0] / slowest_slide, ends[IM2COL][1] / fastest_slide
 
 
-def claim_line(table: pd.DataFrame) -> str:
-    """Return the one line that ends every sweep: the claim holds, does not hold, or is inconclusive here."""
+def claim_line(table: pd.DataFrame, where: str = "this machine") -> str:
+    """Return the one line that ends every sweep: the claim holds, does not hold, or is inconclusive on `where`.
+
+    A table of several machines gets one verdict per machine in the line, never one pooled over them.
+    """
+    hosts = list(dict.fromkeys(table["machine"])) if "machine" in table else []
+    if len(hosts) > 1:
+        return f"{CLAIM}, per machine: " + "; ".join(f"on {host}: {_claim_text(table[table['machine'] == host])}" for host in hosts)
     if table.empty:
-        return f"{CLAIM} on this machine: not measured (this run has no ok {SLIDE} and {IM2COL} rows of one case)"
+        return f"{CLAIM} on {where}: not measured (this run has no ok {SLIDE} and {IM2COL} rows of one case)"
+    return f"{CLAIM} on {where}: {_claim_text(table)}"
+
+
+def _claim_text(table: pd.DataFrame) -> str:
     counts = table["verdict"].value_counts()
     overall = table["verdict"].iloc[0] if len(counts) == 1 else "inconclusive"
     detail = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
-    return (f"{CLAIM} on this machine: {overall.upper()} (Im2Col / Slide time {table['speedup'].min():.2f}-"
+    return (f"{overall.upper()} (Im2Col / Slide time {table['speedup'].min():.2f}-"
             f"{table['speedup'].max():.2f}x over {len(table)} case group{'s' * (len(table) != 1)}: {detail})")
 
 
 def verdict_lines(rows: pd.DataFrame) -> list[str]:
-    """Return the verdict in plain lines: the fastest exact variant per family and group, Slide vs Im2Col, the claim."""
+    """Return the verdict in plain lines: the fastest exact variant per family and group, Slide vs Im2Col, the claim.
+
+    Rows of several machines (a merged cluster run) get one block of lines per machine, headed by
+    the machine and ending with its own claim line.
+    """
     rows = rows[rows["scope"].fillna("op") != "model"] if "scope" in rows else rows
+    parts = per_machine(rows)
+    if len(parts) < 2:
+        return _machine_lines(rows)
+    lines = []
+    for host, mine in parts:
+        *details, claim = _machine_lines(mine, where=host)
+        # The claim stays unindented: a sweep prints the lines that start with CLAIM in bold.
+        lines += [f"{machine_title(mine)}:", *(f"  {line}" for line in details), claim]
+    return lines
+
+
+def _machine_lines(rows: pd.DataFrame, where: str = "this machine") -> list[str]:
     lines = ["fastest exact variant of each family (median ms):"]
     for group, members in fastest_per_family(rows).groupby("group", sort=True):
         best = " · ".join(f"{row['family']} {row['variant']} {row['median_ms']:.3g}" for _, row in members.iterrows())
@@ -94,4 +132,4 @@ def verdict_lines(rows: pd.DataFrame) -> list[str]:
         lines.append(f"  {row['group']}: {row['speedup']:.2f}x [{row['low']:.2f}-{row['high']:.2f}] {row['verdict']}")
     for basis in table["basis"].unique():
         lines.append(f"  (interval: {basis})")
-    return [*lines, claim_line(table)]
+    return [*lines, claim_line(table, where)]

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from bench.execution.cluster import ClusterOptions, Shard
 
 from attention_variants.case import Case
-from bench.cli.common import CliError
+from bench.cli.common import CliError, run_id_of
 from bench.messages import first_line
 from bench.cli.console import message_console, wide_console
 from bench.execution.shards import case_shapes, shard_cases, shard_files
@@ -87,26 +87,36 @@ def resume_command(args: argparse.Namespace, run_id: str) -> str:
     return shlex.join(["python", "run_bench.py", *argv])
 
 
-def run_on_cluster(args: argparse.Namespace, cases: list[Case]) -> int:
-    """Submit one job per shard, follow them, merge their CSVs; return 0, TEMPFAIL when a shard failed, 130 on Ctrl-C."""
-    from bench.cli.sweep import run_id_of  # the sweep command's own checks (it imports this module)
-
-    try:  # submitit is an extra: a sweep on one machine does not need it
-        from bench.execution.cluster import ClusterError, Shard, cancel, make_executor, quiet_submitit
+def _cluster_module():
+    """Return bench.execution.cluster (CliError where submitit, an extra, is not installed)."""
+    try:
+        from bench.execution import cluster
     except ImportError as err:
-        raise CliError(f"--executor {args.executor} needs submitit ({first_line(err)}): pip install -e '.[cluster]'") from None
-    options = options_from(args, len(case_shapes(cases)))
-    run_id = run_id_of(args)
+        raise CliError(f"a cluster executor needs submitit ({first_line(err)}): pip install -e '.[cluster]'") from None
+    return cluster
+
+
+def _places(args: argparse.Namespace, run_id: str) -> tuple[Path, Path]:
+    """Return the run's folder (its shard CSVs and job logs) and the merged CSV (CliError where that is another run's)."""
     root = args.out.parent if args.out else Path("results")
     folder, merged_out = (root / run_id).resolve(), (args.out or root / f"{run_id}.csv").resolve()
     if merged_out.exists() and not folder.is_dir():
         raise CliError(f"{merged_out} exists and is not this run's: choose another --out (nothing is overwritten)")
+    return folder, merged_out
+
+
+def run_on_cluster(args: argparse.Namespace, cases: list[Case]) -> int:
+    """Submit one job per shard, follow them, merge their CSVs; return 0, TEMPFAIL when a shard failed, 130 on Ctrl-C."""
+    cluster = _cluster_module()
+    options = options_from(args, len(case_shapes(cases)))
+    run_id = run_id_of(args)
+    folder, merged_out = _places(args, run_id)
     try:
-        executor = make_executor(options, folder / "submitit")
-    except ClusterError as err:
+        executor = cluster.make_executor(options, folder / "submitit")
+    except cluster.ClusterError as err:
         raise CliError(str(err)) from None
-    quiet_submitit()
-    shards = [Shard(index, plan_rounds(shard_cases(cases, index, options.shards), args.repeats, args.seed))
+    cluster.quiet_submitit()
+    shards = [cluster.Shard(index, plan_rounds(shard_cases(cases, index, options.shards), args.repeats, args.seed))
               for index in range(1, options.shards + 1)]
     job_args = copy.copy(args)
     job_args.out = job_args.resume = None
@@ -116,7 +126,7 @@ def run_on_cluster(args: argparse.Namespace, cases: list[Case]) -> int:
     try:
         _follow(shards, executor, job_args, folder, options, console)
     except KeyboardInterrupt:
-        cancel(shards)
+        cluster.cancel(shards)
         console.print(f"[yellow]interrupted[/]: the jobs were cancelled; rows written are kept in {escape(str(folder))}/; "
                       f"finish with: {escape(resume_command(args, run_id))}")
         return 130

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import time
+import uuid
 
+from bench.execution.shards import SAFE_NAME
 from bench.messages import first_line
 
 
@@ -34,3 +37,17 @@ def load_plugins(modules: list[str]) -> None:
             importlib.import_module(module)
         except (Exception, SystemExit) as err:  # any import-time failure is the plugin's, reported in one line
             raise CliError(f"plugin {module!r} failed to import: {type(err).__name__}: {first_line(err)}") from None
+
+
+def new_run_id() -> str:
+    """Return a sortable, unique run id: UTC time plus a short random suffix."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+def run_id_of(args: argparse.Namespace) -> str:
+    """Return --run-id (checked: it names files and folders) or a new run id."""
+    if args.run_id is None:
+        return new_run_id()
+    if not SAFE_NAME.fullmatch(args.run_id):
+        raise CliError(f"bad --run-id {args.run_id!r}: use letters, digits, '.', '_' and '-' (it names files)")
+    return args.run_id

@@ -11,13 +11,15 @@ from rich.table import Table
 
 from bench import results
 from bench.analysis.gate import (
-    HEADERS, RIGHT_ALIGNED, GateError, GateSettings, compare, counts, exit_status, machine, machine_note, markdown, mode_line,
-    ordered_verdicts, table_cells, threads_note,
+    RIGHT_ALIGNED, GateError, GateSettings, counts, exit_status, headers, markdown, mode_line, ordered_verdicts,
+    several_machines, table_cells,
 )
+from bench.analysis.gate_pairs import Candidate, best_baseline, candidates, compared_text, judge, outcome_line, pair_machines
 from bench.analysis.ab import DEFAULT_TOLERANCE
 from bench.cli.ab_gate import run as run_ab
 from bench.cli.common import CliError
 from bench.cli.console import verdict_table, wide_console
+from bench.results.machines import UNKNOWN, per_machine
 
 ROUNDS = 6  # the fewest for a 95 % interval (min..max, 96.9 %); more rounds narrow it: docs/gate.md
 
@@ -26,7 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the gate command's options to parser."""
     files = parser.add_argument_group("file mode: judge a results CSV against a baseline CSV")
     files.add_argument("--baseline", type=Path,
-                       help="the reference results CSV, or a directory of them: the one from this machine is used")
+                       help="the reference results CSV (one machine's or merged), or a directory of them: each machine "
+                            "of --current is judged against the baseline of the same host, else of the same hardware")
     files.add_argument("--current", type=Path, help="the results CSV to judge")
     ab = parser.add_argument_group("A/B mode: `gate --base-rev REV [sweep flags]` measures REV's code and the working "
                                    "tree's, interleaved, and judges per case with a 95 % interval")
@@ -47,22 +50,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the verdicts as a markdown table to FILE")
 
 
+def baseline_candidates(path: Path) -> list[Candidate]:
+    """Return every machine (host) of the baseline: of one CSV, or of each CSV of a directory."""
+    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    if not files:
+        raise GateError(f"no baseline CSV in {path}")
+    return candidates([(str(file), results.load(file)) for file in files])
+
+
 def pick_baseline(path: Path, current: pd.DataFrame) -> Path:
-    """Return path, or for a directory its baseline CSV from current's machine (else its first CSV)."""
+    """Return path, or for a directory the CSV holding the baseline of current's (first) machine (gate_pairs.best_baseline)."""
     if not path.is_dir():
         return path
-    candidates = sorted(path.glob("*.csv"))
-    if not candidates:
-        raise GateError(f"no baseline CSV in {path}")
-    wanted = machine(current)
-    return next((c for c in candidates if machine(results.load(c)) == wanted), candidates[0])
+    host, rows = (per_machine(current) or [(UNKNOWN, current)])[0]
+    return Path(best_baseline(host, rows, baseline_candidates(path)).file)
 
 
 def rich_table(verdicts: pd.DataFrame, settings: GateSettings, compared: str = "") -> Table:
-    """Return the verdicts as a rich table, regressions first."""
+    """Return the verdicts as a rich table, regressions first (with a `machine` column when of several machines)."""
     summary = ", ".join(f"{n} {verdict}" for verdict, n in counts(verdicts).items() if n)
-    rows = [(table_cells(row), str(row["verdict"])) for _, row in ordered_verdicts(verdicts).iterrows()]
-    return verdict_table(f"regression gate: {summary}\n{escape(compared)}", mode_line(settings), HEADERS, RIGHT_ALIGNED, rows)
+    rows = [(table_cells(row, several_machines(verdicts)), str(row["verdict"])) for _, row in ordered_verdicts(verdicts).iterrows()]
+    return verdict_table(f"regression gate: {summary}\n{escape(compared)}", mode_line(settings), headers(verdicts), RIGHT_ALIGNED, rows)
 
 
 def run(args: argparse.Namespace, extra: list[str] = ()) -> int:
@@ -78,34 +86,31 @@ def run(args: argparse.Namespace, extra: list[str] = ()) -> int:
 
 
 def run_files(args: argparse.Namespace) -> int:
-    """Load both CSVs, judge every case, print the table (and markdown); return 0, 1 on a regression.
+    """Load both sides, judge every case per machine, print the table (and markdown); return 0, 1 on a regression.
 
-    A regression fails only against a baseline from the same machine (same device names): across
-    processors the ratios between variants move by more than any tolerance (docs/gate.md).
+    Each machine (host) of --current is judged against the baseline of the same host or the same
+    hardware; a regression fails only there: across processors the ratios between variants move
+    by more than any tolerance (docs/gate.md), so against other hardware the verdicts are advisory.
     """
     if not args.current.exists():
         raise CliError(f"no results file at {args.current}: measure one first, e.g. "
                        f"`python run_bench.py --preset ci --threads 1 --out {args.current}` (the baselines' preset)")
     current = results.load(args.current)
-    baseline_path = pick_baseline(args.baseline, current)
-    baseline = results.load(baseline_path)
-    compared = f"baseline: {baseline_path} ({machine(baseline)}); current: {args.current} ({machine(current)})"
+    pairs = pair_machines(current, baseline_candidates(args.baseline))
     tolerance = GateSettings.tolerance if args.tolerance is None else args.tolerance
     settings = GateSettings(tolerance, None if args.absolute else args.reference)
-    if settings.reference is not None and settings.reference not in set(baseline["variant"]) | set(current["variant"]):
+    known = set(current["variant"]).union(*(set(pair.baseline.rows["variant"]) for pair in pairs))
+    if settings.reference is not None and settings.reference not in known:
         raise GateError(f"reference variant {settings.reference!r} is in neither CSV (pass --reference NAME or --absolute)")
-    verdicts = compare(baseline, current, settings)
+    verdicts, notes = judge(pairs, settings)
+    compared = compared_text(pairs, str(args.current))
     console = wide_console(140)  # keep the table readable when piped into a CI log
     console.print(rich_table(verdicts, settings, compared))
-    advisory = machine_note(baseline, current)
-    notes = [note for note in (threads_note(baseline, current), advisory) if note]
     for note in notes:
         console.print(f"[yellow]{escape(note)}[/]")
+    advisory = all(pair.advisory for pair in pairs)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(markdown(verdicts, settings, bool(advisory), compared) + "".join(f"\n{note}\n" for note in notes))
-    status = 0 if advisory else exit_status(verdicts)
-    outcome = "pass, advisory" if advisory else "FAIL" if status else "pass"
-    against = " against another machine" if advisory else ""
-    console.print(escape(f"gate: {outcome} ({counts(verdicts)['regression']} regression(s){against})"))
-    return status
+        args.markdown.write_text(markdown(verdicts, settings, advisory, compared) + "".join(f"\n{note}\n" for note in notes))
+    console.print(escape(outcome_line(verdicts, pairs)))
+    return exit_status(verdicts)

@@ -23,7 +23,7 @@ from attention_variants.case import DTYPES, PASSES
 from bench.analysis import models as claims
 from bench.cli.common import CliError
 from bench.cli.console import wide_console
-from bench.cli.sweep import new_run_id
+from bench.cli.common import new_run_id
 from bench.execution import allocator as allocators
 from bench.execution.isolation import Isolation, WorkerPool
 from bench.execution.spec import DEVICES, PRESET_DIR

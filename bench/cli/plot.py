@@ -35,11 +35,12 @@ def run(args: argparse.Namespace) -> int:
     from bench.plots.figures import FIGURES, OPTIONAL_FIGURES, plot_csvs  # matplotlib only when drawing
 
     written = plot_csvs(args.results, args.out_dir, args.formats)
+    width = max(map(len, [*FIGURES, *OPTIONAL_FIGURES])) + 1
     for name in FIGURES:
-        print(f"{name:<11}" + ("  ".join(str(p) for p in written[name]) if name in written else
-                               f"not drawn: no ok {REFERENCE_VARIANT} rows to compare with"))
-    for name in OPTIONAL_FIGURES.keys() & written.keys():
-        print(f"{name:<11}" + "  ".join(str(p) for p in written[name]))
+        print(f"{name:<{width}}" + ("  ".join(str(p) for p in written[name]) if name in written else
+                                    f"not drawn: no ok {REFERENCE_VARIANT} rows to compare with"))
+    for name in [name for name in OPTIONAL_FIGURES if name in written]:  # in a fixed order
+        print(f"{name:<{width}}" + "  ".join(str(p) for p in written[name]))
     return 0
 
 
@@ -53,7 +54,7 @@ def plot_after_sweep(csv_path: Path, console: Console) -> None:
         console.print(f"[yellow]no figures[/]: {escape(str(err))}")
         return
     except Exception as err:  # the rows are saved whatever happens here: say so in one line, keep the exit status
-        console.print(f"[red]figures failed[/]: " + escape(f"{type(err).__name__}: {err} (retry: run_bench.py plot {csv_path})"))
+        console.print("[red]figures failed[/]: " + escape(f"{type(err).__name__}: {err} (retry: run_bench.py plot {csv_path})"))
         return
     folder = next(iter(written.values()))[0].parent if written else None
     console.print(escape(f"figures ({', '.join(written)}) in {folder}/ (skip with --no-plots)"))

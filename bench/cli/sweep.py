@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -18,14 +16,14 @@ from attention_variants.case import Case
 from bench import results
 from bench.analysis.summary import failure_counts, noise_line
 from bench.analysis.verdict import CLAIM, verdict_lines
-from bench.cli.common import CliError, add_plugin_option, load_plugins
+from bench.cli.common import CliError, add_plugin_option, load_plugins, run_id_of
 from bench.cli.console import message_console, print_failures, summary_table, wide_console
 from bench.cli.plot import plot_after_sweep
 from bench.execution import spec
 from bench.execution import allocator as allocators
 from bench.execution.isolation import Isolation
 from bench.cli.cluster import configure_cluster, run_on_cluster
-from bench.execution.shards import SAFE_NAME, ShardError, parse_shard, shard_cases
+from bench.execution.shards import ShardError, parse_shard, shard_cases
 from bench.execution.sweep import pending, plan_rounds, recorded_keys, run_sweep
 from bench.measure.machine import busy_report, cpu_name
 from bench.measure.settings import Settings
@@ -98,11 +96,6 @@ def settings_from(args: argparse.Namespace, sweep: spec.Sweep) -> Settings:
     return Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed, allocator=args.allocator)
 
 
-def new_run_id() -> str:
-    """Return a sortable, unique run id: UTC time plus a short random suffix."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
-
-
 def isolation_from(args: argparse.Namespace) -> Isolation:
     """Return the isolation the flags ask for (CliError on a bad limit or an allocator that cannot run)."""
     checks = (("--case-timeout", args.case_timeout, 0 < args.case_timeout < math.inf, "a positive number of seconds"),
@@ -119,15 +112,6 @@ def isolation_from(args: argparse.Namespace) -> Isolation:
         raise CliError(problem)
     return Isolation(args.case_timeout, args.max_memory_gb, args.cases_per_worker, tuple(args.plugin),
                      allocator=args.allocator, threads=args.threads)
-
-
-def run_id_of(args: argparse.Namespace) -> str:
-    """Return --run-id (checked: it names files and folders) or a new run id."""
-    if args.run_id is None:
-        return new_run_id()
-    if not SAFE_NAME.fullmatch(args.run_id):
-        raise CliError(f"bad --run-id {args.run_id!r}: use letters, digits, '.', '_' and '-' (it names files)")
-    return args.run_id
 
 
 def sweep_cases(args: argparse.Namespace, sweep: spec.Sweep) -> list[Case]:

@@ -7,6 +7,7 @@ import textwrap
 import pandas as pd
 import numpy as np
 from matplotlib import ticker
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -15,6 +16,7 @@ from matplotlib.lines import Line2D
 from bench.analysis.frames import machine_label, not_ok_lines, panel_title, run_label
 from bench.analysis.labels import variant_order
 from bench.plots.style import variant_styles
+from bench.results.machines import machines
 
 PANEL_SIZE = (4.6, 3.3)  # inches per panel
 
@@ -49,14 +51,21 @@ def grid(frame: pd.DataFrame, keys: list[str]) -> tuple[Figure, list[tuple[Axes,
     return fig, panels
 
 
-def _title(frame: pd.DataFrame, what: str) -> str:
-    if frame["source"].nunique() == 1:
-        return f"{what}\n{machine_label(frame)} · {run_label(frame)}"
-    return f"{what}\n{frame['source'].nunique()} result sets side by side (one column each)"
+def _title(frame: pd.DataFrame, what: str, subtitle: str | None) -> str:
+    if subtitle:
+        return f"{what}\n{subtitle}"
+    if frame["source"].nunique() > 1:
+        return f"{what}\n{frame['source'].nunique()} result sets side by side (one column each)"
+    hosts = machines(frame)
+    if len(hosts) > 1:  # one file merged from several machines: each has its own column(s), named above them
+        return f"{what}\n{len(hosts)} machines side by side (one column each) · {run_label(frame)}"
+    return f"{what}\n{machine_label(frame)} · {run_label(frame)}"
 
 
-def finish(fig: Figure, frame: pd.DataFrame, what: str, handles: list[Line2D], notes: list[str]) -> Figure:
-    """Add the title and the shared legend above the panels, and the footnote of what was not measured."""
+def finish(fig: Figure, frame: pd.DataFrame, what: str, handles: list[Artist], notes: list[str],
+           subtitle: str | None = None) -> Figure:
+    """Add the title (subtitle: the machine and run, unless given) and the shared legend above the panels,
+    and the footnote of what was not measured."""
     lines = not_ok_lines(frame)
     if lines:
         notes = ["Not drawn, no valid result:", *lines, *notes]
@@ -66,7 +75,7 @@ def finish(fig: Figure, frame: pd.DataFrame, what: str, handles: list[Line2D], n
     notes = [wrapped for note in notes for wrapped in textwrap.wrap(note, int(width * 17), subsequent_indent="    ")]
     longest = max((len(h.get_label()) for h in handles), default=1)  # 8 pt: about 0.07 inch per character
     ncols = max(1, min(len(handles), int((width - 0.2) / (0.07 * longest + 0.6))))
-    title = "\n".join(wrapped for line in _title(frame, what).splitlines()
+    title = "\n".join(wrapped for line in _title(frame, what, subtitle).splitlines()
                       for wrapped in textwrap.wrap(line, int(width * 12)))  # 11 pt: about 12 characters per inch
     title_height = 0.15 + 0.19 * (title.count("\n") + 1)
     header = title_height + 0.22 * -(-len(handles) // ncols) + 0.15

@@ -65,6 +65,7 @@ def _fraction_panel(ax: Axes, rows: pd.DataFrame, styles: dict, labels: list[str
                    c="none" if label.endswith("(compiled)") else style.color, gid=label)
     ax.axvline(1, color="black", linewidth=1.5, gid="roof")
     ax.set_yticks(range(len(labels)), labels, fontsize=7.5)
+    ax.tick_params(axis="y", labelleft=ax.get_subplotspec().is_first_col())  # one row of panels shares the labels
     ax.set_ylim(len(labels) - 0.4, -0.6)
     ax.set_xscale("log")
     whole_decades(ax)
@@ -78,7 +79,7 @@ def roofline_figure(frame: pd.DataFrame) -> Figure:
         raise ValueError("no ok rows with roofline columns to plot")
     styles = variant_styles(frame["variant"])
     swept = points["kernel_size"].nunique() > 1
-    fig, panels = grid(points, ["device", "dtype"])
+    fig, panels = grid(points, ["dtype"])  # the device (and machine) is part of the facet: one column each
     labels = sorted(points["label"].unique(), key=lambda label: (variant_order(points["variant"]).index(label.split()[0]), label))
     if not swept:
         width, height = fig.get_size_inches()

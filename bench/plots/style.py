@@ -1,8 +1,10 @@
-"""Fixed look of the figures: one colour and marker per variant, and line styles."""
+"""Fixed look of the figures: one colour and marker per variant, line styles, a colour per machine."""
 
 from __future__ import annotations
 
 import zlib
+
+from matplotlib import colormaps, colors as mcolors
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -72,3 +74,20 @@ def linestyles(values: Iterable[object]) -> dict[object, object]:
     """Return a line style per value (e.g. batch size), in sorted order."""
     ordered = sorted(set(values))
     return {value: LINESTYLES[i % len(LINESTYLES)] for i, value in enumerate(ordered)}
+
+
+# Colour-blind-safe (Okabe-Ito), no grey: a machine comparison is read by colour alone.
+MACHINE_COLORS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000", "#f0e442")
+DEVICE_HATCHES = ("", "//", "..", "xx", "\\\\")
+
+
+def machine_colors(names: Iterable[str]) -> dict[str, str]:
+    """Return a colour per machine in the given order (tab20's colours past eight machines, so none repeats up to 20)."""
+    ordered = list(dict.fromkeys(names))
+    palette = MACHINE_COLORS if len(ordered) <= len(MACHINE_COLORS) else tuple(map(mcolors.to_hex, colormaps["tab20"].colors))
+    return {name: palette[i % len(palette)] for i, name in enumerate(ordered)}
+
+
+def device_hatches(devices: Iterable[str]) -> dict[str, str]:
+    """Return a hatch per device, in sorted order: the first (cpu before cuda) plain, the others hatched."""
+    return {device: DEVICE_HATCHES[i % len(DEVICE_HATCHES)] for i, device in enumerate(sorted(set(devices)))}
