@@ -141,3 +141,28 @@ def test_the_machines_figure_goes_to_the_machines_section(merged_csv, tmp_path):
     assert section(text, "## Figures").strip() == "![latency](latency.png)"
     one_machine = render(load_results([merged_csv]).query("host == 'node-a'"), merged_csv, tmp_path / "a.md", figures)
     assert "## Machines" not in one_machine and "on this machine: HOLDS" in one_machine
+
+
+def test_a_gpu_nodes_cpu_and_cuda_rows_get_a_table_each(tmp_path):
+    """One host, one shape, two devices (a GPU node sweeping cpu,cuda): a table per device, each its own numbers."""
+    cuda = dict(device="cuda", device_name="NVIDIA H100")
+    rows = [row("im2col", host="gpu-node"), row("slide", host="gpu-node"),
+            row("im2col", host="gpu-node", median_ms=0.4, iqr_ms=0.01, **cuda),
+            row("slide", host="gpu-node", median_ms=0.1, iqr_ms=0.002, **cuda)]
+    csv = write_csv(tmp_path / "r.csv", rows)
+    text = render(load_results([csv]), csv, tmp_path / "r.md", {})
+    latency = text.split("## Median latency")[1].split("## Speed-up")[0]
+    speedup = text.split("## Speed-up")[1].split("\n## ")[0]
+    cpu_part, cuda_part = latency.split("**device cuda")
+    assert "**device cpu" in cpu_part and "| 10.0 |" in cpu_part and "| 5.00 |" in cpu_part
+    assert "| 0.400 |" in cuda_part and "| 0.100 |" in cuda_part
+    assert "4.0×" in speedup.split("**device cuda")[1] and "2.0×" in speedup.split("**device cuda")[0]
+
+
+def test_speed_ups_never_divide_one_machines_time_by_anothers(tmp_path):
+    rows = [row("im2col", host="a"), row("slide", host="a"), row("im2col", host="b", median_ms=40.0)]
+    csv = write_csv(tmp_path / "r.csv", rows)
+    from bench.analysis.summary import add_speedup
+    ratios = add_speedup(load(csv)).set_index(["host", "variant"])["speedup"]
+    assert ratios[("a", "slide")] == 2.0 and ratios[("b", "im2col")] == 1.0
+    assert ratios[("a", "im2col")] == 1.0  # not 4.0: b's im2col is not a's reference

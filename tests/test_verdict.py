@@ -39,12 +39,21 @@ def test_slide_vs_im2col_over_rounds(im2col, slide, verdict):
 
 
 def test_one_round_is_judged_on_the_block_times_and_overlap_is_inconclusive():
-    apart = pd.DataFrame([row("im2col", median_ms=10.0, iqr_ms=1.0), row("slide", median_ms=5.0, iqr_ms=1.0)])
+    apart = pd.DataFrame([row("im2col", median_ms=10.0, iqr_ms=1.0, min_ms=9.0), row("slide", median_ms=5.0, iqr_ms=1.0, min_ms=4.0)])
     close = pd.DataFrame([row("im2col", median_ms=10.0, iqr_ms=2.0), row("slide", median_ms=9.5, iqr_ms=2.0)])
     first = slide_vs_im2col(apart).iloc[0]
     assert first["verdict"] == "holds" and (first["low"], first["high"]) == pytest.approx((9.5 / 5.5, 10.5 / 4.5))
     assert "1 round" in first["basis"]
     assert slide_vs_im2col(close)["verdict"].iloc[0] == "inconclusive"
+
+
+def test_skewed_block_times_bound_the_interval_by_the_fastest_block():
+    """An IQR above twice the median (a few slow blocks) must not put the middle half below zero."""
+    skewed = pd.DataFrame([row("im2col", median_ms=10.8, iqr_ms=7.2, min_ms=3.7),
+                           row("slide", median_ms=2.3, iqr_ms=7.6, min_ms=0.92)])
+    first = slide_vs_im2col(skewed).iloc[0]
+    assert (first["low"], first["high"]) == pytest.approx((7.2 / 6.1, 14.4 / 0.92))
+    assert first["verdict"] == "holds"
 
 
 def test_the_claim_line_holds_only_when_every_case_group_agrees():

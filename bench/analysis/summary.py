@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.results.selection import NOISE_THRESHOLD, REFERENCE_VARIANT, SHAPE_KEY, case_label, noisy_rows
+from bench.results.selection import MACHINE, NOISE_THRESHOLD, REFERENCE_VARIANT, SHAPE_KEY, case_label, noisy_rows
 
 
 def add_speedup(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT) -> pd.DataFrame:
-    """Return frame with `speedup` = reference median / row median, matched on the case shape."""
+    """Return frame with `speedup` = reference median / row median, matched on the machine and the case shape."""
     ok = frame[frame["status"] == "ok"]
-    ref = ok[ok["variant"] == reference][[*SHAPE_KEY, "median_ms"]].rename(columns={"median_ms": "reference_ms"})
-    merged = frame.merge(ref, on=list(SHAPE_KEY), how="left")
+    key = [MACHINE, *SHAPE_KEY]  # a ratio between two machines is no speed-up of a variant
+    ref = ok[ok["variant"] == reference][[*key, "median_ms"]].rename(columns={"median_ms": "reference_ms"})
+    merged = frame.merge(ref, on=key, how="left")
     merged["speedup"] = merged["reference_ms"] / merged["median_ms"].where(merged["status"] == "ok")
     return merged.drop(columns="reference_ms")
 

@@ -75,7 +75,10 @@ def _block_interval(members: pd.DataFrame) -> tuple[float, float]:
     for name in (SLIDE, IM2COL):
         row = members[members["variant"] == name].iloc[-1]
         half = float(row["iqr_ms"]) / 2 if pd.notna(row["iqr_ms"]) else 0.0
-        ends[name] = (float(row["median_ms"]) - half, float(row["median_ms"]) + half)
+        low = float(row["median_ms"]) - half
+        if pd.notna(row["min_ms"]):  # skewed block times (IQR above twice the median): no block was below the fastest
+            low = max(low, float(row["min_ms"]))
+        ends[name] = (low, float(row["median_ms"]) + half)
     slowest_slide = ends[SLIDE][1]
     fastest_slide = max(ends[SLIDE][0], 1e-12)
     return ends[IM2COL][0] / slowest_slide, ends[IM2COL][1] / fastest_slide
