@@ -107,6 +107,18 @@ def test_claims_hold_fail_or_stay_inconclusive_by_the_interval():
     assert "INCONCLUSIVE" in claims.lines(mixed.reset_index())[0]
 
 
+def test_two_machines_model_claims_are_judged_apart():
+    """A merged file: each machine's rounds against each other, never one machine's model against another's."""
+    fast = _rows({"swin-t": [140, 150, 145], "slide-swin-t": [100, 110, 104]}).assign(host="node-a")
+    slow = _rows({"swin-t": [100, 100, 100], "slide-swin-t": [200, 210, 190]}).assign(host="node-b")
+    table = claims.verdicts(pd.concat([fast, slow], ignore_index=True))
+    table = table[table["claim"] == "Slide-Swin-T vs Swin-T"].set_index("host")
+    assert table.loc["node-a", "verdict"] == "holds" and table.loc["node-b", "verdict"] == "does not hold"
+    assert table.loc["node-b", "rounds"] == 3 and table.loc["node-b", "speedup"] == pytest.approx(0.5)
+    lines = claims.lines(table.reset_index())
+    assert lines[0].startswith("Slide-Swin-T vs Swin-T, node-a cpu") and "node-b cpu" in lines[1]
+
+
 @pytest.mark.slow
 def test_the_models_command_writes_model_rows_and_the_verdict(tmp_path, capsys):
     out = tmp_path / "models.csv"

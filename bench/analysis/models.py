@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.analysis.ab import interval
+from bench.results.machines import machine_of
 
-GROUP = ["device", "dtype", "batch", "pass"]
+GROUP = ["host", "device", "dtype", "batch", "pass"]  # a merged file's machines are judged apart
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def speedups(rows: pd.DataFrame, claim: Claim) -> pd.DataFrame:
 
 def verdicts(rows: pd.DataFrame, claims: tuple[Claim, ...] = (*CLAIMS, ANCHOR)) -> pd.DataFrame:
     """Return one row per claim and group: the median speedup, its interval and coverage, and the verdict."""
-    rows = rows.assign(round=rows["round"].fillna(1) if "round" in rows else 1)
+    rows = rows.assign(round=rows["round"].fillna(1) if "round" in rows else 1, host=machine_of(rows))
     out = []
     for claim in claims:
         for key, group in speedups(rows, claim).groupby(GROUP, sort=True):
@@ -67,8 +68,9 @@ def verdicts(rows: pd.DataFrame, claims: tuple[Claim, ...] = (*CLAIMS, ANCHOR)) 
 def lines(table: pd.DataFrame) -> list[str]:
     """Return one plain-words line per verdict."""
     text = []
+    several = table["host"].nunique() > 1
     for _, row in table.iterrows():
-        where = f"{row['device']} {row['dtype']} batch {row['batch']} {row['pass']}"
+        where = f"{row['host'] + ' ' if several else ''}{row['device']} {row['dtype']} batch {row['batch']} {row['pass']}"
         measured = (f"{row['speedup']:.2f}x (interval {row['low']:.2f}-{row['high']:.2f}, {row['coverage']:.0%} over "
                     f"{row['rounds']} round{'s' * (row['rounds'] != 1)})")
         if row["verdict"] == "reference":
@@ -88,11 +90,12 @@ def model_rows(frame: pd.DataFrame) -> pd.DataFrame:
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Return per config and group the medians over rounds: ms, images/s, GFLOP per image, parameters (M), error, statuses."""
     out = []
-    for key, group in rows.groupby(["variant", *GROUP], sort=True):
+    for key, group in rows.assign(host=machine_of(rows)).groupby(["variant", *GROUP], sort=True):
         ok = group[group["status"] == "ok"]
+        batch = dict(zip(["variant", *GROUP], key))["batch"]
         median = lambda column: ok[column].median() if len(ok) and ok[column].notna().any() else float("nan")  # noqa: E731
         out.append({**dict(zip(["config", *GROUP], key)), "ms": median("median_ms"), "images_per_s": median("throughput_per_s"),
-                    "gflop_per_image": median("gflop") / key[3], "params_m": median("params") / 1e6,
+                    "gflop_per_image": median("gflop") / batch, "params_m": median("params") / 1e6,
                     "max_abs_err": median("max_abs_err"), "rounds_ok": f"{len(ok)}/{len(group)}",
                     "status": ", ".join(sorted(set(group["status"])))})
     return pd.DataFrame(out)

@@ -86,8 +86,7 @@ def _cell(value: object) -> str:
 
 def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Return (heading, rows) per table: one per device/dtype/pass/batch (and any varied extra axis)."""
-    devices = ["device"] if frame["device"].nunique() > 1 else []  # a GPU node's cpu and cuda rows share shapes
-    keys = [*devices, *panel_keys(frame), "batch"]
+    keys = [*(["device"] if frame["device"].nunique() > 1 else []), *panel_keys(frame), "batch"]  # cpu+cuda: one each
     groups = []
     for values, rows in frame.groupby(keys, sort=True, dropna=False):
         parts = [axis_text(k, v) if k not in ("device", "dtype", "pass", "batch") else f"{k} {v}" for k, v in zip(keys, values)]

@@ -13,7 +13,9 @@ UNKNOWN = "unknown host"
 
 
 def machine_of(frame: pd.DataFrame) -> pd.Series:
-    """Return each row's machine (its host; UNKNOWN where the file has none)."""
+    """Return each row's machine (its host; UNKNOWN where the file or frame has none)."""
+    if MACHINE not in frame:
+        return pd.Series(UNKNOWN, index=frame.index, dtype="string")
     return frame[MACHINE].astype("string").fillna(UNKNOWN)
 
 
