@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import run_bench
 from attention_variants.case import Case
 from bench import results
 from bench.execution import spec
@@ -17,6 +20,14 @@ from tests.synthetic_results import row, write_csv
 
 TINY = ["--variants", "im2col,slide", "--resolutions", "14,28", "--batch", "1", "--kernel-sizes", "3",
         "--min-run-s", "0.01", "--max-run-s", "0.03", "--no-plots"]
+
+
+def _main(*argv: str) -> tuple[int, str]:
+    """Return the exit status and stderr of run_bench.main(argv), run in this process (quick: no torch import)."""
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        status = run_bench.main(list(argv))
+    return status, stderr.getvalue()
 
 
 def _cases(**axes: object) -> list[Case]:
@@ -100,31 +111,31 @@ def test_merge_migrates_an_older_schema(tmp_path):
     assert merged.set_index("host").loc["old", "scope"] is pd.NA and merged.set_index("host").loc["new", "scope"] == "op"
 
 
-def test_merge_refuses_unknown_columns_and_a_newer_schema(cli, tmp_path):
+def test_merge_refuses_unknown_columns_and_a_newer_schema(tmp_path):
     good = write_csv(tmp_path / "good.csv", [row("im2col")])
     extra = tmp_path / "extra.csv"
     results.load(good).assign(energy_j=1.0).to_csv(extra, index=False)
-    done = cli("merge", str(good), str(extra), "--out", str(tmp_path / "all.csv"))
-    assert done.returncode == 2 and "energy_j" in done.stderr and "newer version" in done.stderr
+    status, stderr = _main("merge", str(good), str(extra), "--out", str(tmp_path / "all.csv"))
+    assert status == 2 and "energy_j" in stderr and "newer version" in stderr
     newer = write_csv(tmp_path / "newer.csv", [row("im2col", schema_version=results.SCHEMA_VERSION + 1)])
-    done = cli("merge", str(good), str(newer), "--out", str(tmp_path / "all.csv"))
-    assert done.returncode == 2 and f"schema version {results.SCHEMA_VERSION + 1}" in done.stderr
+    status, stderr = _main("merge", str(good), str(newer), "--out", str(tmp_path / "all.csv"))
+    assert status == 2 and f"schema version {results.SCHEMA_VERSION + 1}" in stderr
     assert not (tmp_path / "all.csv").exists()
 
 
-def test_merge_never_overwrites_a_file_it_does_not_read(cli, tmp_path):
+def test_merge_never_overwrites_a_file_it_does_not_read(tmp_path):
     good = write_csv(tmp_path / "good.csv", [row("im2col", host="a")])
     other = write_csv(tmp_path / "other.csv", [row("slide", host="b")])
     before = other.read_text()
-    done = cli("merge", str(good), "--out", str(other))
-    assert done.returncode == 2 and "is not an input" in done.stderr and other.read_text() == before
-    done = cli("merge", str(good), str(other), "--out", str(other))  # merging into it keeps its rows
-    assert done.returncode == 0 and sorted(results.load(other)["host"]) == ["a", "b"]
+    status, stderr = _main("merge", str(good), "--out", str(other))
+    assert status == 2 and "is not an input" in stderr and other.read_text() == before
+    status, _ = _main("merge", str(good), str(other), "--out", str(other))  # merging into it keeps its rows
+    assert status == 0 and sorted(results.load(other)["host"]) == ["a", "b"]
 
 
-def test_merge_of_a_directory_without_csv_is_one_line(cli, tmp_path):
-    done = cli("merge", str(tmp_path), "--out", str(tmp_path / "x.csv"))
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "no .csv file" in done.stderr
+def test_merge_of_a_directory_without_csv_is_one_line(tmp_path):
+    status, stderr = _main("merge", str(tmp_path), "--out", str(tmp_path / "x.csv"))
+    assert status == 2 and stderr.count("\n") == 1 and "no .csv file" in stderr
 
 
 # -- submitit's local executor --
@@ -148,7 +159,7 @@ def test_a_failed_job_is_resubmitted_and_its_shard_finishes(cli, tmp_path, machi
     monkeypatch.setenv("FLAKY_JOB_MARKER", str(tmp_path / "failures"))
     monkeypatch.setenv("FLAKY_JOB_FAILURES", "1")
     done = cli(*TINY, "--plugin", "tests.plugins.flaky_job", "--executor", "submitit-local", "--shards", "2",
-               "--max-retries", "1", "--out", str(tmp_path / "all.csv"))
+               "--max-retries", "1", "--cases-per-worker", "0", "--out", str(tmp_path / "all.csv"))
     text = done.stdout + done.stderr
     assert done.returncode == 0, text
     assert (tmp_path / "failures").read_text().count("\n") == 1
@@ -160,7 +171,7 @@ def test_a_shard_that_keeps_failing_is_named_and_the_run_can_be_finished(cli, tm
     monkeypatch.setenv("FLAKY_JOB_MARKER", str(tmp_path / "failures"))
     monkeypatch.setenv("FLAKY_JOB_FAILURES", "1")
     flags = [*TINY, "--plugin", "tests.plugins.flaky_job", "--executor", "submitit-local", "--shards", "2",
-             "--max-retries", "0", "--out", str(tmp_path / "all.csv")]
+             "--max-retries", "0", "--cases-per-worker", "0", "--out", str(tmp_path / "all.csv")]
     done = cli(*flags, "--run-id", "flaky-run")
     text = done.stdout + done.stderr
     assert done.returncode == 75, text
@@ -181,9 +192,9 @@ def test_a_shard_that_keeps_failing_is_named_and_the_run_can_be_finished(cli, tm
     (["--shard", "1/2"], "--resume and --shard are for one machine"),
     (["--run-id", "../escape"], "bad --run-id '../escape'"),
 ])
-def test_bad_cluster_flags_are_one_line(cli, tmp_path, flags, fragment):
-    done = cli(*TINY, "--executor", "submitit-local", "--out", str(tmp_path / "all.csv"), *flags)
-    assert done.returncode == 2 and fragment in done.stderr and done.stderr.count("\n") == 1, done.stderr
+def test_bad_cluster_flags_are_one_line(tmp_path, flags, fragment):
+    status, stderr = _main(*TINY, "--executor", "submitit-local", "--out", str(tmp_path / "all.csv"), *flags)
+    assert status == 2 and fragment in stderr and stderr.count("\n") == 1, stderr
     assert not list(tmp_path.iterdir())
 
 
