@@ -157,7 +157,7 @@ if HAS_TRITON:
             k = _load(K + offset, ky, kx, height, width, HEAD_DIM, BLOCK_D)
             v = _load(V + offset, ky, kx, height, width, HEAD_DIM, BLOCK_D)
             logits = _dot(q, tl.trans(k), PRECISION, UPCAST) * scale_log2
-            p = tl.where(_in_square(qy, qx, ky, kx, KERNEL), tl.exp2(logits - lse[:, None]), 0.0)
+            p = tl.exp2(tl.where(_in_square(qy, qx, ky, kx, KERNEL), logits, float("-inf")) - lse[:, None])
             dp = _dot(do, tl.trans(v), PRECISION, UPCAST)
             ds = p * (dp - delta[:, None])
             dq += _dot(ds.to(k.dtype), k, PRECISION, UPCAST)
@@ -186,7 +186,7 @@ if HAS_TRITON:
             delta = tl.load(DELTA + pixel, mask=inside, other=0.0)
             logits = _dot(k, tl.trans(q), PRECISION, UPCAST) * scale_log2
             seen = _in_square(ky, kx, qy, qx, KERNEL) & inside[None, :]  # no query outside the image
-            p = tl.where(seen, tl.exp2(logits - lse[None, :]), 0.0)
+            p = tl.exp2(tl.where(seen, logits, float("-inf")) - lse[None, :])
             dv += _dot(p.to(do.dtype), do, PRECISION, UPCAST)
             dp = _dot(v, tl.trans(do), PRECISION, UPCAST)
             dk += _dot((p * (dp - delta[None, :])).to(q.dtype), q, PRECISION, UPCAST)
