@@ -38,7 +38,7 @@ HALF_CASES = [
 MAX_FACTOR = 4.0
 
 
-def _errors(batch, heads, height, width, dim, kernel, dtype_name, seed=0, gain=1.0):
+def _errors(batch, heads, height, width, dim, kernel, dtype_name, seed=0, gain=1.0, device="cpu"):
     """Return max |error| of out, dq, dk, dv against float64, for triton-local and for the plain oracle in dtype."""
     from attention_variants import triton_local
     from attention_variants.reference import local_zero_pad
@@ -51,9 +51,9 @@ def _errors(batch, heads, height, width, dim, kernel, dtype_name, seed=0, gain=1
     exact_inputs = [t.clone().requires_grad_(True) for t in (q, k, v)]
     exact = local_zero_pad(*exact_inputs, kernel)
     wanted = [exact.detach(), *torch.autograd.grad(exact, exact_inputs, upstream)]
-    leaves = [t.to(dtype).reshape(batch * heads, height, width, dim).requires_grad_(True) for t in (q, k, v)]
+    leaves = [t.to(device, dtype).reshape(batch * heads, height, width, dim).requires_grad_(True) for t in (q, k, v)]
     out = triton_local.local_attention(*leaves, kernel)
-    got = [out, *torch.autograd.grad(out, leaves, upstream.to(dtype).reshape(out.shape))]
+    got = [out.cpu(), *(g.cpu() for g in torch.autograd.grad(out, leaves, upstream.to(device, dtype).reshape(out.shape)))]
     plain_inputs = [t.detach().to(dtype).requires_grad_(True) for t in (q, k, v)]
     plain = local_zero_pad(*plain_inputs, kernel)
     plain_got = [plain, *torch.autograd.grad(plain, plain_inputs, upstream.to(dtype))]
@@ -101,6 +101,19 @@ def test_half_precision_forward_and_gradients_within_plain_error():
     for case, (errors, plain) in zip(HALF_CASES, report["cases"]):
         bounds = [MAX_FACTOR * p for p in plain]
         assert all(e <= b for e, b in zip(errors, bounds)), f"{case}: errors {errors} vs 4x plain {plain}"
+
+
+@needs_triton
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("case", [(2, 2, 13, 17, 32, 7, "float32"), (1, 3, 20, 23, 128, 13, "float32"),
+                                  (2, 2, 30, 31, 64, 9, "bfloat16"), (2, 3, 11, 8, 8, 3, "float16")])
+def test_cuda_forward_and_gradients_match_oracle(case):
+    """The compiled kernels (no interpreter): float32 products must be IEEE, not TF32."""
+    errors, plain = _errors(*case, device="cuda")
+    if case[-1] == "float32":
+        assert errors[0] < 2e-5 and max(errors[1:]) < 1e-4, f"{case}: errors {errors}"
+    else:
+        assert all(e <= MAX_FACTOR * p for e, p in zip(errors, plain)), f"{case}: errors {errors} vs 4x plain {plain}"
 
 
 def test_cpu_without_interpreter_gives_the_reason(monkeypatch):
