@@ -30,6 +30,7 @@ class Case:
     kernel_size: int = 7
     pass_name: str = "forward"  # CSV column `pass` (a Python keyword)
     compiled: bool = False
+    dilation: int = 1  # DiNAT-style: neighbours d pixels apart (CSV column `dilation`, after the others)
 
     @property
     def torch_dtype(self) -> torch.dtype:

@@ -23,18 +23,18 @@ from attention_variants.registry import Prepared, Variant, register
 CHUNK_BYTES = 1600 << 10
 
 
-def online_local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Return zero-padded local attention of channels-first q, k, v (n, head_dim, H, W)."""
+def online_local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, dilation: int = 1) -> torch.Tensor:
+    """Return zero-padded (dilated) local attention of channels-first q, k, v (n, head_dim, H, W)."""
     n, dim, height, width = q.shape
-    pad = kernel_size // 2
+    pad = dilation * (kernel_size // 2)
     # Rounding the running sums to half precision at each of the k*k steps compounds: accumulate in float32 at least.
     accumulate = torch.promote_types(q.dtype, torch.float32)
     query = q.to(accumulate) * dim**-0.5
     keys = F.pad(k, (pad, pad, pad, pad))  # zero keys/values outside: the local-zero-pad rule
     values = F.pad(v, (pad, pad, pad, pad))
     running_max = running_sum = acc = None
-    for di in range(kernel_size):
-        for dj in range(kernel_size):
+    for di in range(0, pad * 2 + 1, dilation):
+        for dj in range(0, pad * 2 + 1, dilation):
             key = keys[:, :, di : di + height, dj : dj + width].to(accumulate)  # upcast one offset at a time
             value = values[:, :, di : di + height, dj : dj + width].to(accumulate)
             logit = (query * key).sum(1, keepdim=True)
@@ -50,11 +50,12 @@ def online_local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ke
     return (acc / running_sum).to(q.dtype)
 
 
-def chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, chunk: int) -> torch.Tensor:
+def chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, chunk: int, dilation: int = 1) -> torch.Tensor:
     """Return online_local_attention computed `chunk` rows of batch*heads at a time."""
     if chunk >= q.shape[0]:
-        return online_local_attention(q, k, v, kernel_size)
-    parts = [online_local_attention(q[i : i + chunk], k[i : i + chunk], v[i : i + chunk], kernel_size) for i in range(0, q.shape[0], chunk)]
+        return online_local_attention(q, k, v, kernel_size, dilation)
+    parts = [online_local_attention(q[i : i + chunk], k[i : i + chunk], v[i : i + chunk], kernel_size, dilation)
+             for i in range(0, q.shape[0], chunk)]
     return torch.cat(parts)
 
 
@@ -71,11 +72,12 @@ def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prep
     batch, heads = q.shape[:2]
     chunk = batch * heads if case.compiled else chunk_rows(case)  # inductor fuses the whole loop itself
     return Prepared(
-        fn=lambda qn, kn, vn: chunked(qn, kn, vn, case.kernel_size, chunk),
+        fn=lambda qn, kn, vn: chunked(qn, kn, vn, case.kernel_size, chunk, case.dilation),
         inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
         to_canonical=lambda out: from_channels_first(out, batch, heads),
         backend=f"online softmax, chunk {chunk}",
     )
 
 
-register(Variant("local-fused", "local-zero-pad", build, description="online softmax over the k*k offsets, no k*k copies"))
+register(Variant("local-fused", "local-zero-pad", build, description="online softmax over the k*k offsets, no k*k copies",
+                 dilates=True))

@@ -53,10 +53,11 @@ def natten_refusal(case: Case) -> str | None:
     except (RuntimeError, AssertionError) as err:  # torch built without the device raises AssertionError
         return f"natten: no tensor on {case.device} here: {_first_line(err)}"
     try:  # the argument checks na2d runs first (natten/utils/checks.py)
-        kernel_size, stride, dilation, is_causal = _check_all_args(2, case.kernel_size, 1, 1, False)
+        kernel_size, stride, dilation, is_causal = _check_all_args(2, case.kernel_size, 1, case.dilation, False)
         _check_args_against_input(probe, kernel_size=kernel_size, stride=stride, dilation=dilation, is_causal=is_causal)
     except ValueError as err:
-        return f"natten rejects kernel {case.kernel_size} on {case.height}x{case.width}: {_first_line(err)}"
+        dilated = f" dilation {case.dilation}" if case.dilation != 1 else ""
+        return f"natten rejects kernel {case.kernel_size}{dilated} on {case.height}x{case.width}: {_first_line(err)}"
     try:  # build() asks NATTEN for a backend the same way
         _choose_backend(probe, probe, probe, torch_compile=False)
     except NotImplementedError:
@@ -93,9 +94,9 @@ def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prep
         with warnings.catch_warnings():
             # On CPU NATTEN runs FlexAttention eagerly and warns on every call that it is unfused.
             warnings.simplefilter("ignore")
-            return _natten.na2d(query, key, value, case.kernel_size, backend=backend)
+            return _natten.na2d(query, key, value, case.kernel_size, dilation=case.dilation, backend=backend)
 
     return Prepared(fn=fn, inputs=(qn, kn, vn), to_canonical=from_heads_last, backend=backend)
 
 
-register(Variant("natten", "neighborhood", build, supports, "natten.na2d, backend chosen by NATTEN"))
+register(Variant("natten", "neighborhood", build, supports, "natten.na2d, backend chosen by NATTEN", dilates=True))

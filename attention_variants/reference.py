@@ -19,9 +19,9 @@ def _softmax_weighted_sum(q: Tensor, keys: Tensor, values: Tensor, valid: Tensor
     return torch.einsum("...s,...sd->...d", logits.softmax(dim=-1), values)
 
 
-def _offsets(kernel_size: int) -> list[tuple[int, int]]:
+def _offsets(kernel_size: int, dilation: int = 1) -> list[tuple[int, int]]:
     r = kernel_size // 2
-    return [(di, dj) for di in range(-r, r + 1) for dj in range(-r, r + 1)]
+    return [(dilation * di, dilation * dj) for di in range(-r, r + 1) for dj in range(-r, r + 1)]
 
 
 def _shifted(x: Tensor, di: int, dj: int) -> tuple[Tensor, Tensor]:
@@ -34,9 +34,9 @@ def _shifted(x: Tensor, di: int, dj: int) -> tuple[Tensor, Tensor]:
     return gathered * inside[None, None, :, :, None], inside
 
 
-def _local(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, masked: bool) -> Tensor:
+def _local(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, masked: bool, dilation: int) -> Tensor:
     keys, values, valid = [], [], []
-    for di, dj in _offsets(kernel_size):
+    for di, dj in _offsets(kernel_size, dilation):
         key, inside = _shifted(k, di, dj)
         value, _ = _shifted(v, di, dj)
         keys.append(key)
@@ -46,27 +46,32 @@ def _local(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, masked: bool) -> T
     return _softmax_weighted_sum(q, torch.stack(keys, dim=-2), torch.stack(values, dim=-2), mask)
 
 
-def local_zero_pad(q: Tensor, k: Tensor, v: Tensor, kernel_size: int) -> Tensor:
-    """Return k x k local attention where outside pixels are zero keys/values in the softmax."""
-    return _local(q, k, v, kernel_size, masked=False)
+def local_zero_pad(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int = 1) -> Tensor:
+    """Return k x k local attention where outside pixels are zero keys/values in the softmax.
+
+    With dilation d the query (i, j) sees (i + d*a, j + d*b) for a, b in -(k//2)..k//2.
+    """
+    return _local(q, k, v, kernel_size, masked=False, dilation=dilation)
 
 
-def local_masked(q: Tensor, k: Tensor, v: Tensor, kernel_size: int) -> Tensor:
-    """Return k x k local attention with outside pixels excluded from the softmax."""
-    return _local(q, k, v, kernel_size, masked=True)
+def local_masked(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int = 1) -> Tensor:
+    """Return k x k (dilated) local attention with outside pixels excluded from the softmax."""
+    return _local(q, k, v, kernel_size, masked=True, dilation=dilation)
 
 
 def local_deformed(
-    q: Tensor, k: Tensor, v: Tensor, kernel_size: int, deform_weight: Tensor, deform_bias: Tensor
+    q: Tensor, k: Tensor, v: Tensor, kernel_size: int, deform_weight: Tensor, deform_bias: Tensor, dilation: int = 1
 ) -> Tensor:
     """Return Slide attention with deformed shifting, from its two-branch definition.
 
     Slot s (offset s of the k x k square) sees key k[i + di_s, j + dj_s] plus the learned
     depthwise mix sum_t w[c, s, t] * k[i + di_t, j + dj_t] + b[c, s] (zero padding), where
-    w is deform_weight of shape (head_dim, k*k, k*k) shared by all heads.
+    w is deform_weight of shape (head_dim, k*k, k*k) shared by all heads. With dilation d
+    both branches use the offsets times d (one merged conv with dilation d).
     """
-    shifted_k = torch.stack([_shifted(k, di, dj)[0] for di, dj in _offsets(kernel_size)], dim=-2)
-    shifted_v = torch.stack([_shifted(v, di, dj)[0] for di, dj in _offsets(kernel_size)], dim=-2)
+    offsets = _offsets(kernel_size, dilation)
+    shifted_k = torch.stack([_shifted(k, di, dj)[0] for di, dj in offsets], dim=-2)
+    shifted_v = torch.stack([_shifted(v, di, dj)[0] for di, dj in offsets], dim=-2)
     w = deform_weight.to(k.dtype)  # k's dtype, not float64: correctness also runs this oracle in half precision
     b = deform_bias.to(k.dtype)
     keys = shifted_k + torch.einsum("bhxytc,cst->bhxysc", shifted_k, w) + b.T
@@ -74,14 +79,25 @@ def local_deformed(
     return _softmax_weighted_sum(q, keys, values, None)
 
 
-def neighborhood(q: Tensor, k: Tensor, v: Tensor, kernel_size: int) -> Tensor:
-    """Return NATTEN's neighbourhood attention: the k x k window clamped inside the image."""
+def _neighbour_indices(length: int, kernel_size: int, dilation: int) -> Tensor:
+    """Return, per pixel of one axis, the k pixels NATTEN's (dilated) neighbourhood gives it: (length, k)."""
+    pixel = torch.arange(length)
+    group, position = pixel % dilation, torch.div(pixel, dilation, rounding_mode="floor")
+    group_length = torch.div(length - group + dilation - 1, dilation, rounding_mode="floor")  # its sub-grid's size
+    # The ordinary rule on the group's sub-grid: the window clamped inside it, then back to image coordinates.
+    start = torch.minimum((position - kernel_size // 2).clamp(min=0), group_length - kernel_size)
+    return group[:, None] + dilation * (start[:, None] + torch.arange(kernel_size))
+
+
+def neighborhood(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int = 1) -> Tensor:
+    """Return NATTEN's neighbourhood attention: the k x k window clamped inside the image.
+
+    With dilation d, pixels are grouped by (i mod d, j mod d) and each group's sub-grid gets
+    the ordinary rule (NATTEN's dilation; needs k * d <= the image side).
+    """
     height, width = q.shape[2], q.shape[3]
-    r = kernel_size // 2
-    row_start = (torch.arange(height) - r).clamp(0, height - kernel_size)
-    col_start = (torch.arange(width) - r).clamp(0, width - kernel_size)
-    rows = row_start[:, None] + torch.arange(kernel_size)  # (height, k)
-    cols = col_start[:, None] + torch.arange(kernel_size)  # (width, k)
+    rows = _neighbour_indices(height, kernel_size, dilation)  # (height, k)
+    cols = _neighbour_indices(width, kernel_size, dilation)  # (width, k)
     row_idx = rows[:, None, :, None].expand(height, width, kernel_size, kernel_size).reshape(height, width, -1)
     col_idx = cols[None, :, None, :].expand(height, width, kernel_size, kernel_size).reshape(height, width, -1)
     keys = k[:, :, row_idx, col_idx]  # (B, H, height, width, k*k, D)

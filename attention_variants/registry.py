@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -45,6 +45,7 @@ class Variant:
     build: Build  # (case, q, k, v) in canonical layout on the case's device/dtype -> Prepared
     supports: Supports = _always  # None, or why it cannot run the case
     description: str = ""
+    dilates: bool = False  # computes Case.dilation > 1 itself; otherwise register() makes supports refuse it
 
 
 _REGISTRY: dict[str, Variant] = {}
@@ -61,8 +62,20 @@ def register(variant: Variant) -> Variant:
         raise ValueError(f"variant {variant.name!r} is already registered")
     if variant.family not in FAMILIES:
         raise ValueError(f"variant {variant.name!r}: unknown family {variant.family!r} (known: {', '.join(FAMILIES)})")
+    if not variant.dilates:
+        variant = replace(variant, supports=_undilated(variant.name, variant.supports))
     _REGISTRY[variant.name] = variant
     return variant
+
+
+def _undilated(name: str, supports: Supports) -> Supports:
+    """Return `supports` that also refuses dilated cases: a variant that ignores Case.dilation would compute dilation 1."""
+    def refuse_dilation(case: Case) -> str | None:
+        if case.dilation != 1:
+            return f"{name} has no dilation (it computes dilation 1 only)"
+        return supports(case)
+
+    return refuse_dilation
 
 
 def get(name: str) -> Variant:

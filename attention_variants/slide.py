@@ -34,21 +34,22 @@ def deformed_kernels(kernel_size: int, head_dim: int, seed: int = 0) -> tuple[to
     return weight, bias
 
 
-def shift(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, kernel_size: int) -> torch.Tensor:
-    """Return the k*k shifted copies of x (batch*heads, head_dim, H, W) by one depthwise conv."""
-    return F.conv2d(x, kernel, bias, padding=kernel_size // 2, groups=x.shape[1])
+def shift(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, kernel_size: int, dilation: int = 1) -> torch.Tensor:
+    """Return the k*k shifted copies of x (batch*heads, head_dim, H, W) by one depthwise conv (dilated by d)."""
+    return F.conv2d(x, kernel, bias, padding=dilation * (kernel_size // 2), dilation=dilation, groups=x.shape[1])
 
 
 def slide_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, heads: int
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, heads: int,
+    dilation: int = 1,
 ) -> torch.Tensor:
     """Return the official SlideAttention core; q, k, v: (batch*heads, head_dim, H, W)."""
     n, dim, height, width = k.shape
     kernel_size = kernel.shape[-1]
     taps = kernel_size * kernel_size
     query = (q * dim**-0.5).reshape(n // heads, heads, dim, 1, height, width)
-    keys = shift(k, kernel, bias, kernel_size).reshape(n // heads, heads, dim, taps, height, width)
-    values = shift(v, kernel, bias, kernel_size).reshape(n // heads, heads, dim, taps, height, width)
+    keys = shift(k, kernel, bias, kernel_size, dilation).reshape(n // heads, heads, dim, taps, height, width)
+    values = shift(v, kernel, bias, kernel_size, dilation).reshape(n // heads, heads, dim, taps, height, width)
     attn = (query * keys).sum(2, keepdim=True).softmax(dim=3)
     return (attn * values).sum(3).reshape(n, dim, height, width)
 
@@ -58,7 +59,7 @@ def build_slide(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -
     batch, heads = q.shape[:2]
     kernel = one_hot_kernels(case.kernel_size, case.head_dim, q.dtype, q.device)
     return Prepared(
-        fn=lambda qn, kn, vn: slide_attention(qn, kn, vn, kernel, None, case.heads),
+        fn=lambda qn, kn, vn: slide_attention(qn, kn, vn, kernel, None, case.heads, case.dilation),
         inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
         to_canonical=lambda out: from_channels_first(out, batch, heads),
     )
@@ -73,7 +74,7 @@ def build_slide_deformed(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.
     merged_bias = bias.to(q.device, q.dtype)
     taps = case.kernel_size**2
     return Prepared(
-        fn=lambda qn, kn, vn: slide_attention(qn, kn, vn, merged, merged_bias, case.heads),
+        fn=lambda qn, kn, vn: slide_attention(qn, kn, vn, merged, merged_bias, case.heads, case.dilation),
         inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
         to_canonical=lambda out: from_channels_first(out, batch, heads),
         oracle_kwargs={
@@ -83,12 +84,13 @@ def build_slide_deformed(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.
     )
 
 
-register(Variant("slide", "local-zero-pad", build_slide, description="official: depthwise conv, one-hot kernels"))
+register(Variant("slide", "local-zero-pad", build_slide, description="official: depthwise conv, one-hot kernels", dilates=True))
 register(
     Variant(
         "slide-deformed",
         "local-deformed",
         build_slide_deformed,
         description="one-hot + learned depthwise kernel, merged (inference form)",
+        dilates=True,
     )
 )

@@ -29,7 +29,7 @@ def row(variant: str, batch: int = 1, res: int = 14, run_id: str = "20260101-000
     values: dict[str, object] = dict(
         run_id=run_id, timestamp="2026-01-01T00:00:00+0000", variant=variant, family=FAMILY[variant], device="cpu",
         device_name=f"Synthetic CPU of {host}", dtype="float32", batch=batch, height=res, width=res, heads=2,
-        head_dim=32, kernel_size=7, compiled=False, status=status, reason=reason, median_ms=median,
+        head_dim=32, kernel_size=7, dilation=1, compiled=False, status=status, reason=reason, median_ms=median,
         iqr_ms=median * 0.02, min_ms=median * 0.99, n_measurements=5, peak_mem_mb=BASE_MS[variant] * res * res / 196,
         throughput_per_s=batch / (median / 1000), gflop=0.01, gflop_per_s=0.01 / (median / 1000),
         max_abs_err=1e-6, threads=4, host=host, cpu=f"Synthetic CPU of {host}", gpu="", torch_version="2.13.0",

@@ -45,6 +45,27 @@ def test_variant_matches_family_oracle(name, height, width, kernel, dtype, devic
     torch.testing.assert_close(out.double().cpu(), expected, **TOLERANCE[dtype])
 
 
+DILATED_SHAPES = [(13, 11, 3, 2), (15, 14, 5, 2), (14, 13, 3, 3)]  # (height, width, kernel, dilation); k*d <= side
+
+
+@pytest.mark.parametrize("height,width,kernel,dilation", DILATED_SHAPES)
+@pytest.mark.parametrize("name", av.names())
+def test_dilated_variant_matches_dilated_oracle_or_says_why_not(name, height, width, kernel, dilation):
+    variant = av.get(name)
+    case = Case(name, batch=2, height=height, width=width, heads=3, head_dim=8, kernel_size=kernel, dilation=dilation)
+    reason = variant.supports(case)
+    if reason:
+        assert variant.dilates or "dilation" in reason, reason  # a variant without dilation must say so
+        pytest.skip(reason)
+    q, k, v = _inputs(case)
+    prepared = variant.build(case, q, k, v)
+    out = prepared.to_canonical(prepared.fn(*prepared.inputs))
+    expected = oracle(variant.family, q, k, v, kernel, dilation=dilation, **prepared.oracle_kwargs)
+    torch.testing.assert_close(out.double(), expected, **TOLERANCE[torch.float32])
+    undilated = oracle(variant.family, q, k, v, kernel, **prepared.oracle_kwargs)
+    assert (out.double() - undilated).abs().max() > 1e-3  # dilation was not ignored
+
+
 @pytest.mark.parametrize("kernel", [3, 5, 7])
 def test_slide_equals_im2col(kernel):
     case = Case("slide", batch=2, height=13, width=10, heads=2, head_dim=4, kernel_size=kernel)
@@ -105,9 +126,10 @@ def test_deformed_oracle_reduces_to_zero_pad_without_learned_kernel():
     torch.testing.assert_close(zero, local_zero_pad(q, k, v, 3))
 
 
+@pytest.mark.parametrize("dilation", [1, 2])
 @pytest.mark.parametrize("name", av.names())
-def test_variant_gradients_match_oracle(name):
-    case = _runnable_case(name, 9, 14, 3, "cpu", "float32").replace(pass_name="forward_backward")
+def test_variant_gradients_match_oracle(name, dilation):
+    case = _runnable_case(name, 9, 14, 3, "cpu", "float32").replace(pass_name="forward_backward", dilation=dilation)
     reason = av.get(name).supports(case)
     if reason:
         pytest.skip(reason)
@@ -119,7 +141,8 @@ def test_variant_gradients_match_oracle(name):
     grads = torch.autograd.grad((out.double() * weights).sum(), leaves)
     # oracle() detaches its inputs; call the family's function to keep the float64 graph
     expected_out = ORACLES[av.get(name).family](*inputs, case.kernel_size, **{
-        key: value.double() if isinstance(value, torch.Tensor) else value for key, value in prepared.oracle_kwargs.items()})
+        key: value.double() if isinstance(value, torch.Tensor) else value for key, value in prepared.oracle_kwargs.items()},
+        **({"dilation": dilation} if dilation != 1 else {}))
     expected = torch.autograd.grad((expected_out * weights).sum(), inputs)
     for got, want in zip(grads, expected):
         torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-4)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.analysis.labels import axis_text, resolution_label, variant_order
+from bench.analysis.labels import axis_text, resolution_label, variant_order, worth_naming
 from bench.results.machines import machine_of, machines
 from bench.results.selection import latest_per_case
 
@@ -17,7 +17,8 @@ from bench.results.selection import latest_per_case
 def shape_title(row: pd.Series) -> str:
     """Return a case shape without variant and device, e.g. '56×56 · batch 1 · float32 forward' over 'heads 2 · ...'."""
     first = f"{resolution_label(row['height'], row['width'])} · batch {row['batch']} · {row['dtype']} {row['pass']}"
-    return first + "\n" + " · ".join(axis_text(column, row[column]) for column in ("heads", "head_dim", "kernel_size", "compiled"))
+    axes = [column for column in ("heads", "head_dim", "kernel_size", "dilation", "compiled") if worth_naming(column, row[column])]
+    return first + "\n" + " · ".join(axis_text(column, row[column]) for column in axes)
 
 
 def machine_rows(frame: pd.DataFrame) -> pd.DataFrame:

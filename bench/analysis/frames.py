@@ -11,13 +11,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from bench.analysis.labels import axis_text, case_text, resolution_label
+from bench.analysis.labels import axis_text, case_text, resolution_label, worth_naming
 from bench.results import ResultsError, load
 from bench.results.machines import machine_of
 from bench.results.selection import latest_per_case
 
 # Case axes besides variant/device/dtype/pass/resolution/batch that a sweep may vary.
-EXTRA_AXES = ("heads", "head_dim", "kernel_size", "compiled")
+EXTRA_AXES = ("heads", "head_dim", "kernel_size", "dilation", "compiled")
 PANEL_BASE = ("facet", "device", "dtype", "pass")
 
 
@@ -112,7 +112,7 @@ def panel_title(frame: pd.DataFrame) -> str:
     parts = [str(first["dtype"]), str(first["pass"])]
     tied = tied_extras(frame)
     for col in EXTRA_AXES:
-        if col not in tied and frame[col].nunique(dropna=False) == 1:
+        if col not in tied and frame[col].nunique(dropna=False) == 1 and worth_naming(col, first[col]):
             parts.append(axis_text(col, first[col]))
     return " · ".join(parts)
 

@@ -12,7 +12,9 @@ VARIANT_ORDER = (
     "im2col", "slide", "slide-deformed", "window", "window-shifted", "natten", "local-fused", "local-halo",
     "slide-grouped", "slide-channels-last", "flex-neighborhood", "flex-local-masked", "local-views", "local-tiled",
 )
-AXIS_WORDS = {"heads": "heads", "head_dim": "head dim", "kernel_size": "kernel", "compiled": "compiled"}
+AXIS_WORDS = {"heads": "heads", "head_dim": "head dim", "kernel_size": "kernel", "dilation": "dilation", "compiled": "compiled"}
+# Axes whose usual value goes unsaid in titles and labels: only a dilated case says "dilation d".
+QUIET_VALUES = {"dilation": 1}
 
 
 def variant_order(names: Iterable[str]) -> list[str]:
@@ -33,6 +35,13 @@ def axis_text(column: str, value: object) -> str:
     return f"{AXIS_WORDS.get(column, column)} {value}"
 
 
+def worth_naming(column: str, value: object) -> bool:
+    """Return whether a title names this axis value (False for an axis at its QUIET_VALUES value)."""
+    return column not in QUIET_VALUES or value != QUIET_VALUES[column]
+
+
 def case_text(row: pd.Series) -> str:
-    """Return a compact description of a row's case for footnotes, e.g. '28×28 b2 float32 forward'."""
-    return f"{resolution_label(row['height'], row['width'])} b{row['batch']} {row['dtype']} {row['pass']}"
+    """Return a compact description of a row's case for footnotes, e.g. '28×28 b2 float32 forward' (+ ' dilation 2')."""
+    text = f"{resolution_label(row['height'], row['width'])} b{row['batch']} {row['dtype']} {row['pass']}"
+    dilation = row.get("dilation", 1)
+    return text + (f" {axis_text('dilation', dilation)}" if worth_naming("dilation", dilation) else "")

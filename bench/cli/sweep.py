@@ -39,6 +39,7 @@ SWEEP_FLAGS = {  # CLI flag -> sweep axis; values are comma-separated lists
     "--heads": "heads",
     "--head-dim": "head_dim",
     "--kernel-sizes": "kernel_sizes",
+    "--dilations": "dilations",
     "--passes": "passes",
     "--compiled": "compiled",
 }

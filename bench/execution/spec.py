@@ -34,6 +34,7 @@ class Sweep:
     stages: tuple[tuple[int, int], ...] = ()  # (resolution, heads) pairs; replace the product of both
     head_dim: tuple[int, ...] = (32,)
     kernel_sizes: tuple[int, ...] = (7,)
+    dilations: tuple[int, ...] = (1,)
     passes: tuple[str, ...] = ("forward",)
     compiled: tuple[bool, ...] = (False,)
     warmup_s: float = 0.05
@@ -96,7 +97,7 @@ def _axis_values(axis: str, raw: object) -> tuple:
         if not all(isinstance(s, list) and len(s) == 2 for s in items):
             raise SpecError(f"bad stages {raw!r}: expected [[resolution, heads], ...]")
         return tuple((_as_int("stages", r), _as_int("stages", h)) for r, h in items)
-    if axis in ("batch", "heads", "head_dim", "kernel_sizes"):
+    if axis in ("batch", "heads", "head_dim", "kernel_sizes", "dilations"):
         return tuple(_as_int(axis, item) for item in items)
     if axis == "compiled":
         return tuple(_as_bool(axis, item) for item in items)
@@ -157,7 +158,8 @@ def validate(sweep: Sweep) -> None:
         for value in chosen:
             if value not in known[kind]:
                 raise SpecError(f"unknown {kind} {value!r} (known: {', '.join(known[kind])})")
-    sizes = {"batch": sweep.batch, "heads": sweep.heads, "head_dim": sweep.head_dim, "kernel_sizes": sweep.kernel_sizes}
+    sizes = {"batch": sweep.batch, "heads": sweep.heads, "head_dim": sweep.head_dim, "kernel_sizes": sweep.kernel_sizes,
+             "dilations": sweep.dilations}
     sizes["resolutions"] = tuple(side for res in _shapes(sweep) for side in res[0])
     sizes["stages heads"] = tuple(heads for _, heads in _shapes(sweep))
     for axis, values in sizes.items():
@@ -169,11 +171,20 @@ def validate(sweep: Sweep) -> None:
     for kernel in sweep.kernel_sizes:
         if kernel % 2 == 0:
             raise SpecError(f"even kernel size {kernel}: local attention needs an odd kernel (a centred square)")
-        for (height, width), _ in _shapes(sweep):
-            if kernel > min(height, width):
-                raise SpecError(f"kernel size {kernel} is larger than the image {height}x{width}")
+    _check_extents(sweep)
     if sweep.min_run_s > sweep.max_run_s:
         raise SpecError(f"min_run_s {sweep.min_run_s} exceeds max_run_s {sweep.max_run_s}")
+
+
+def _check_extents(sweep: Sweep) -> None:
+    """Raise SpecError for a (dilated) kernel larger than an image: its square spans (k - 1) * d + 1 pixels."""
+    for kernel, dilation, ((height, width), _) in itertools.product(sweep.kernel_sizes, sweep.dilations, _shapes(sweep)):
+        extent = (kernel - 1) * dilation + 1
+        if extent <= min(height, width):
+            continue
+        if dilation == 1:
+            raise SpecError(f"kernel size {kernel} is larger than the image {height}x{width}")
+        raise SpecError(f"kernel size {kernel} at dilation {dilation} spans {extent} pixels, more than the image {height}x{width}")
 
 
 def _shapes(sweep: Sweep) -> list[tuple[Resolution, int]]:
@@ -186,10 +197,10 @@ def cases(sweep: Sweep) -> list[Case]:
     """Return every case of the sweep, largest work first (limits allocator fragmentation)."""
     product = itertools.product(
         sweep.variants, sweep.devices, sweep.dtypes, sweep.batch, _shapes(sweep),
-        sweep.head_dim, sweep.kernel_sizes, sweep.passes, sweep.compiled,
+        sweep.head_dim, sweep.kernel_sizes, sweep.dilations, sweep.passes, sweep.compiled,
     )
     expanded = [
-        Case(variant, device, dtype, batch, height, width, heads, head_dim, kernel, pass_name, compiled)
-        for variant, device, dtype, batch, ((height, width), heads), head_dim, kernel, pass_name, compiled in product
+        Case(variant, device, dtype, batch, height, width, heads, head_dim, kernel, pass_name, compiled, dilation)
+        for variant, device, dtype, batch, ((height, width), heads), head_dim, kernel, dilation, pass_name, compiled in product
     ]
     return sorted(expanded, key=lambda case: case.neighbour_elements, reverse=True)

@@ -61,6 +61,14 @@ def _limit_address_space(device: str, max_memory_bytes: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+def _known_fields(case_class: type, fields: dict[str, object]) -> dict[str, object]:
+    """Return the case fields without a dilation of 1 that case_class lacks (what it computes anyway)."""
+    # An A/B run's base worker imports an older attention_variants, whose Case may predate dilation.
+    if fields.get("dilation") == 1 and "dilation" not in case_class.__dataclass_fields__:
+        return {name: value for name, value in fields.items() if name != "dilation"}
+    return fields
+
+
 def run_task(task: Task) -> dict[str, object]:
     """Return the measured columns of one task (a case and its settings), failures included."""
     import torch
@@ -77,7 +85,7 @@ def run_task(task: Task) -> dict[str, object]:
 
         case, measure = ModelCase(**task.case), measure_model
     else:
-        case = Case(**task.case)
+        case = Case(**_known_fields(Case, task.case))
         measure = lambda c, s: (prime_case if task.prime else measure_case)(c, s).to_columns()  # noqa: E731
     measured: dict[str, object] = {}
     try:

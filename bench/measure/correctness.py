@@ -84,6 +84,15 @@ def plain_errors(family: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         return _errors(ORACLES[family](cast(q), cast(k), cast(v), kernel_size, **kwargs), expected)
 
 
+def oracle_kwargs(case: Case, prepared: av.Prepared) -> dict[str, object]:
+    """Return the oracle's extra arguments: the variant's own (e.g. a learned kernel) and the case's dilation."""
+    # Only a dilated case passes dilation: the window oracles, which have none, keep their signature.
+    # getattr: an A/B run's base side measures with an older Case, which may predate dilation.
+    dilation = getattr(case, "dilation", 1)
+    dilation = {"dilation": dilation} if dilation != 1 else {}
+    return {**prepared.oracle_kwargs, **dilation}
+
+
 def oracle_check(variant: av.Variant, case: Case, seed: int) -> OracleCheck:
     """Return the variant's errors against the float64 oracle on the case, and the errors accepted there."""
     checked = case if case.neighbour_elements <= ORACLE_ELEMENT_BUDGET else case.replace(batch=1, heads=1)
@@ -91,9 +100,10 @@ def oracle_check(variant: av.Variant, case: Case, seed: int) -> OracleCheck:
     prepared = variant.build(checked, q, k, v)
     with torch.no_grad():
         out = prepared.to_canonical(prepared.fn(*prepared.inputs))
-    expected = oracle(variant.family, q, k, v, checked.kernel_size, **prepared.oracle_kwargs)
+    kwargs = oracle_kwargs(checked, prepared)
+    expected = oracle(variant.family, q, k, v, checked.kernel_size, **kwargs)
     error, mean_error = _errors(out, expected)
-    plain, plain_mean = plain_errors(variant.family, q, k, v, checked.kernel_size, expected, **prepared.oracle_kwargs)
+    plain, plain_mean = plain_errors(variant.family, q, k, v, checked.kernel_size, expected, **kwargs)
     note = "" if checked is case else "max_abs_err on a reduced copy (batch 1, heads 1)"
     return OracleCheck(error, mean_error, plain, plain_mean, _bound(MAX_FACTOR, plain, MAX_FLOOR, case.dtype),
                        _bound(MEAN_FACTOR, plain_mean, MEAN_FLOOR, case.dtype), note)

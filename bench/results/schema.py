@@ -6,8 +6,9 @@ from bench.results.selection import CASE_KEY
 
 # Written in every row. 1: files before the column existed (they load with it empty);
 # 2: the same columns plus schema_version itself; 3: the accepted errors (tolerance, mean_abs_err,
-# mean_tolerance) at the end; 4: scope (`op` or `model`) and params.
-SCHEMA_VERSION = 4
+# mean_tolerance) at the end; 4: scope (`op` or `model`) and params; 5: dilation (older files
+# load with dilation 1, see DEFAULTS).
+SCHEMA_VERSION = 5
 STATUSES = ("ok", "skipped", "oom", "error", "timeout", "mismatch")
 
 # Largest |variant - float64 oracle| ever accepted per dtype (bench/measure/correctness.py accepts
@@ -77,11 +78,18 @@ SCHEMA: dict[str, str] = {
     # heads/head_dim/kernel_size = its first stage's), and a model's parameter count
     "scope": "string",
     "params": "Int64",
+    # the case's dilation (DiNAT): neighbours d pixels apart; a case key column
+    "dilation": "Int64",
 }
 COLUMNS = tuple(SCHEMA)
+# What an empty cell of a column added later means: rows written before dilation existed were
+# measured at dilation 1. store.load fills these in, so resume, merge, the gate and the figures
+# see old rows as the cases they were.
+DEFAULTS: dict[str, object] = {"dilation": 1}
 # Without these a CSV is not a results file (every reader needs them). Other columns may be
-# missing (files written before a column was added): they load as empty.
-REQUIRED = ("run_id", *CASE_KEY, "status", "reason", "median_ms", "iqr_ms", "min_ms", "n_measurements")
+# missing (files written before a column was added): they load as empty, or as their DEFAULTS.
+REQUIRED = ("run_id", *(c for c in CASE_KEY if c not in DEFAULTS), "status", "reason", "median_ms", "iqr_ms", "min_ms",
+            "n_measurements")
 
 
 class ResultsError(ValueError):

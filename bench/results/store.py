@@ -20,7 +20,7 @@ except ImportError:  # Windows
     fcntl = None
 
 from bench.messages import first_line
-from bench.results.schema import COLUMNS, REQUIRED, SCHEMA, STATUSES, ResultsError
+from bench.results.schema import COLUMNS, DEFAULTS, REQUIRED, SCHEMA, STATUSES, ResultsError
 
 
 def _format(value: object) -> object:
@@ -238,6 +238,8 @@ def load(path: str | Path) -> pd.DataFrame:
 def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     for column, dtype in SCHEMA.items():
         text = frame[column].replace("", pd.NA)
+        if column in DEFAULTS:  # a row from before the column existed: what it measured (schema.DEFAULTS)
+            text = text.fillna(str(DEFAULTS[column]))
         try:
             if dtype in ("int64", "Int64"):
                 frame[column] = pd.to_numeric(text).astype(dtype)
