@@ -71,15 +71,10 @@ def merge_files(paths: list[Path]) -> Merged:
     return Merged(unique.reset_index(drop=True), files, len(frame) - len(unique), notes)
 
 
-def _plain(value: object) -> object:
-    return None if value is pd.NA or (isinstance(value, float) and value != value) else value
-
-
 def write_merged(merged: Merged, out: Path) -> None:
     """Write the merged rows to `out`, replacing it atomically (its own rows are among the inputs when it exists)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = [{column: _plain(value) for column, value in record.items()}
-            for record in merged.frame[list(COLUMNS)].astype(object).to_dict("records")]
+    rows = merged.frame[list(COLUMNS)].astype(object).to_dict("records")
     with locked(out):
         replace_text(out, rows_csv(rows, header=True))
 

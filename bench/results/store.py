@@ -24,7 +24,7 @@ from bench.results.schema import COLUMNS, DEFAULTS, REQUIRED, SCHEMA, STATUSES, 
 
 
 def _format(value: object) -> object:
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):  # pd.NA: rows of a loaded frame
         return ""
     return value
 
