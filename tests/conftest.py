@@ -1,8 +1,12 @@
+import contextlib
+import io
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import run_bench
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -13,6 +17,14 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         [sys.executable, str(REPO / "run_bench.py"), *args],
         cwd=REPO, capture_output=True, text=True, timeout=timeout,
     )
+
+
+def run_main(argv: list[str]) -> tuple[int, list[str]]:
+    """Return the exit status and stderr lines of run_bench.main(argv), run in this process."""
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        status = run_bench.main(argv)
+    return status, stderr.getvalue().strip().splitlines()
 
 
 @pytest.fixture

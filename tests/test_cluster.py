@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-import run_bench
 from attention_variants.case import Case
 from bench import results
 from bench.execution import spec
 from bench.execution.shards import ShardError, case_shapes, parse_shard, shard_cases, shard_path
 from bench.results.merge import merge_files
+from tests.conftest import run_main
 from tests.synthetic_results import row, write_csv
 
 TINY = ["--variants", "im2col,slide", "--resolutions", "14,28", "--batch", "1", "--kernel-sizes", "3",
         "--min-run-s", "0.01", "--max-run-s", "0.03", "--no-plots"]
-
-
-def _main(*argv: str) -> tuple[int, str]:
-    """Return the exit status and stderr of run_bench.main(argv), run in this process (quick: no torch import)."""
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-        status = run_bench.main(list(argv))
-    return status, stderr.getvalue()
 
 
 def _cases(**axes: object) -> list[Case]:
@@ -115,10 +105,12 @@ def test_merge_refuses_unknown_columns_and_a_newer_schema(tmp_path):
     good = write_csv(tmp_path / "good.csv", [row("im2col")])
     extra = tmp_path / "extra.csv"
     results.load(good).assign(energy_j=1.0).to_csv(extra, index=False)
-    status, stderr = _main("merge", str(good), str(extra), "--out", str(tmp_path / "all.csv"))
+    status, lines = run_main(["merge", str(good), str(extra), "--out", str(tmp_path / "all.csv")])
+    stderr = "\n".join(lines)
     assert status == 2 and "energy_j" in stderr and "newer version" in stderr
     newer = write_csv(tmp_path / "newer.csv", [row("im2col", schema_version=results.SCHEMA_VERSION + 1)])
-    status, stderr = _main("merge", str(good), str(newer), "--out", str(tmp_path / "all.csv"))
+    status, lines = run_main(["merge", str(good), str(newer), "--out", str(tmp_path / "all.csv")])
+    stderr = "\n".join(lines)
     assert status == 2 and f"schema version {results.SCHEMA_VERSION + 1}" in stderr
     assert not (tmp_path / "all.csv").exists()
 
@@ -127,15 +119,17 @@ def test_merge_never_overwrites_a_file_it_does_not_read(tmp_path):
     good = write_csv(tmp_path / "good.csv", [row("im2col", host="a")])
     other = write_csv(tmp_path / "other.csv", [row("slide", host="b")])
     before = other.read_text()
-    status, stderr = _main("merge", str(good), "--out", str(other))
+    status, lines = run_main(["merge", str(good), "--out", str(other)])
+    stderr = "\n".join(lines)
     assert status == 2 and "is not an input" in stderr and other.read_text() == before
-    status, _ = _main("merge", str(good), str(other), "--out", str(other))  # merging into it keeps its rows
+    status, _ = run_main(["merge", str(good), str(other), "--out", str(other)])  # merging into it keeps its rows
     assert status == 0 and sorted(results.load(other)["host"]) == ["a", "b"]
 
 
 def test_merge_of_a_directory_without_csv_is_one_line(tmp_path):
-    status, stderr = _main("merge", str(tmp_path), "--out", str(tmp_path / "x.csv"))
-    assert status == 2 and stderr.count("\n") == 1 and "no .csv file" in stderr
+    status, lines = run_main(["merge", str(tmp_path), "--out", str(tmp_path / "x.csv")])
+    stderr = "\n".join(lines)
+    assert status == 2 and len(lines) == 1 and "no .csv file" in stderr
 
 
 # -- submitit's local executor --
@@ -193,8 +187,9 @@ def test_a_shard_that_keeps_failing_is_named_and_the_run_can_be_finished(cli, tm
     (["--run-id", "../escape"], "bad --run-id '../escape'"),
 ])
 def test_bad_cluster_flags_are_one_line(tmp_path, flags, fragment):
-    status, stderr = _main(*TINY, "--executor", "submitit-local", "--out", str(tmp_path / "all.csv"), *flags)
-    assert status == 2 and fragment in stderr and stderr.count("\n") == 1, stderr
+    status, lines = run_main([*TINY, "--executor", "submitit-local", "--out", str(tmp_path / "all.csv"), *flags])
+    stderr = "\n".join(lines)
+    assert status == 2 and fragment in stderr and len(lines) == 1, stderr
     assert not list(tmp_path.iterdir())
 
 

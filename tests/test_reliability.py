@@ -6,8 +6,6 @@ they are only ever imported by the sweeps these tests start as subprocesses, nev
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import signal
 import subprocess
@@ -18,12 +16,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-import run_bench
 from attention_variants.case import Case
 from bench import results
 from bench.results import store
 from bench.execution.sweep import case_key_text, pending, plan_rounds
 from bench.measure.failures import classify
+from tests.conftest import run_main
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--resolutions", "14", "--min-run-s", "0.01", "--max-run-s", "0.05", "--threads", "1"]
@@ -182,14 +180,6 @@ def test_ctrl_c_before_the_first_row_says_nothing_was_written(tmp_path: Path) ->
     _, stderr = first.communicate(timeout=60)
     assert first.returncode == 130 and "nothing was written" in stderr and "--resume" not in stderr, stderr
     assert not out.exists()
-
-
-def run_main(argv: list[str]) -> tuple[int, list[str]]:
-    """Return the exit status and stderr lines of run_bench.main(argv), run in this process."""
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-        status = run_bench.main(argv)
-    return status, stderr.getvalue().strip().splitlines()
 
 
 GOOD_HEADER = ",".join(results.COLUMNS)
