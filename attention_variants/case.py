@@ -13,6 +13,9 @@ DTYPES: dict[str, torch.dtype] = {
     "float64": torch.float64,
 }
 PASSES = ("forward", "forward_backward")
+# How the variant's code runs: as written (eager), torch.compile (inductor), torch.export plus an
+# AOTInductor package (export), or exported to ONNX and run by ONNX Runtime (onnxruntime).
+RUNTIMES = ("eager", "inductor", "export", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class Case:
     head_dim: int = 32
     kernel_size: int = 7
     pass_name: str = "forward"  # CSV column `pass` (a Python keyword)
-    compiled: bool = False
+    runtime: str = "eager"  # one of RUNTIMES (CSV column `runtime`; files before schema 6 had `compiled`)
     dilation: int = 1  # DiNAT-style: neighbours d pixels apart (CSV column `dilation`, after the others)
 
     @property
@@ -44,6 +47,11 @@ class Case:
     def neighbour_elements(self) -> int:
         """Return batch * heads * pixels * k*k * head_dim: the query-key products of one forward pass."""
         return self.batch * self.heads * self.height * self.width * self.kernel_size**2 * self.head_dim
+
+    @property
+    def traced(self) -> bool:
+        """Whether the timed code is a graph traced from the variant's code rather than that code itself."""
+        return self.runtime != "eager"
 
     @property
     def needs_grad(self) -> bool:

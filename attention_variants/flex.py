@@ -57,8 +57,8 @@ def supports(case: Case) -> str | None:
         return f"kernel {case.kernel_size} larger than the {case.height}x{case.width} image"
     if case.device == "cpu" and case.needs_grad:
         return "FlexAttention has no backward on CPU"
-    if not case.compiled and case.height * case.width > EAGER_MAX_TOKENS:
-        return f"eager FlexAttention is dense (N x N); above {EAGER_MAX_TOKENS} tokens run it with compiled=true"
+    if case.runtime not in ("inductor", "export") and case.height * case.width > EAGER_MAX_TOKENS:
+        return f"eager FlexAttention is dense (N x N); above {EAGER_MAX_TOKENS} tokens run it with --runtimes inductor or export"
     return None
 
 

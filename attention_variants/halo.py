@@ -74,7 +74,7 @@ def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prep
     """Return the blocked-halo closure over channels-last (batch*heads, H, W, head_dim) inputs."""
     batch, heads, height, width, dim = q.shape
     row_bytes = height * width * dim * q.element_size()
-    chunk = batch * heads if case.compiled else max(1, CHUNK_BYTES // row_bytes)
+    chunk = batch * heads if case.traced else max(1, CHUNK_BYTES // row_bytes)
     return Prepared(
         fn=lambda qn, kn, vn: chunked(qn, kn, vn, case.kernel_size, BLOCK, chunk),
         inputs=(to_channels_last(q), to_channels_last(k), to_channels_last(v)),

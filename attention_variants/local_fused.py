@@ -70,7 +70,7 @@ def chunk_rows(case: Case) -> int:
 def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
     """Return the online-softmax closure over channels-first (batch*heads, head_dim, H, W) inputs."""
     batch, heads = q.shape[:2]
-    chunk = batch * heads if case.compiled else chunk_rows(case)  # inductor fuses the whole loop itself
+    chunk = batch * heads if case.traced else chunk_rows(case)  # a traced graph fuses the whole loop itself
     return Prepared(
         fn=lambda qn, kn, vn: chunked(qn, kn, vn, case.kernel_size, chunk, case.dilation),
         inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),

@@ -44,7 +44,7 @@ def view_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_siz
 
 def supports(case: Case) -> str | None:
     """Return why the case cannot run: inductor's CPU backward of these windows is unsafe."""
-    if case.compiled and case.needs_grad and case.device == "cpu":
+    if case.runtime == "inductor" and case.needs_grad and case.device == "cpu":
         # torch 2.13: with 2+ threads the generated backward corrupts the heap (double free)
         # and can return wrong gradients; one thread is correct. Seen and kept out here.
         return "torch.compile backward of unfold windows races on CPU with 2+ threads (heap corruption)"
@@ -58,7 +58,7 @@ def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prep
         fn=lambda qn, kn, vn: view_attention(qn, kn, vn, case.kernel_size),
         inputs=(to_channels_last(q), to_channels_last(k), to_channels_last(v)),
         to_canonical=lambda out: from_channels_last(out, batch, heads),
-        backend="inductor loop nests over unfold views" if case.compiled else "einsum over unfold views (eager)",
+        backend="broadcast over unfold views (traced)" if case.traced else "einsum over unfold views (eager)",
     )
 
 

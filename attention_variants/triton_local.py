@@ -68,8 +68,8 @@ def supports(case: Case) -> str | None:
         return f"triton-local supports head_dim up to {MAX_HEAD_DIM}, not {case.head_dim}"
     if case.kernel_size not in KERNEL_SIZES:
         return f"triton-local supports odd kernel sizes 3..13, not {case.kernel_size}"
-    if case.compiled:
-        return "triton-local is a hand-written fused kernel: torch.compile has nothing to fuse"
+    if case.traced:
+        return f"triton-local is a hand-written fused kernel: the {case.runtime} runtime has nothing to add"
     return None
 
 

@@ -54,12 +54,12 @@ common=(--devices cuda --threads 1 --case-timeout 240 --no-plots --out "$csv")
 if [ "$GPU_SWEEP" = lease ]; then
     log "lease sweep -> $csv"
     "$PYTHON" run_bench.py --preset gpu-lease "${common[@]}"
-    "$PYTHON" run_bench.py --preset gpu-lease --variants natten,flex-neighborhood,triton-local --compiled true \
+    "$PYTHON" run_bench.py --preset gpu-lease --variants natten,flex-neighborhood,triton-local --runtimes inductor \
         --dtypes bfloat16 --resolutions 56 --heads 3 "${common[@]}"
 else
     log "paper preset on the GPU -> $csv"
     "$PYTHON" run_bench.py --preset paper --dtypes float32,bfloat16,float16 --passes forward,forward_backward \
-        --compiled false,true --batch 1,8,64 "${common[@]}"
+        --runtimes eager,inductor --batch 1,8,64 "${common[@]}"
     log "model level"
     "$PYTHON" run_bench.py models --devices cuda --dtypes float32,bfloat16 --batch 1,64 --out "$OUT_DIR/$gpu-models.csv"
 fi

@@ -29,7 +29,7 @@ def row(variant: str, batch: int = 1, res: int = 14, run_id: str = "20260101-000
     values: dict[str, object] = dict(
         run_id=run_id, timestamp="2026-01-01T00:00:00+0000", variant=variant, family=FAMILY[variant], device="cpu",
         device_name=f"Synthetic CPU of {host}", dtype="float32", batch=batch, height=res, width=res, heads=2,
-        head_dim=32, kernel_size=7, dilation=1, compiled=False, status=status, reason=reason, median_ms=median,
+        head_dim=32, kernel_size=7, dilation=1, runtime="eager", status=status, reason=reason, median_ms=median,
         iqr_ms=median * 0.02, min_ms=median * 0.99, n_measurements=5, peak_mem_mb=BASE_MS[variant] * res * res / 196,
         throughput_per_s=batch / (median / 1000), gflop=0.01, gflop_per_s=0.01 / (median / 1000),
         max_abs_err=1e-6, threads=4, host=host, cpu=f"Synthetic CPU of {host}", gpu="", torch_version="2.13.0",
@@ -56,7 +56,7 @@ def models_csv(path: Path) -> Path:
     """Write model rows as `run_bench.py models` does (two rounds, Slide-Swin-T faster than Swin-T in both)."""
     rows = [{"run_id": "20990101-000000-aaaaaa", "timestamp": "2099-01-01T00:00:00+0000", "variant": config, "family": "model",
              "device": "cpu", "dtype": "float32", "batch": 1, "height": 224, "width": 224, "heads": 3, "head_dim": 32,
-             "kernel_size": 3, "pass": "forward", "compiled": False, "status": "ok", "reason": "", "median_ms": ms,
+             "kernel_size": 3, "pass": "forward", "runtime": "eager", "status": "ok", "reason": "", "median_ms": ms,
              "iqr_ms": 1.0, "min_ms": ms, "n_measurements": 5, "throughput_per_s": 1e3 / ms, "gflop": 9.0, "params": 28_300_000,
              "max_abs_err": 5e-7, "round": round_number, "scope": "model"}
             for config, times in {"swin-t": (150, 160), "slide-swin-t": (100, 110)}.items() for round_number, ms in enumerate(times, 1)]

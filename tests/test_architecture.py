@@ -114,3 +114,10 @@ def test_module_is_small_and_says_its_job(name, path):
     long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(tree)
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
     assert long == [], f"{name}: functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_the_results_schema_knows_every_runtime_a_case_can_have():
+    from attention_variants.case import RUNTIMES
+    from bench.results.schema import RUNTIMES as IN_RESULTS
+
+    assert IN_RESULTS == RUNTIMES

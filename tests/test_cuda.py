@@ -21,7 +21,7 @@ SMALL = dict(batch=2, height=14, width=14, heads=2, head_dim=32, kernel_size=7)
 
 
 def _case(variant: str, **changes: object) -> Case:
-    fields = dict(variant=variant, device="cuda", dtype="float32", pass_name="forward", compiled=False, **SMALL)
+    fields = dict(variant=variant, device="cuda", dtype="float32", pass_name="forward", runtime="eager", **SMALL)
     fields.update(changes)
     return Case(**fields)
 
@@ -78,7 +78,7 @@ def test_peak_memory_counts_what_the_case_allocates():
 
 
 def test_a_compiled_case_records_its_compile_time():
-    result = measure_case(_case("local-fused", compiled=True), SETTINGS)
+    result = measure_case(_case("local-fused", runtime="inductor"), SETTINGS)
     assert result.status == "ok", result.reason
     assert result.compile_ms > 0 and result.timing.median_ms < result.compile_ms
 

@@ -147,18 +147,18 @@ def test_compile_failure_is_an_error_row_with_the_reason(monkeypatch):
         return compiled
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    case = Case("local-halo", batch=1, height=5, width=5, heads=1, head_dim=2, kernel_size=3, compiled=True)
+    case = Case("local-halo", batch=1, height=5, width=5, heads=1, head_dim=2, kernel_size=3, runtime="inductor")
     row = _measure(case, monkeypatch)
     assert row["status"] == "error"
     assert row["reason"] == "torch.compile failed: RuntimeError: InductorError: no C++ compiler found"
-    eager = _measure(case.replace(compiled=False), monkeypatch)
+    eager = _measure(case.replace(runtime="eager"), monkeypatch)
     assert eager["status"] == "ok", eager["reason"]  # the same variant runs eagerly
 
 
 @pytest.mark.slow
 def test_compiled_row_records_compile_time(monkeypatch):
     torch._dynamo.reset()
-    row = _measure(Case("local-halo", batch=1, height=7, width=9, heads=1, head_dim=4, kernel_size=3, compiled=True), monkeypatch)
+    row = _measure(Case("local-halo", batch=1, height=7, width=9, heads=1, head_dim=4, kernel_size=3, runtime="inductor"), monkeypatch)
     assert row["status"] == "ok", row["reason"]
     assert row["compile_ms"] > 0
     assert row["max_abs_err"] < 1e-4
@@ -194,7 +194,7 @@ def test_each_compiled_case_gets_its_own_static_graph(monkeypatch):
     real_compile = torch.compile
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: real_compile(fn, backend=recording_backend, **kwargs))
     for size in (5, 6, 7):
-        row = _measure(Case("local-views", batch=1, height=size, width=size, heads=1, head_dim=4, kernel_size=3, compiled=True), monkeypatch)
+        row = _measure(Case("local-views", batch=1, height=size, width=size, heads=1, head_dim=4, kernel_size=3, runtime="inductor"), monkeypatch)
         assert row["status"] == "ok", row["reason"]
     assert seen == [False, False, False]  # one static graph per case
 
@@ -216,8 +216,8 @@ def test_compiled_backward_with_wrong_gradients_is_a_mismatch(monkeypatch):
         return lambda *inputs: fn(*(DoubledGradient.apply(t) for t in inputs))
 
     monkeypatch.setattr(torch, "compile", miscompile)
-    case = Case("local-halo", batch=1, height=6, width=7, heads=1, head_dim=4, kernel_size=3, compiled=True, pass_name="forward_backward")
+    case = Case("local-halo", batch=1, height=6, width=7, heads=1, head_dim=4, kernel_size=3, runtime="inductor", pass_name="forward_backward")
     row = _measure(case, monkeypatch)
     assert row["status"] == "mismatch"
-    assert "compiled vs eager gradient drift" in row["reason"]
-    assert _measure(case.replace(compiled=False), monkeypatch)["status"] == "ok"
+    assert "inductor vs eager gradient drift" in row["reason"]
+    assert _measure(case.replace(runtime="eager"), monkeypatch)["status"] == "ok"

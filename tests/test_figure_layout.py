@@ -11,6 +11,7 @@ from bench.analysis.frames import headline_variants, load_results
 from bench.plots.figures import FIGURES, OPTIONAL_FIGURES
 from bench.plots.style import FIXED
 from bench.results.machines import machines
+from bench.results.schema import RUNTIMES
 from synthetic_results import row, write_csv
 
 FAMILIES = {"im2col": "local-zero-pad", "slide": "local-zero-pad", "slide-deformed": "local-deformed", "window": "window",
@@ -37,6 +38,19 @@ def _rows(variants, resolutions, batches, kernel_sizes=(7,), run_id="20260101-00
     return rows
 
 
+def _runtime_rows():
+    """Every variant under each runtime, a quarter as fast per step; some of the exports fail."""
+    rows = []
+    for speed, runtime in enumerate(RUNTIMES, 1):
+        for line in _rows(list(FAMILIES), [14, 56], [1], runtime=runtime):
+            rows.append(line | {"median_ms": line["median_ms"] and line["median_ms"] / speed ** 2})
+    for line in rows[17::5]:
+        if line["runtime"] != "eager" and line["status"] == "ok":
+            line.update(status="error", reason=f"torch.onnx.export failed: DispatchError: no function for {line['variant']}",
+                        median_ms=None, iqr_ms=None)
+    return rows
+
+
 RUNS = {
     "quick preset, every variant": lambda: _rows(list(FAMILIES), [14, 28, 56], [1]),
     "paper-like: stages and batch sizes": lambda: _rows(list(FAMILIES), [7, 14, 28, 56], [1, 2, 4, 8]),
@@ -48,6 +62,7 @@ RUNS = {
                                                     + _rows(list(FAMILIES), [14, 28, 56], [1, 8], host="cpu-node-02")
                                                     + _rows(list(FAMILIES)[:9], [28, 56], [1, 8], host="gpu-node-with-a-long-hostname-17",
                                                             device="cuda", device_name="NVIDIA H100 80GB HBM3"),
+    "four runtimes, some exports failing": _runtime_rows,
 }
 
 
@@ -83,6 +98,7 @@ def test_no_text_of_any_figure_overlaps_another_or_leaves_the_figure(run, tmp_pa
             assert clashes(fig) == [], name
     assert set(FIGURES) <= set(drawn)
     assert ("machines" in drawn) == (len(machines(frame)) > 1)  # the machine comparison: whenever the file has several
+    assert ("runtimes" in drawn) == (frame["runtime"].nunique() > 1)
 
 
 def test_a_planted_overlap_is_found(tmp_path):

@@ -289,7 +289,7 @@ def test_allocation_failures_are_oom_and_reasons_one_line() -> None:
 def test_pending_skips_recorded_cases_only() -> None:
     plan = plan_rounds([Case("im2col"), Case("window"), Case("im2col", batch=2)], repeats=1, seed=0)
     assert pending(plan, [case_key_text(Case("window"))]) == [(1, Case("im2col")), (1, Case("im2col", batch=2))]
-    frame_keys = [("1", "im2col", "cpu", "float32", "1", "28", "28", "2", "32", "7", "1", "forward", "False")]
+    frame_keys = [("1", "im2col", "cpu", "float32", "1", "28", "28", "2", "32", "7", "1", "forward", "eager")]
     assert pending(plan, frame_keys) == [(1, Case("window")), (1, Case("im2col", batch=2))]
 
 

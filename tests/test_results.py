@@ -12,7 +12,7 @@ from bench.results import ResultsError
 def _row(**changes):
     row = {column: "" for column in results.COLUMNS}
     row.update(run_id="r1", variant="im2col", family="local-zero-pad", device="cpu", dtype="float32", batch=1, height=14,
-               width=14, heads=2, head_dim=32, kernel_size=7, compiled=False, status="ok", median_ms=1.5, iqr_ms=0.1,
+               width=14, heads=2, head_dim=32, kernel_size=7, runtime="eager", status="ok", median_ms=1.5, iqr_ms=0.1,
                n_measurements=5, threads=2)
     row.update(changes)
     return row
@@ -25,7 +25,7 @@ def test_append_and_load_round_trip_with_types(tmp_path):
     frame = results.load(path)
     assert list(frame.columns) == list(results.COLUMNS)
     assert frame["batch"].dtype == "int64" and frame["median_ms"].dtype == "float64"
-    assert frame["compiled"].dtype == "boolean" and not frame["compiled"].any()
+    assert frame["runtime"].dtype == "string" and (frame["runtime"] == "eager").all()
     assert frame.loc[1, "reason"] == "why, with a comma" and pd.isna(frame.loc[1, "median_ms"])
     assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]  # no temporary file left behind
 

@@ -19,24 +19,24 @@ def _results(tmp_path, kernel_sizes=(7,)):
         intensity = 0.25 * k * k
         rows += [row("im2col", kernel_size=k, gflop_per_s=0.5, arithmetic_intensity=intensity, **ROOF),
                  row("slide", kernel_size=k, gflop_per_s=2.0, arithmetic_intensity=intensity, **ROOF),
-                 row("slide", kernel_size=k, compiled=True, gflop_per_s=3.0, arithmetic_intensity=intensity, **ROOF),
+                 row("slide", kernel_size=k, runtime="inductor", gflop_per_s=3.0, arithmetic_intensity=intensity, **ROOF),
                  row("window", kernel_size=k, status="error", reason="boom")]
     return load_results([write_csv(tmp_path / "r.csv", rows)])
 
 
 def test_points_keep_ok_rows_and_label_compiled_ones(tmp_path):
-    assert sorted(roofline_points(_results(tmp_path))["label"]) == ["im2col", "slide", "slide (compiled)"]
+    assert sorted(roofline_points(_results(tmp_path))["label"]) == ["im2col", "slide", "slide (inductor)"]
 
 
 def test_one_kernel_size_shows_the_fraction_of_the_roof_in_the_variants_colours(tmp_path):
     fig = roofline_figure(_results(tmp_path))
     [ax] = [ax for ax in fig.axes if ax.has_data()]
     points = {c.get_gid(): c for c in ax.collections}
-    assert sorted(points) == ["im2col", "slide", "slide (compiled)"]
+    assert sorted(points) == ["im2col", "slide", "slide (inductor)"]
     roof = min(80.0, 0.25 * 49 * 15.0)
     assert points["slide"].get_offsets()[0][0] == pytest.approx(2.0 / roof)  # achieved / roof at its intensity
     assert mcolors.same_color(points["slide"].get_edgecolors()[0], FIXED["slide"].color)
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["im2col", "slide", "slide (compiled)"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["im2col", "slide", "slide (inductor)"]
     title = fig.texts[0].get_text()
     assert "one kernel size (7)" in title and "Synthetic CPU" in title  # the machine and the run are named
     assert "window: error" in "\n".join(t.get_text() for t in fig.texts)  # what did not run is in the footnote

@@ -41,6 +41,7 @@ def test_largest_case_runs_first():
         ({"resolutions": ["5"], "kernel_sizes": ["7"]}, "kernel size 7 is larger than the image 5x5"),
         ({"heads": ["two"]}, "bad heads value 'two'"),
         ({"compiled": ["maybe"]}, "bad compiled value 'maybe'"),
+        ({"runtimes": ["tensorrt"]}, "unknown runtime 'tensorrt'"),
         ({"resolutions": ["56by56"]}, "bad resolution '56by56'"),
     ],
 )

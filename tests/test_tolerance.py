@@ -71,7 +71,7 @@ def _case(name: str, shape: tuple[int, ...], dtype: str) -> Case:
 
 def _judge(variant: av.Variant, case: Case, seed: int = 0):
     check = oracle_check(variant, case, seed)
-    return check, verdict(check, case.dtype, case.compiled)
+    return check, verdict(check, case.dtype, case.traced)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -142,8 +142,8 @@ def test_verdict_rules():
     assert verdict(_check(error=float("nan")), "bfloat16").reason.startswith("max_abs_err nan")
     assert "mean_abs_err" in verdict(_check(mean_error=float("nan")), "bfloat16").reason
     # compiled: the error adds the drift and meets the fixed bound; the eager mean still counts
-    compiled = verdict(_check(), "bfloat16", compiled=True, drift=0.01)
+    compiled = verdict(_check(), "bfloat16", traced=True, drift=0.01)
     assert compiled.max_abs_err == pytest.approx(0.011) and compiled.tolerance == TOLERANCE["bfloat16"] and not compiled.reason
-    assert "fixed bound" in verdict(_check(), "bfloat16", compiled=True, drift=0.1).reason
-    assert verdict(_check(mean_error=1e-3), "bfloat16", compiled=True).reason.startswith("mean_abs_err")
+    assert "fixed bound" in verdict(_check(), "bfloat16", traced=True, drift=0.1).reason
+    assert verdict(_check(mean_error=1e-3), "bfloat16", traced=True).reason.startswith("mean_abs_err")
     assert f"{MAX_FACTOR:g} x the plain" in verdict(_check(error=5e-3), "bfloat16").reason

@@ -17,7 +17,7 @@ from bench.results.selection import latest_per_case
 def shape_title(row: pd.Series) -> str:
     """Return a case shape without variant and device, e.g. '56×56 · batch 1 · float32 forward' over 'heads 2 · ...'."""
     first = f"{resolution_label(row['height'], row['width'])} · batch {row['batch']} · {row['dtype']} {row['pass']}"
-    axes = [column for column in ("heads", "head_dim", "kernel_size", "dilation", "compiled") if worth_naming(column, row[column])]
+    axes = [column for column in ("heads", "head_dim", "kernel_size", "dilation", "runtime") if worth_naming(column, row[column])]
     return first + "\n" + " · ".join(axis_text(column, row[column]) for column in axes)
 
 

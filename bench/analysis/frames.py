@@ -17,7 +17,7 @@ from bench.results.machines import machine_of
 from bench.results.selection import latest_per_case
 
 # Case axes besides variant/device/dtype/pass/resolution/batch that a sweep may vary.
-EXTRA_AXES = ("heads", "head_dim", "kernel_size", "dilation", "compiled")
+EXTRA_AXES = ("heads", "head_dim", "kernel_size", "dilation", "runtime")
 PANEL_BASE = ("facet", "device", "dtype", "pass")
 
 

@@ -11,7 +11,7 @@ import html
 import re
 from pathlib import Path
 
-from bench.analysis.report import Block, Bullets, Callout, Figure, Table
+from bench.analysis.blocks import Block, Bullets, Callout, Figure, Table
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 75em; padding: 0 1em; color: #222; }

@@ -12,7 +12,7 @@ VARIANT_ORDER = (
     "im2col", "slide", "slide-deformed", "window", "window-shifted", "natten", "local-fused", "local-halo",
     "slide-grouped", "slide-channels-last", "flex-neighborhood", "flex-local-masked", "local-views", "local-tiled",
 )
-AXIS_WORDS = {"heads": "heads", "head_dim": "head dim", "kernel_size": "kernel", "dilation": "dilation", "compiled": "compiled"}
+AXIS_WORDS = {"heads": "heads", "head_dim": "head dim", "kernel_size": "kernel", "dilation": "dilation", "runtime": "runtime"}
 # Axes whose usual value goes unsaid in titles and labels: only a dilated case says "dilation d".
 QUIET_VALUES = {"dilation": 1}
 
@@ -29,9 +29,9 @@ def resolution_label(height: int, width: int) -> str:
 
 
 def axis_text(column: str, value: object) -> str:
-    """Return a reader's label for one case axis value, e.g. 'kernel 7' or 'compiled'."""
-    if column == "compiled":
-        return "compiled" if value is True else "eager"
+    """Return a reader's label for one case axis value, e.g. 'kernel 7' or 'inductor' (a runtime names itself)."""
+    if column == "runtime":
+        return str(value)
     return f"{AXIS_WORDS.get(column, column)} {value}"
 
 

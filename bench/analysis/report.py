@@ -1,4 +1,4 @@
-"""The markdown report of a results frame: latency and speed-up tables, machine, accuracy, figures, semantics.
+"""The markdown report of a results frame: latency, speed-up and runtime tables, machine, accuracy, figures, semantics.
 
 A file merged from several machines (hosts) gets an overview of the machines and one section per
 machine, computed from that machine's rows only: timings of two machines never share a table.
@@ -7,17 +7,18 @@ machine, computed from that machine's rows only: timings of two machines never s
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from bench.analysis import models, verdict
+from bench.analysis.blocks import Block, Bullets, Callout, Figure, Table
 from bench.analysis.frames import facet_labels, not_ok_lines, panel_keys, resolution_ticks, run_label
 from bench.analysis.labels import axis_text, variant_order
-from bench.analysis.summary import add_speedup, noise_line, times, with_speedup
+from bench.analysis.runtimes import runtime_section
+from bench.analysis.summary import add_speedup, median_text, milliseconds, noise_line, times, with_speedup
 from bench.results.machines import machine_of, machine_title, machines, per_machine
-from bench.results.selection import CASE_KEY, NOISE_THRESHOLD, REFERENCE_VARIANT, is_noisy, latest_per_case
+from bench.results.selection import CASE_KEY, NOISE_THRESHOLD, REFERENCE_VARIANT, latest_per_case
 
 # What each semantics family does at the image border (the only place the local ones differ).
 BORDER_SEMANTICS = {
@@ -34,39 +35,6 @@ BORDER_SEMANTICS = {
     "window-shifted": "Swin SW-MSA: windows displaced by w/2 (cyclic shift); the mask stops attention across the "
                       "wrap-around, so border windows are partial.",
 }
-@dataclass(frozen=True)
-class Table:
-    """A table of the report: header, rows of cells (text), and whether the columns after the first are numbers."""
-
-    header: list[str]
-    rows: list[list[str]]
-    numbers: bool = True
-
-
-@dataclass(frozen=True)
-class Bullets:
-    """A bulleted list of plain lines."""
-
-    items: list[str]
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A figure of the report: its name and the PNG to show."""
-
-    name: str
-    path: Path
-
-
-@dataclass(frozen=True)
-class Callout:
-    """The one line a reader must not miss (the verdict on the paper's claim)."""
-
-    text: str
-
-
-# A block of the report: a heading ("# ..."), a paragraph (inline `code` and **bold** allowed), or one of the above.
-Block = str | Table | Bullets | Figure | Callout
 
 FINGERPRINT = ("host", "device_name", "cpu", "gpu", "threads", "allocator", "torch_version", "natten_version", "git_sha")
 
@@ -94,15 +62,8 @@ def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return groups
 
 
-def milliseconds(value: float) -> str:
-    """Return a latency with about three significant digits and no exponent: '1055', '12.3', '0.431'."""
-    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}" if value >= 1 else f"{value:.3f}"
-
-
 def _cell_ms(row: pd.Series) -> str:
-    if row["status"] != "ok":
-        return row["status"]
-    return milliseconds(row["median_ms"]) + (" ~" if is_noisy(row["iqr_ms"], row["median_ms"]) else "")
+    return median_text(row) if row["status"] == "ok" else row["status"]
 
 
 def _cell_speedup(row: pd.Series) -> str:
@@ -218,7 +179,7 @@ def measured_blocks(frame: pd.DataFrame, rounds: pd.DataFrame, where: str = "thi
     parts += [f"## Speed-up relative to {REFERENCE_VARIANT} (higher is faster)"]
     for heading, rows in _groups(data):
         parts += [f"**{heading}**", pivot_table(rows, _cell_speedup)]
-    parts += ["## Accuracy: largest max |output - float64 oracle|", accuracy_table(frame)]
+    parts += [*runtime_section(frame), "## Accuracy: largest max |output - float64 oracle|", accuracy_table(frame)]
     missing = not_ok_lines(frame, limit=50)
     return parts + ["## Cases not measured", Bullets(missing) if missing else "None: every case ran."]
 

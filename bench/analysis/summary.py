@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.results.selection import MACHINE, NOISE_THRESHOLD, REFERENCE_VARIANT, SHAPE_KEY, case_label, noisy_rows
+from bench.results.selection import MACHINE, NOISE_THRESHOLD, REFERENCE_VARIANT, SHAPE_KEY, case_label, is_noisy, noisy_rows
 
 
 def add_speedup(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT) -> pd.DataFrame:
@@ -28,6 +28,16 @@ def times(ratio: float) -> str:
     if ratio >= 10:
         return f"{ratio:.0f}×"
     return f"{ratio:.1f}×" if ratio >= 1 else f"{ratio:.2g}×"
+
+
+def milliseconds(value: float) -> str:
+    """Return a latency with about three significant digits and no exponent: '1055', '12.3', '0.431'."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}" if value >= 1 else f"{value:.3f}"
+
+
+def median_text(row: pd.Series) -> str:
+    """Return an ok row's median in milliseconds, with ' ~' when it is noisy (IQR above NOISE_THRESHOLD of it)."""
+    return milliseconds(row["median_ms"]) + (" ~" if is_noisy(row["iqr_ms"], row["median_ms"]) else "")
 
 
 def failure_counts(frame: pd.DataFrame) -> str:

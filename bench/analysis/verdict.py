@@ -1,6 +1,6 @@
 """The answer of a sweep: the fastest exact variant of each family, and whether Slide beats Im2Col here. Pure pandas.
 
-Per machine (host) and group of cases (device, dtype, pass, compiled, shape): among the rows
+Per machine (host) and group of cases (device, dtype, pass, runtime, shape): among the rows
 that passed the oracle check (`ok`), the fastest variant of each semantics family. Then the paper's claim, Slide
 attention (`slide`, the official formulation) faster than Im2Col (`im2col`), as the ratio
 im2col ms / slide ms with an interval:

@@ -22,7 +22,7 @@ from bench.results import unwritable
 
 
 # The columns of --out: what was measured, under which condition, and what the process paid for it.
-OUT_COLUMNS = ["round", "variant", "device", "dtype", "batch", "height", "width", "heads", "head_dim", "kernel_size", "compiled",
+OUT_COLUMNS = ["round", "variant", "device", "dtype", "batch", "height", "width", "heads", "head_dim", "kernel_size", "runtime",
                "pass", "condition", "status", "reason", "median_ms", "iqr_ms", "min_ms", "n_measurements", "minor_faults_per_call",
                "major_faults_per_call", "voluntary_switches_per_call", "involuntary_switches_per_call", "allocator", "threads", "cpu"]
 

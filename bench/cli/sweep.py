@@ -41,7 +41,8 @@ SWEEP_FLAGS = {  # CLI flag -> sweep axis; values are comma-separated lists
     "--kernel-sizes": "kernel_sizes",
     "--dilations": "dilations",
     "--passes": "passes",
-    "--compiled": "compiled",
+    "--runtimes": "runtimes",
+    "--compiled": "compiled",  # before --runtimes: false,true is eager,inductor (spec.LEGACY_COMPILED)
 }
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import attention_variants as av
-from attention_variants.case import DTYPES, PASSES, Case
+from attention_variants.case import DTYPES, PASSES, RUNTIMES, Case
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEVICES = ("cpu", "cuda", "mps")
@@ -36,13 +36,15 @@ class Sweep:
     kernel_sizes: tuple[int, ...] = (7,)
     dilations: tuple[int, ...] = (1,)
     passes: tuple[str, ...] = ("forward",)
-    compiled: tuple[bool, ...] = (False,)
+    runtimes: tuple[str, ...] = ("eager",)
     warmup_s: float = 0.05
     min_run_s: float = 0.1
     max_run_s: float = 1.0
 
 
 AXES = tuple(f.name for f in fields(Sweep))
+# The axis `runtimes` was a boolean `compiled` before: false is runtime eager, true is inductor.
+LEGACY_COMPILED = "compiled"
 TIMING_KEYS = ("warmup_s", "min_run_s", "max_run_s")
 
 
@@ -99,8 +101,6 @@ def _axis_values(axis: str, raw: object) -> tuple:
         return tuple((_as_int("stages", r), _as_int("stages", h)) for r, h in items)
     if axis in ("batch", "heads", "head_dim", "kernel_sizes", "dilations"):
         return tuple(_as_int(axis, item) for item in items)
-    if axis == "compiled":
-        return tuple(_as_bool(axis, item) for item in items)
     if not all(isinstance(item, str) for item in items):
         raise SpecError(f"bad {axis} {raw!r}: expected a list of names")
     return tuple(item.strip() for item in items)
@@ -119,7 +119,7 @@ def load_preset(name: str) -> dict[str, object]:
         raise SpecError(f"preset {path}: invalid TOML: {(str(err).splitlines() or [''])[0]}") from None
     except OSError as err:
         raise SpecError(f"preset {path}: cannot read it: {err.strerror}") from None
-    unknown = sorted(set(data) - set(AXES))
+    unknown = sorted(set(data) - {*AXES, LEGACY_COMPILED})
     if unknown:
         raise SpecError(f"preset {path}: unknown key {unknown[0]!r} (known: {', '.join(AXES)})")
     return data
@@ -135,8 +135,8 @@ def parse_cli_list(axis: str, text: str) -> list[str]:
 
 def make_sweep(preset: str = "quick", overrides: dict[str, object] | None = None) -> Sweep:
     """Return the validated sweep: the preset's axes with `overrides` (raw values) on top."""
-    raw = load_preset(preset)
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    raw = _runtimes_for_compiled(load_preset(preset))
+    overrides = _runtimes_for_compiled({k: v for k, v in (overrides or {}).items() if v is not None})
     if "resolutions" in overrides or "heads" in overrides:
         raw.pop("stages", None)  # explicit axes replace the preset's paired stages
     raw.update(overrides)
@@ -148,13 +148,25 @@ def make_sweep(preset: str = "quick", overrides: dict[str, object] | None = None
     return sweep
 
 
+def _runtimes_for_compiled(raw: dict[str, object]) -> dict[str, object]:
+    """Return raw axes with an old `compiled` (true/false list) given as the runtimes it means."""
+    if LEGACY_COMPILED not in raw:
+        return raw
+    raw = dict(raw)
+    items = raw.pop(LEGACY_COMPILED)
+    runtimes = ["inductor" if _as_bool(LEGACY_COMPILED, item) else "eager" for item in (items if isinstance(items, list) else [items])]
+    raw.setdefault("runtimes", runtimes)
+    return raw
+
+
 def validate(sweep: Sweep) -> None:
     """Raise SpecError naming the first bad value of the sweep."""
-    known = {"variant": av.names(), "device": DEVICES, "dtype": tuple(DTYPES), "pass": PASSES}
-    for axis in ("devices", "dtypes", "passes", "compiled"):
+    known = {"variant": av.names(), "device": DEVICES, "dtype": tuple(DTYPES), "pass": PASSES, "runtime": RUNTIMES}
+    for axis in ("devices", "dtypes", "passes", "runtimes"):
         if not getattr(sweep, axis):
             raise SpecError(f"empty axis {axis!r}")
-    for kind, chosen in (("variant", sweep.variants), ("device", sweep.devices), ("dtype", sweep.dtypes), ("pass", sweep.passes)):
+    for kind, chosen in (("variant", sweep.variants), ("device", sweep.devices), ("dtype", sweep.dtypes), ("pass", sweep.passes),
+                         ("runtime", sweep.runtimes)):
         for value in chosen:
             if value not in known[kind]:
                 raise SpecError(f"unknown {kind} {value!r} (known: {', '.join(known[kind])})")
@@ -197,10 +209,10 @@ def cases(sweep: Sweep) -> list[Case]:
     """Return every case of the sweep, largest work first (limits allocator fragmentation)."""
     product = itertools.product(
         sweep.variants, sweep.devices, sweep.dtypes, sweep.batch, _shapes(sweep),
-        sweep.head_dim, sweep.kernel_sizes, sweep.dilations, sweep.passes, sweep.compiled,
+        sweep.head_dim, sweep.kernel_sizes, sweep.dilations, sweep.passes, sweep.runtimes,
     )
     expanded = [
-        Case(variant, device, dtype, batch, height, width, heads, head_dim, kernel, pass_name, compiled, dilation)
-        for variant, device, dtype, batch, ((height, width), heads), head_dim, kernel, dilation, pass_name, compiled in product
+        Case(variant, device, dtype, batch, height, width, heads, head_dim, kernel, pass_name, runtime, dilation)
+        for variant, device, dtype, batch, ((height, width), heads), head_dim, kernel, dilation, pass_name, runtime in product
     ]
     return sorted(expanded, key=lambda case: case.neighbour_elements, reverse=True)

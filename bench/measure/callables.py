@@ -1,4 +1,4 @@
-"""The closure that is timed: forward, or forward then backward, eager or compiled; and its first call."""
+"""The closure that is timed: forward, or forward then backward, under the case's runtime; and its first call."""
 
 from __future__ import annotations
 
@@ -10,59 +10,64 @@ import torch
 
 import attention_variants as av
 from attention_variants.case import Case
+from bench.measure.runtimes import runnable
 from bench.measure.timing import synchronize
 
 
-def timed_callable(prepared: av.Prepared, case: Case) -> Callable[..., object]:
+@dataclass(frozen=True)
+class Timed:
+    """The closure to time and what making it cost: the export (export and onnxruntime only)."""
+
+    fn: Callable[..., object]
+    export_ms: float | None
+
+
+def timed_callable(prepared: av.Prepared, case: Case, threads: int = 1) -> Timed:
     """Return the closure to time: forward, or forward then backward to the inputs.
 
-    Called with no argument it runs the timed (maybe compiled) code; `closure(prepared.fn)`
+    Called with no argument it runs the timed code (under the case's runtime); `closure(prepared.fn)`
     runs the eager code on the same inputs (and output gradient), for the drift check.
     """
-    if case.compiled:
-        # A fresh dynamo state per case: otherwise a worker's second case of the same variant
-        # reuses the first one's frame cache, gets a dynamic-shape recompile (slower, generic
-        # kernels) and, past the recompile limit, silently falls back to eager.
-        torch._dynamo.reset()
-    timed = torch.compile(prepared.fn) if case.compiled else prepared.fn
+    timed = runnable(prepared.fn, prepared.inputs, case, threads)
     if not case.needs_grad:
         inputs = prepared.inputs
-        return lambda fn=timed: fn(*inputs)
+        return Timed(lambda fn=timed.fn: fn(*inputs), timed.export_ms)
     inputs = tuple(t.detach().requires_grad_(True) for t in prepared.inputs)
-    grad_out = torch.randn_like(timed(*inputs))
+    grad_out = torch.randn_like(timed.fn(*inputs))
 
-    def forward_backward(fn=timed):
+    def forward_backward(fn=timed.fn):
         return torch.autograd.grad(fn(*inputs), inputs, grad_out)
 
-    return forward_backward
+    return Timed(forward_backward, timed.export_ms)
 
 
 @dataclass(frozen=True)
 class FirstCall:
-    """The timed closure after its first call: the compile time (compiled only) and the compiled-vs-eager drift."""
+    """The timed closure after its first call: what the runtime cost to get there, and its drift from eager."""
 
     fn: Callable[[], object]
-    compile_ms: float | None
+    compile_ms: float | None  # traced runtimes: compiling (or building the session) and the first call
     drift: float
+    export_ms: float | None = None
 
 
-def first_call(prepared: av.Prepared, case: Case) -> FirstCall:
+def first_call(prepared: av.Prepared, case: Case, threads: int = 1) -> FirstCall:
     """Return the timed closure after calling it once (which compiles it under torch.compile).
 
-    The drift is max |compiled - eager| on the timed inputs: of the output, or of the input
+    The drift is max |traced - eager| on the timed inputs: of the output, or of the input
     gradients for forward_backward. The oracle checks the eager forward, so for a forward
-    case |compiled - oracle| <= oracle error + drift; for forward_backward the drift catches
+    case |traced - oracle| <= oracle error + drift; for forward_backward the drift catches
     a compiled backward that computes other gradients than the eager one.
     """
     started = time.perf_counter()
-    fn = timed_callable(prepared, case)
-    first = fn()  # under torch.compile this call compiles
+    timed = timed_callable(prepared, case, threads)
+    first = timed.fn()  # under torch.compile this call compiles
     synchronize(case.device)
-    if not case.compiled:
-        return FirstCall(fn, None, 0.0)
-    compile_ms = (time.perf_counter() - started) * 1e3
+    if not case.traced:
+        return FirstCall(timed.fn, None, 0.0)
+    compile_ms = (time.perf_counter() - started) * 1e3 - (timed.export_ms or 0.0)
     with torch.set_grad_enabled(case.needs_grad):
-        eager = fn(prepared.fn)
+        eager = timed.fn(prepared.fn)
     pairs = zip(first, eager) if case.needs_grad else [(first, eager)]
-    drift = max((a.detach().double() - b.detach().double()).abs().max().item() for a, b in pairs)
-    return FirstCall(fn, compile_ms, drift)
+    drift = max((a.detach().double() - b.detach().double().to(a.device)).abs().max().item() for a, b in pairs)
+    return FirstCall(timed.fn, compile_ms, drift, timed.export_ms)

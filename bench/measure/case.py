@@ -20,6 +20,7 @@ from bench.measure.correctness import oracle_check, verdict
 from bench.measure.failures import classify
 from bench.measure.inputs import make_inputs
 from bench.measure.machine import device_unavailable
+from bench.measure.runtimes import RuntimeFailure, runtime_refusal
 from bench.measure.settings import Settings
 from bench.measure.timing import Timing, measure
 
@@ -35,6 +36,7 @@ class CaseResult:
     max_abs_err: float | None = None
     backend: str = ""
     compile_ms: float | None = None
+    export_ms: float | None = None
     gflop: float | None = None
     throughput_per_s: float | None = None
     roofline: dict[str, object] = field(default_factory=dict)
@@ -52,7 +54,7 @@ class CaseResult:
             median_ms=self.timing.median_ms, iqr_ms=self.timing.iqr_ms, min_ms=self.timing.min_ms,
             n_measurements=self.timing.n_measurements, peak_mem_mb=self.peak_mem_mb,
             throughput_per_s=self.throughput_per_s, gflop=self.gflop, gflop_per_s=self.gflop / seconds if self.gflop else None,
-            max_abs_err=self.max_abs_err, backend=self.backend, compile_ms=self.compile_ms, **self.roofline,
+            max_abs_err=self.max_abs_err, backend=self.backend, compile_ms=self.compile_ms, export_ms=self.export_ms, **self.roofline,
             **self.timing.per_call,
             tolerance=self.tolerance, mean_abs_err=self.mean_abs_err, mean_tolerance=self.mean_tolerance,
         )
@@ -78,7 +80,10 @@ def prime_case(case: Case, settings: Settings) -> CaseResult:
     initialisation (imports, kernel selection: seconds for natten) then happens before this
     process times anything, and processes started together pay it together."""
     def prime(variant: av.Variant) -> CaseResult:
-        first_call(variant.build(case, *make_inputs(case, settings.seed + 1)), case)
+        # Eager: the variant's own lazy set-up. A traced runtime's export and compile are what
+        # its row's export_ms and compile_ms measure, so they are not paid here first.
+        eager = case.replace(runtime="eager")
+        first_call(variant.build(eager, *make_inputs(eager, settings.seed + 1)), eager)
         return CaseResult("ok", "primed")
     return _if_supported(case, prime)
 
@@ -86,7 +91,7 @@ def prime_case(case: Case, settings: Settings) -> CaseResult:
 def _if_supported(case: Case, run: Callable[[av.Variant], CaseResult]) -> CaseResult:
     try:
         variant = av.get(case.variant)
-        reason = device_unavailable(case.device) or variant.supports(case)
+        reason = device_unavailable(case.device) or runtime_refusal(case) or variant.supports(case)
         if reason:
             return CaseResult("skipped", reason)
         return run(variant)
@@ -98,26 +103,29 @@ def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> C
     check = oracle_check(variant, case, settings.seed)
     prepared = variant.build(case, *make_inputs(case, settings.seed + 1))  # other inputs than the oracle check's
     try:
-        called = first_call(prepared, case)
+        called = first_call(prepared, case, settings.threads)
+    except RuntimeFailure as err:  # a variant the exporter cannot take is an error row with the exporter's reason
+        return CaseResult("error", str(err))
     except Exception as err:  # a variant that does not compile is an error row that says so
-        if not case.compiled:
+        if not case.traced:
             raise
-        return CaseResult("error", f"torch.compile failed: {classify(err)[1]}")
+        step = "torch.compile" if case.runtime == "inductor" else f"{case.runtime} (first call)"
+        return CaseResult("error", f"{step} failed: {classify(err)[1]}")
     timing = measure(called.fn, case.device, settings.threads, settings.warmup_s, settings.min_run_s, settings.max_run_s,
                      settle=settings.allocator == "steady" and case.device == "cpu", pace_s=settings.pace_s)
     peak_mb = memory.peak_memory_mb(called.fn, case.device)
     calibrated = settings.peaks.get(f"{case.device}/{case.dtype}")
     peaks = roofline.Peaks(*calibrated) if calibrated else roofline.peaks(case.device, case.torch_dtype, settings.threads)
-    judged = verdict(check, case.dtype, case.compiled, called.drift)
+    judged = verdict(check, case.dtype, case.traced, called.drift)
     notes = [check.note] if check.note else []
     if called.drift:
-        notes.append(f"compiled vs eager {'gradient drift' if case.needs_grad else 'drift'} {called.drift:.3g} included in max_abs_err")
+        notes.append(f"{case.runtime} vs eager {'gradient drift' if case.needs_grad else 'drift'} {called.drift:.3g} included in max_abs_err")
     if timing.noisy:
         notes.append(f"noisy: IQR is {timing.iqr_ms / timing.median_ms:.0%} of the median")
     gflop = roofline.analytic_gflop(case)
     return CaseResult(
         "mismatch" if judged.reason else "ok", "; ".join([judged.reason] * bool(judged.reason) + notes), timing, peak_mb,
-        judged.max_abs_err, prepared.backend, called.compile_ms, gflop, case.batch / (timing.median_ms / 1e3),
+        judged.max_abs_err, prepared.backend, called.compile_ms, called.export_ms, gflop, case.batch / (timing.median_ms / 1e3),
         roofline.roofline_columns(gflop, case, timing.median_ms, peaks),
         tolerance=judged.tolerance, mean_abs_err=check.mean_error, mean_tolerance=check.mean_tolerance,
     )

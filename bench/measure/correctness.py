@@ -109,15 +109,15 @@ def oracle_check(variant: av.Variant, case: Case, seed: int) -> OracleCheck:
                        _bound(MEAN_FACTOR, plain_mean, MEAN_FLOOR, case.dtype), note)
 
 
-def verdict(check: OracleCheck, dtype: str, compiled: bool = False, drift: float = 0.0) -> Verdict:
+def verdict(check: OracleCheck, dtype: str, traced: bool = False, drift: float = 0.0) -> Verdict:
     """Return the row's max_abs_err, its tolerance and why it is a `mismatch` ('' when ok; NaN is a mismatch).
 
-    A compiled row's max_abs_err adds the compiled-vs-eager drift (of the gradients, for
+    A traced row's (inductor, export, onnxruntime) max_abs_err adds the traced-vs-eager drift (of the gradients, for
     forward_backward), which no plain formulation predicts: its bound is the dtype's fixed
     TOLERANCE, while the eager output still has to meet the mean bound.
     """
     error = check.error + drift
-    tolerance = TOLERANCE[dtype] if compiled else check.tolerance
+    tolerance = TOLERANCE[dtype] if traced else check.tolerance
     reasons = []
     if not error <= tolerance:
         reasons.append(f"max_abs_err {error:.3g} > tolerance {tolerance:.3g} "

@@ -36,7 +36,7 @@ def tiny_case_timings(settings: Settings, names: list[str]) -> dict[str, timing.
             prepared = av.get(name).build(case, *make_inputs(case, settings.seed))
         except Exception:  # e.g. a library with no kernel for so small a case: nothing to time
             continue
-        fn = timed_callable(prepared, case)
+        fn = timed_callable(prepared, case, settings.threads).fn
         found[name] = timing.measure(fn, "cpu", settings.threads, settings.warmup_s, settings.min_run_s, settings.max_run_s)
     return found
 

@@ -163,4 +163,4 @@ def case_columns(case: ModelCase) -> dict[str, object]:
     first, window = CONFIGS["swin-t" if case.config == TIMM_CONFIG else case.config].layout(0, 0, case.resolution // 4)
     return {"variant": case.config, "family": "model", "device": case.device, "dtype": case.dtype, "batch": case.batch,
             "height": case.resolution, "width": case.resolution, "heads": 3, "head_dim": 32, "kernel_size": first.kernel_size,
-            "dilation": 1, "pass": case.pass_name, "compiled": False, "scope": "model"}
+            "dilation": 1, "pass": case.pass_name, "runtime": "eager", "scope": "model"}

@@ -22,6 +22,7 @@ from bench.analysis.summary import times, with_speedup
 from bench.plots.layout import finish, grid, log_axis, variant_handles, whole_decades
 from bench.plots.machines import machines_figure
 from bench.plots.roofline import roofline_figure_or_none
+from bench.plots.runtimes import runtimes_figure
 from bench.plots.style import linestyles, variant_styles
 from bench.results.schema import TOLERANCE
 from bench.results.selection import NOISE_THRESHOLD, REFERENCE_VARIANT, noisy_rows
@@ -263,13 +264,15 @@ FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
     "accuracy": accuracy_figure,
 }
 # Drawn only when the CSV has what they need: more variants than the default view, several batch
-# sizes, the roofline columns (bench/measure/roofline.py), rows of several machines (a merged cluster run).
+# sizes, the roofline columns (bench/measure/roofline.py), rows of several machines (a merged cluster run),
+# rows of several runtimes (eager, inductor, export, onnxruntime).
 OPTIONAL_FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
     "latency-all": latency_all_figure,
     "speedup-all": speedup_all_figure,
     "throughput": throughput_figure,
     "roofline": roofline_figure_or_none,
     "machines": machines_figure,
+    "runtimes": runtimes_figure,
 }
 
 

@@ -25,9 +25,10 @@ ROOFLINE_COLUMNS = ("gflop_per_s", "arithmetic_intensity", "peak_gflop_per_s", "
 
 
 def roofline_points(results: pd.DataFrame) -> pd.DataFrame:
-    """Return the ok rows that carry roofline columns, labelled by variant (and `(compiled)`)."""
+    """Return the ok rows that carry roofline columns, labelled by variant (and `(runtime)` unless eager)."""
     ok = results[(results["status"] == "ok")].dropna(subset=list(ROOFLINE_COLUMNS))
-    return ok.assign(label=ok["variant"] + np.where(ok["compiled"].fillna(False), " (compiled)", ""))
+    runtime = ok["runtime"].fillna("eager")
+    return ok.assign(label=ok["variant"] + np.where(runtime == "eager", "", " (" + runtime + ")"))
 
 
 def _roof(ax: Axes, rows: pd.DataFrame) -> None:
@@ -47,7 +48,7 @@ def _roofline_panel(ax: Axes, rows: pd.DataFrame, styles: dict) -> None:
         case = case.sort_values("arithmetic_intensity")
         style = styles[variant]
         ax.plot(case["arithmetic_intensity"], case["gflop_per_s"], color=style.color, marker=style.marker, markersize=5,
-                linewidth=0.8, alpha=0.85, markerfacecolor="none" if label.endswith("(compiled)") else style.color, gid=label)
+                linewidth=0.8, alpha=0.85, markerfacecolor="none" if label.endswith(")") else style.color, gid=label)
     ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (useful FLOP / compulsory byte)")
     if ax.get_subplotspec().is_first_col():
         ax.set_ylabel("achieved GFLOP/s (useful FLOPs, log)")
@@ -62,7 +63,7 @@ def _fraction_panel(ax: Axes, rows: pd.DataFrame, styles: dict, labels: list[str
         roof = np.minimum(mine["peak_gflop_per_s"], mine["arithmetic_intensity"] * mine["peak_gb_per_s"])
         jitter = np.linspace(-0.15, 0.15, len(mine)) if len(mine) > 1 else np.zeros(1)
         ax.scatter(mine["gflop_per_s"] / roof, i + jitter, marker=style.marker, s=30, edgecolors=style.color,
-                   c="none" if label.endswith("(compiled)") else style.color, gid=label)
+                   c="none" if label.endswith(")") else style.color, gid=label)
     ax.axvline(1, color="black", linewidth=1.5, gid="roof")
     ax.set_yticks(range(len(labels)), labels, fontsize=7.5)
     ax.tick_params(axis="y", labelleft=ax.get_subplotspec().is_first_col())  # one row of panels shares the labels
@@ -87,8 +88,8 @@ def roofline_figure(frame: pd.DataFrame) -> Figure:
     for ax, rows in panels:
         (_roofline_panel(ax, rows, styles) if swept else _fraction_panel(ax, rows, styles, labels))
     handles = variant_handles(points)
-    if points["compiled"].fillna(False).any():
-        handles.append(Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle="none", label="hollow: compiled"))
+    if (points["runtime"].fillna("eager") != "eager").any():
+        handles.append(Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle="none", label="hollow: not eager"))
     if swept:
         what = "Roofline: achieved GFLOP/s against arithmetic intensity, a line per variant and case through its kernel sizes"
         notes = ["Intensity grows with the kernel size (k*k useful FLOPs per query from the same bytes); dotted: the ridge point."]

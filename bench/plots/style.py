@@ -1,4 +1,4 @@
-"""Fixed look of the figures: one colour and marker per variant, line styles, a colour per machine."""
+"""Fixed look of the figures: one colour and marker per variant, line styles, a colour per machine and per runtime."""
 
 from __future__ import annotations
 
@@ -91,3 +91,14 @@ def machine_colors(names: Iterable[str]) -> dict[str, str]:
 def device_hatches(devices: Iterable[str]) -> dict[str, str]:
     """Return a hatch per device, in sorted order: the first (cpu before cuda) plain, the others hatched."""
     return {device: DEVICE_HATCHES[i % len(DEVICE_HATCHES)] for i, device in enumerate(sorted(set(devices)))}
+
+
+# Eager, the baseline of every ratio, is dark like the reference variant; the others colour-blind-safe (Okabe-Ito).
+RUNTIME_COLORS = {"eager": "#3b3b3b", "inductor": "#0072b2", "export": "#e69f00", "onnxruntime": "#009e73"}
+
+
+def runtime_colors(names: Iterable[str]) -> dict[str, str]:
+    """Return a colour per runtime in the given order: fixed for the known ones, the machine palette's others after."""
+    ordered = list(dict.fromkeys(names))
+    spare = iter(c for c in MACHINE_COLORS if c not in RUNTIME_COLORS.values())
+    return {name: RUNTIME_COLORS.get(name) or next(spare, "#7f7f7f") for name in ordered}

@@ -7,9 +7,11 @@ from bench.results.selection import CASE_KEY
 # Written in every row. 1: files before the column existed (they load with it empty);
 # 2: the same columns plus schema_version itself; 3: the accepted errors (tolerance, mean_abs_err,
 # mean_tolerance) at the end; 4: scope (`op` or `model`) and params; 5: dilation (older files
-# load with dilation 1, see DEFAULTS).
-SCHEMA_VERSION = 5
+# load with dilation 1, see DEFAULTS); 6: runtime replaces compiled (see RENAMED), export_ms.
+SCHEMA_VERSION = 6
 STATUSES = ("ok", "skipped", "oom", "error", "timeout", "mismatch")
+# attention_variants.case.RUNTIMES, repeated so that reading results never imports torch (a test keeps them equal).
+RUNTIMES = ("eager", "inductor", "export", "onnxruntime")
 
 # Largest |variant - float64 oracle| ever accepted per dtype (bench/measure/correctness.py accepts
 # less where the plain formulation does better; compiled rows, whose error adds drift, get this).
@@ -31,7 +33,7 @@ SCHEMA: dict[str, str] = {
     "head_dim": "int64",
     "kernel_size": "int64",
     "pass": "string",
-    "compiled": "boolean",
+    "runtime": "string",  # eager, inductor, export or onnxruntime (attention_variants.case.RUNTIMES)
     "status": "string",
     "reason": "string",
     "median_ms": "float64",
@@ -80,12 +82,18 @@ SCHEMA: dict[str, str] = {
     "params": "Int64",
     # the case's dilation (DiNAT): neighbours d pixels apart; a case key column
     "dilation": "Int64",
+    # the one-off cost of the export and onnxruntime runtimes: torch.export, or the ONNX export
+    # (the AOTInductor build or the ONNX Runtime session, and the first call, are compile_ms)
+    "export_ms": "float64",
 }
 COLUMNS = tuple(SCHEMA)
 # What an empty cell of a column added later means: rows written before dilation existed were
 # measured at dilation 1. store.load fills these in, so resume, merge, the gate and the figures
 # see old rows as the cases they were.
-DEFAULTS: dict[str, object] = {"dilation": 1}
+DEFAULTS: dict[str, object] = {"dilation": 1, "runtime": "eager"}
+# Columns renamed since: old name -> (new name, old cell -> new cell). store.load renames them, so
+# a file from before schema 6 loads with `compiled` true as runtime inductor, false as eager.
+RENAMED: dict[str, tuple[str, dict[str, str]]] = {"compiled": ("runtime", {"true": "inductor", "false": "eager"})}
 # Without these a CSV is not a results file (every reader needs them). Other columns may be
 # missing (files written before a column was added): they load as empty, or as their DEFAULTS.
 REQUIRED = ("run_id", *(c for c in CASE_KEY if c not in DEFAULTS), "status", "reason", "median_ms", "iqr_ms", "min_ms",

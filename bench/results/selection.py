@@ -8,7 +8,7 @@ import pandas as pd
 MACHINE = "host"
 # The columns that name a case: two rows with the same values measured the same thing.
 CASE_KEY = ("variant", "device", "dtype", "batch", "height", "width", "heads", "head_dim", "kernel_size", "dilation", "pass",
-            "compiled")
+            "runtime")
 # A case without its variant: the rows that variants are compared on (speed-ups, the gate's ratios).
 SHAPE_KEY = tuple(column for column in CASE_KEY if column != "variant")
 # The variant every speed-up and every normalised gate ratio is measured against.
@@ -18,12 +18,13 @@ NOISE_THRESHOLD = 0.10
 
 
 def case_label(row: pd.Series | dict) -> str:
-    """Return a short label of a row's case shape, e.g. 'cpu float32 forward b1 56x56 h2 d32 k7' ('k7 dil2' when dilated)."""
-    compiled = " compiled" if row.get("compiled") is True else ""
+    """Return a short label of a row's case shape, e.g. 'cpu float32 forward b1 56x56 h2 d32 k7' ('k7 dil2 inductor' when dilated and compiled)."""
+    runtime = row.get("runtime", "eager")
+    runtime = f" {runtime}" if not pd.isna(runtime) and runtime != "eager" else ""
     dilation = row.get("dilation", 1)
     dilated = f" dil{dilation}" if not pd.isna(dilation) and dilation != 1 else ""
     return (f"{row['device']} {row['dtype']} {row['pass']} b{row['batch']} {row['height']}x{row['width']} "
-            f"h{row['heads']} d{row['head_dim']} k{row['kernel_size']}{dilated}{compiled}")
+            f"h{row['heads']} d{row['head_dim']} k{row['kernel_size']}{dilated}{runtime}")
 
 
 def is_noisy(iqr_ms: object, median_ms: object) -> bool:

@@ -20,7 +20,7 @@ except ImportError:  # Windows
     fcntl = None
 
 from bench.messages import first_line
-from bench.results.schema import COLUMNS, DEFAULTS, REQUIRED, SCHEMA, STATUSES, ResultsError
+from bench.results.schema import COLUMNS, DEFAULTS, RENAMED, REQUIRED, RUNTIMES, SCHEMA, STATUSES, ResultsError
 
 
 def _format(value: object) -> object:
@@ -173,11 +173,23 @@ def _in_schema(text: str, path: Path) -> str:
         return text
     if _has_current_header(text):
         return text
-    header = next(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text))
+    header, rows = renamed(next(reader), [row for row in reader if row])
     unknown = [column for column in header if column not in SCHEMA]
     if unknown or len(set(header)) != len(header):
         raise ResultsError(f"{path} has columns this version does not write ({', '.join(unknown[:3]) or 'duplicates'}); append to a new file")
-    return rows_csv(csv.DictReader(io.StringIO(text)), header=True)
+    return rows_csv((dict(zip(header, row)) for row in rows), header=True)
+
+
+def renamed(header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """Return header and rows with the columns renamed since they were written (schema.RENAMED)."""
+    for old, (new, cells) in RENAMED.items():
+        if old in header and new not in header:
+            at = header.index(old)
+            header = [*header[:at], new, *header[at + 1:]]
+            rows = [[*row[:at], cells.get(row[at].strip().lower(), row[at]), *row[at + 1:]] if len(row) > at else row
+                    for row in rows]
+    return header, rows
 
 
 def _read_text(path: Path) -> str:
@@ -201,7 +213,7 @@ def _records(text: str, path: Path) -> tuple[list[str], list[list[str]]]:
     reader = csv.reader(io.StringIO(text), strict=True)
     try:
         header = next(reader)
-        missing = [column for column in REQUIRED if column not in header]
+        missing = [column for column in REQUIRED if column not in renamed(header, [])[0]]
         if missing:
             raise ResultsError(f"{path} is not a results CSV: missing column(s) {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
         if len(set(header)) != len(header):
@@ -214,7 +226,7 @@ def _records(text: str, path: Path) -> tuple[list[str], list[list[str]]]:
                 rows.append(row)
     except csv.Error as err:
         raise ResultsError(f"{path} is not a results CSV: line {reader.line_num}: {err}") from None
-    return header, rows
+    return renamed(header, rows)
 
 
 def load(path: str | Path) -> pd.DataFrame:
@@ -254,7 +266,8 @@ def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
                 frame[column] = text.astype("string")
         except (ValueError, TypeError) as err:
             raise ResultsError(f"{path}: column {column!r} has a bad value ({first_line(err)})") from None
-    bad = sorted(set(frame["status"].dropna()) - set(STATUSES))
-    if bad:
-        raise ResultsError(f"{path}: unknown status {bad[0]!r} (known: {', '.join(STATUSES)})")
+    for column, known in (("status", STATUSES), ("runtime", RUNTIMES)):
+        bad = sorted(set(frame[column].dropna()) - set(known))
+        if bad:
+            raise ResultsError(f"{path}: unknown {column} {bad[0]!r} (known: {', '.join(known)})")
     return frame

@@ -1,0 +1,168 @@
+"""Runtimes (--runtimes eager,inductor,export,onnxruntime): what each runs, how a failure to export is
+recorded, that a traced output is checked like any other, and that files from before (a `compiled`
+column) read as the runtimes they measured."""
+
+import csv
+
+import pytest
+
+from attention_variants.case import Case
+from bench import results
+from bench.execution import spec
+from bench.measure import runtimes
+from bench.measure.case import measure_case
+from bench.measure.runtimes import Runnable, runtime_refusal
+from bench.measure.settings import Settings
+from bench.results.merge import merge_files
+from tests.conftest import run_main
+
+SETTINGS = Settings(threads=1, warmup_s=0.0, min_run_s=0.01, max_run_s=0.05)
+SMALL = dict(batch=1, height=7, width=9, heads=1, head_dim=4, kernel_size=3)
+TINY = ["--variants", "im2col", "--resolutions", "7", "--kernel-sizes", "3", "--heads", "1", "--head-dim", "8",
+        "--min-run-s", "0.01", "--max-run-s", "0.02", "--threads", "1", "--no-plots"]
+
+
+def _measure(variant: str, runtime: str, **changes) -> dict:
+    return measure_case(Case(variant, runtime=runtime, **{**SMALL, **changes}), SETTINGS).to_columns()
+
+
+@pytest.mark.parametrize("changes,reason", [
+    (dict(runtime="export", pass_name="forward_backward"), "export runs inference only"),
+    (dict(runtime="onnxruntime", pass_name="forward_backward"), "onnxruntime runs inference only"),
+    (dict(runtime="onnxruntime", device="cuda"), "CPU execution provider only"),
+    (dict(runtime="onnxruntime", dtype="bfloat16"), "numpy has no bfloat16"),
+])
+def test_what_a_runtime_cannot_run_is_refused_with_the_reason(changes, reason):
+    assert reason in runtime_refusal(Case("im2col", **changes))
+    assert runtime_refusal(Case("im2col", **{**changes, "runtime": "eager"})) is None
+
+
+def test_a_skipped_runtime_is_a_row_with_the_reason():
+    row = _measure("slide", "onnxruntime", pass_name="forward_backward")
+    assert row["status"] == "skipped" and row["reason"] == "onnxruntime runs inference only: forward, no backward"
+
+
+def test_a_wrong_traced_output_is_a_mismatch_not_ok(monkeypatch):
+    """The oracle checks the eager forward; the traced output's drift from it counts in max_abs_err."""
+    def off_by_a_little(module, inputs, threads):
+        return Runnable(lambda *xs: module(*xs) + 1e-2, export_ms=1.0)
+
+    monkeypatch.setattr(runtimes, "_onnxruntime", off_by_a_little)
+    row = _measure("im2col", "onnxruntime")
+    assert row["status"] == "mismatch" and "onnxruntime vs eager drift 0.01" in row["reason"]
+    assert row["max_abs_err"] >= 1e-2 and row["export_ms"] == 1.0
+
+
+def test_a_runtime_failing_on_its_first_call_is_an_error_row(monkeypatch):
+    def broken(module, inputs, threads):
+        def call(*xs):
+            raise RuntimeError("ORT kernel not implemented")
+        return Runnable(call, export_ms=1.0)
+
+    monkeypatch.setattr(runtimes, "_onnxruntime", broken)
+    row = _measure("im2col", "onnxruntime")
+    assert row["status"] == "error" and row["reason"] == "onnxruntime (first call) failed: RuntimeError: ORT kernel not implemented"
+
+
+def test_the_exporters_wrapped_reason_is_unwrapped():
+    try:
+        try:
+            raise KeyError("aten.sort.stable")
+        except KeyError as inner:
+            raise RuntimeError("\x1b[96mFailed to convert\x1b[0m the exported program\nmore") from inner
+    except RuntimeError as err:
+        assert runtimes.root_line(err) == "KeyError: 'aten.sort.stable'"
+    assert runtimes.root_line(RuntimeError("\x1b[1mStep 3/3\x1b[0m\nmore")) == "RuntimeError: Step 3/3"
+
+
+def test_a_c_kernel_cannot_be_exported_and_says_so():
+    row = _measure("local-tiled", "export")
+    assert row["status"] == "error"
+    assert row["reason"].startswith("torch.export failed: RuntimeError: Cannot access data pointer of Tensor"), row["reason"]
+
+
+@pytest.mark.slow
+def test_onnxruntime_runs_im2col_checked_and_timed_apart_from_its_export():
+    row = _measure("im2col", "onnxruntime")
+    assert row["status"] == "ok", row["reason"]
+    assert "onnxruntime vs eager drift" in row["reason"] and row["max_abs_err"] <= row["tolerance"]
+    assert row["export_ms"] > 0 and row["compile_ms"] > 0 and row["median_ms"] < row["export_ms"]
+
+
+@pytest.mark.slow
+def test_export_runs_an_aotinductor_package_checked_and_timed_apart_from_its_export():
+    row = _measure("im2col", "export")
+    assert row["status"] == "ok", row["reason"]
+    assert "export vs eager drift" in row["reason"] and row["max_abs_err"] <= row["tolerance"]
+    assert row["export_ms"] > 0 and row["compile_ms"] > row["median_ms"]
+
+
+@pytest.mark.slow
+def test_natten_does_not_export_to_onnx_and_the_row_says_why():
+    pytest.importorskip("natten")
+    row = _measure("natten", "onnxruntime")
+    assert row["status"] == "error" and row["reason"].startswith("torch.onnx.export failed: "), row["reason"]
+
+
+@pytest.mark.slow
+def test_a_sweep_over_runtimes_writes_one_row_per_runtime(tmp_path):
+    out = tmp_path / "r.csv"
+    status, _ = run_main(["sweep", *TINY, "--variants", "im2col,local-tiled", "--runtimes", "eager,onnxruntime", "--out", str(out)])
+    frame = results.load(out).set_index(["variant", "runtime"])
+    assert status == 0 and len(frame) == 4
+    assert frame.loc[("im2col", "onnxruntime"), "status"] == "ok" and frame.loc[("im2col", "onnxruntime"), "export_ms"] > 0
+    assert frame.loc[("local-tiled", "onnxruntime"), "status"] == "error"
+    assert frame.loc[[("im2col", "eager"), ("local-tiled", "eager")], "status"].eq("ok").all()
+    assert frame.loc[[("im2col", "eager"), ("local-tiled", "eager")], "export_ms"].isna().all()
+
+
+def _as_schema_5(path, out, compiled: str = "false"):
+    """Write `path` as a schema-5 file wrote it: a boolean `compiled` where `runtime` is, no export_ms."""
+    with open(path, newline="") as source, open(out, "w", newline="") as target:
+        rows = list(csv.DictReader(source))
+        header = [("compiled" if c == "runtime" else c) for c in results.COLUMNS if c != "export_ms"]
+        writer = csv.DictWriter(target, header, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(row | {"compiled": compiled, "schema_version": "5"} for row in rows)
+
+
+def test_a_file_with_compiled_reads_as_runtimes_resumes_merges_and_is_appended_to(tmp_path):
+    new, old, older = tmp_path / "new.csv", tmp_path / "old.csv", tmp_path / "compiled.csv"
+    assert run_main(["sweep", *TINY, "--out", str(new)])[0] == 0
+    _as_schema_5(new, old)
+    _as_schema_5(new, older, compiled="True")
+    assert list(results.load(old)["runtime"]) == ["eager"] and list(results.load(older)["runtime"]) == ["inductor"]
+    assert merge_files([old, new]).duplicates == 1  # the same measurement, before and after the rename
+    status, lines = run_main(["sweep", *TINY, "--compiled", "false", "--resume", str(old)])
+    assert status == 0 and any("1 of 1 cases already recorded, 0 to run" in line for line in lines), lines
+    assert run_main(["sweep", *TINY, "--dilations", "3", "--resume", str(old)])[0] == 0
+    with open(old, newline="") as handle:
+        header = next(csv.reader(handle))
+    assert "runtime" in header and "compiled" not in header  # appending rewrote the old header
+    assert list(results.load(old)["runtime"]) == ["eager", "eager"]
+
+
+def test_a_runtime_a_file_cannot_have_is_one_line_error(tmp_path):
+    path = tmp_path / "bad.csv"
+    row = {column: "" for column in results.COLUMNS}
+    row.update(run_id="r", variant="im2col", device="cpu", dtype="float32", batch=1, height=7, width=7, heads=1, head_dim=8,
+               kernel_size=3, dilation=1, runtime="tensorrt", status="ok", median_ms=1.0)
+    results.append_rows(path, [row])
+    with pytest.raises(results.ResultsError, match="unknown runtime 'tensorrt'"):
+        results.load(path)
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ({"compiled": ["false", "true"]}, ("eager", "inductor")),
+    ({"compiled": ["true"]}, ("inductor",)),
+    ({"runtimes": ["eager", "export", "onnxruntime"]}, ("eager", "export", "onnxruntime")),
+])
+def test_runtimes_and_the_old_compiled_flag(raw, expected):
+    assert spec.make_sweep("quick", raw).runtimes == expected
+
+
+def test_a_preset_written_with_compiled_still_loads(tmp_path):
+    preset = tmp_path / "old.toml"
+    preset.write_text('variants = ["im2col"]\ncompiled = [false, true]\n')
+    assert spec.make_sweep(str(preset)).runtimes == ("eager", "inductor")
+    assert spec.make_sweep(str(preset), {"runtimes": ["export"]}).runtimes == ("export",)
