@@ -57,7 +57,7 @@ def supports(case: Case) -> str | None:
         return f"kernel {case.kernel_size} larger than the {case.height}x{case.width} image"
     if case.device == "cpu" and case.needs_grad:
         return "FlexAttention has no backward on CPU"
-    if case.runtime not in ("inductor", "export") and case.height * case.width > EAGER_MAX_TOKENS:
+    if case.runtime == "eager" and case.height * case.width > EAGER_MAX_TOKENS:  # onnxruntime: the exporter decides
         return f"eager FlexAttention is dense (N x N); above {EAGER_MAX_TOKENS} tokens run it with --runtimes inductor or export"
     return None
 

@@ -73,6 +73,7 @@ def test_the_exporters_wrapped_reason_is_unwrapped():
     except RuntimeError as err:
         assert runtimes.root_line(err) == "KeyError: 'aten.sort.stable'"
     assert runtimes.root_line(RuntimeError("\x1b[1mStep 3/3\x1b[0m\nmore")) == "RuntimeError: Step 3/3"
+    assert runtimes.root_line(KeyError("<FlexAttentionHOP object at 0x7f2a69c651d0>")) == "KeyError: '<FlexAttentionHOP object>'"
 
 
 def test_a_c_kernel_cannot_be_exported_and_says_so():

@@ -22,6 +22,7 @@ import torch
 from attention_variants.case import Case
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # "<... object at 0x7f...>": differs every run, says nothing
 
 
 class RuntimeFailure(RuntimeError):
@@ -101,7 +102,7 @@ def root_line(err: BaseException) -> str:
     """Return the first line of the innermost cause of err (exporters wrap the real reason), without colour codes."""
     while err.__cause__ is not None:
         err = err.__cause__
-    lines = [line.strip() for line in ANSI.sub("", str(err)).splitlines() if line.strip()]
+    lines = [line.strip() for line in ADDRESS.sub("", ANSI.sub("", str(err))).splitlines() if line.strip()]
     return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
