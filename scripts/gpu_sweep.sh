@@ -4,7 +4,7 @@
 # GPU tests, then the sweep and the model-level preset, writing results/gpu/<gpu-name>.csv, figures and the verdict.
 #
 #   bash scripts/gpu_sweep.sh                  # the paper preset, float32/bfloat16/float16, forward and
-#                                              # forward_backward, eager and compiled (hours on one GPU)
+#                                              # forward_backward, eager, inductor, export (hours on one GPU)
 #   GPU_SWEEP=lease bash scripts/gpu_sweep.sh  # a subset that fits a few minutes (what a lent machine ran)
 #
 # Knobs (environment): WHEELS (folder of carried wheels, default .whl), NATTEN_SRC (a NATTEN sdist .tar.gz to
@@ -59,7 +59,7 @@ if [ "$GPU_SWEEP" = lease ]; then
 else
     log "paper preset on the GPU -> $csv"
     "$PYTHON" run_bench.py --preset paper --dtypes float32,bfloat16,float16 --passes forward,forward_backward \
-        --runtimes eager,inductor --batch 1,8,64 "${common[@]}"
+        --runtimes eager,inductor,export --batch 1,8,64 "${common[@]}"
     log "model level"
     "$PYTHON" run_bench.py models --devices cuda --dtypes float32,bfloat16 --batch 1,64 --out "$OUT_DIR/$gpu-models.csv"
 fi

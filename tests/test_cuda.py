@@ -83,6 +83,12 @@ def test_a_compiled_case_records_its_compile_time():
     assert result.compile_ms > 0 and result.timing.median_ms < result.compile_ms
 
 
+def test_the_export_runtime_runs_an_aotinductor_package_on_the_gpu():
+    result = measure_case(_case("im2col", runtime="export"), SETTINGS)
+    assert result.status == "ok", result.reason
+    assert result.export_ms > 0 and "export vs eager drift" in result.reason
+
+
 def test_a_cuda_sweep_writes_ok_rows_with_the_gpu_named(cli, tmp_path):
     out = tmp_path / "gpu.csv"
     done = cli("--devices", "cuda", "--variants", "im2col,slide,window", "--resolutions", "14", "--batch", "1",

@@ -51,7 +51,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_plugin_option(parser)
     parser.add_argument("--preset", default="quick", help=f"a preset in bench/presets ({', '.join(spec.preset_names())}) or a .toml path")
     for flag, axis in SWEEP_FLAGS.items():
-        parser.add_argument(flag, dest=axis, metavar="A,B,...", help=f"override the preset's {axis}")
+        parser.add_argument(flag, dest=axis, metavar="A,B,...", help=f"override the preset's {axis}" if axis != spec.LEGACY_COMPILED
+                            else "the old form of --runtimes: false,true means eager,inductor")
     parser.add_argument("--out", type=Path, help="results CSV to append to (default: results/<run_id>.csv)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="intra-op threads (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
