@@ -3,14 +3,16 @@ recorded, that a traced output is checked like any other, and that files from be
 column) read as the runtimes they measured."""
 
 import csv
+from dataclasses import asdict, dataclass
 
 import pytest
 
 from attention_variants.case import Case
 from bench import results
 from bench.execution import spec
+from bench.execution.worker import as_case
 from bench.measure import runtimes
-from bench.measure.case import measure_case
+from bench.measure.case import measure_case, prime_case
 from bench.measure.runtimes import Runnable, runtime_refusal
 from bench.measure.settings import Settings
 from bench.results.merge import merge_files
@@ -167,3 +169,52 @@ def test_a_preset_written_with_compiled_still_loads(tmp_path):
     preset.write_text('variants = ["im2col"]\ncompiled = [false, true]\n')
     assert spec.make_sweep(str(preset)).runtimes == ("eager", "inductor")
     assert spec.make_sweep(str(preset), {"runtimes": ["export"]}).runtimes == ("export",)
+
+
+@dataclass(frozen=True)
+class CaseBeforeRuntimes:
+    """attention_variants.case.Case as an A/B gate's base revision may have it: `compiled`, no runtime, no dilation."""
+
+    variant: str
+    device: str = "cpu"
+    dtype: str = "float32"
+    batch: int = 1
+    height: int = 28
+    width: int = 28
+    heads: int = 2
+    head_dim: int = 32
+    kernel_size: int = 7
+    pass_name: str = "forward"
+    compiled: bool = False
+
+    @property
+    def torch_dtype(self):
+        return Case(self.variant, dtype=self.dtype).torch_dtype
+
+    @property
+    def radius(self) -> int:
+        return self.kernel_size // 2
+
+    @property
+    def neighbour_elements(self) -> int:
+        return self.batch * self.heads * self.height * self.width * self.kernel_size**2 * self.head_dim
+
+    @property
+    def needs_grad(self) -> bool:
+        return self.pass_name == "forward_backward"
+
+    def replace(self, **changes):
+        return CaseBeforeRuntimes(**{**asdict(self), **changes})
+
+
+def test_an_older_case_class_is_measured_under_the_runtimes_it_can_express():
+    """The A/B gate's base worker imports the base revision's attention_variants: its Case may say `compiled`."""
+    old = as_case(CaseBeforeRuntimes, asdict(Case("im2col", runtime="inductor", **SMALL)))
+    assert old.compiled and old.runtime == "inductor" and old.traced
+    eager = old.replace(runtime="eager")
+    assert not eager.compiled and eager.runtime == "eager" and not eager.traced and eager.height == SMALL["height"]
+    assert old.dilation == 1 and "dilation" not in asdict(old)
+    assert measure_case(eager, SETTINGS).status == "ok" and prime_case(old, SETTINGS).status == "ok"
+    with pytest.raises(ValueError, match="predates the runtime axis: it cannot run runtime export"):
+        as_case(CaseBeforeRuntimes, asdict(Case("im2col", runtime="export")))
+    assert as_case(Case, asdict(Case("im2col", runtime="export"))) == Case("im2col", runtime="export")

@@ -11,7 +11,9 @@ process, and the parent turns that into the row instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import faulthandler
+import functools
 import os
 import resource
 import signal
@@ -61,12 +63,45 @@ def _limit_address_space(device: str, max_memory_bytes: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def _known_fields(case_class: type, fields: dict[str, object]) -> dict[str, object]:
-    """Return the case fields without a dilation of 1 that case_class lacks (what it computes anyway)."""
-    # An A/B run's base worker imports an older attention_variants, whose Case may predate dilation.
-    if fields.get("dilation") == 1 and "dilation" not in case_class.__dataclass_fields__:
-        return {name: value for name, value in fields.items() if name != "dilation"}
-    return fields
+def as_case(case_class: type, fields: dict[str, object]) -> object:
+    """Return the case fields as a case_class: the current Case, or an A/B run's base worker's older one.
+
+    An older attention_variants may predate dilation (then only dilation 1 is asked of it) and
+    the runtime axis (its Case has a boolean `compiled`: eager and inductor translate, the
+    export runtimes do not; ValueError). It is then answered the harness's questions it lacks.
+    """
+    fields = dict(fields)
+    known = case_class.__dataclass_fields__
+    if "runtime" in known and "dilation" in known:
+        return case_class(**fields)
+    if fields.get("dilation") == 1 and "dilation" not in known:
+        fields.pop("dilation")
+    if "runtime" not in known:
+        runtime = fields.pop("runtime", "eager")
+        if runtime not in ("eager", "inductor"):
+            raise ValueError(f"this attention_variants predates the runtime axis: it cannot run runtime {runtime}")
+        fields["compiled"] = runtime == "inductor"
+    return _older(case_class)(**fields)
+
+
+@functools.cache
+def _older(case_class: type) -> type:
+    """Return an older case_class (no dilation, or a boolean `compiled`) with the attributes the harness reads."""
+    known = case_class.__dataclass_fields__
+
+    class OlderCase(case_class):
+        if "dilation" not in known:
+            dilation = 1
+        if "runtime" not in known:
+            runtime = property(lambda self: "inductor" if self.compiled else "eager")
+            traced = property(lambda self: self.compiled)
+
+        def replace(self, **changes: object) -> "OlderCase":
+            if "runtime" not in known and "runtime" in changes:
+                changes["compiled"] = changes.pop("runtime") == "inductor"
+            return type(self)(**{**dataclasses.asdict(self), **changes})
+
+    return OlderCase
 
 
 def run_task(task: Task) -> dict[str, object]:
@@ -85,7 +120,10 @@ def run_task(task: Task) -> dict[str, object]:
 
         case, measure = ModelCase(**task.case), measure_model
     else:
-        case = Case(**_known_fields(Case, task.case))
+        try:
+            case = as_case(Case, task.case)
+        except (TypeError, ValueError) as err:  # an A/B base's Case that cannot express this case
+            return {"status": "skipped", "reason": str(err)}
         measure = lambda c, s: (prime_case if task.prime else measure_case)(c, s).to_columns()  # noqa: E731
     measured: dict[str, object] = {}
     try:
