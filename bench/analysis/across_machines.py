@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.analysis.frames import EXTRA_AXES
 from bench.analysis.labels import axis_text, resolution_label, variant_order, worth_naming
 from bench.results.machines import machine_of, machines
 from bench.results.selection import latest_per_case
 
 
-def shape_title(row: pd.Series) -> str:
-    """Return a case shape without variant and device, e.g. '56×56 · batch 1 · float32 forward' over 'heads 2 · ...'."""
-    first = f"{resolution_label(row['height'], row['width'])} · batch {row['batch']} · {row['dtype']} {row['pass']}"
-    axes = [column for column in ("heads", "head_dim", "kernel_size", "dilation", "runtime") if worth_naming(column, row[column])]
+def shape_title(row: pd.Series, without: tuple[str, ...] = ("device",)) -> str:
+    """Return a case shape without its variant and the axes `without` (device, runtime), e.g. '56×56 · batch 1 ·
+    float32 forward' over 'heads 2 · ...'."""
+    device = "" if "device" in without else f"{row['device']} "
+    first = f"{resolution_label(row['height'], row['width'])} · batch {row['batch']} · {device}{row['dtype']} {row['pass']}"
+    axes = [column for column in EXTRA_AXES if column not in without and worth_naming(column, row[column])]
     return first + "\n" + " · ".join(axis_text(column, row[column]) for column in axes)
 
 

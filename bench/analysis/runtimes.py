@@ -13,12 +13,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.analysis.blocks import Block, Table
-from bench.analysis.labels import (
-    axis_text,
-    resolution_label,
-    variant_order,
-    worth_naming,
-)
+from bench.analysis.across_machines import shape_title
+from bench.analysis.labels import variant_order
 from bench.analysis.summary import median_text, milliseconds, times
 from bench.results.schema import RUNTIMES
 from bench.results.selection import MACHINE, SHAPE_KEY
@@ -58,14 +54,6 @@ def not_run_text(row: pd.Series) -> str:
     return str(row["status"])
 
 
-def shape_title(row: pd.Series) -> str:
-    """Return a case shape without variant and runtime in two lines, e.g. '14×14 · batch 1 · cpu float32 forward'
-    over 'heads 2 · head dim 32 · kernel 7'."""
-    first = f"{resolution_label(row['height'], row['width'])} · batch {row['batch']} · {row['device']} {row['dtype']} {row['pass']}"
-    axes = [column for column in ("heads", "head_dim", "kernel_size", "dilation") if worth_naming(column, row[column])]
-    return first + "\n" + " · ".join(axis_text(column, row[column]) for column in axes)
-
-
 def with_eager_ratio(rows: pd.DataFrame) -> pd.DataFrame:
     """Return one case shape's rows with `eager_ratio` = the same variant's eager median / the row's median
     (NaN unless both ran ok)."""
@@ -81,7 +69,7 @@ def shape_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     places = [column for column in ("source", MACHINE) if column in frame and frame[column].nunique(dropna=False) > 1]
     groups = []
     for _, rows in frame.groupby([*places, *RUNTIME_SHAPE], sort=True, dropna=False):
-        title = shape_title(rows.iloc[0])
+        title = shape_title(rows.iloc[0], without=("runtime",))
         if places:  # the facet names machine and run; without it the host does
             where = rows["facet"].iloc[0] if "facet" in rows else rows[MACHINE].iloc[0]
             title = f"{' · '.join(str(where).splitlines())}\n{title}"

@@ -10,20 +10,12 @@ import torch
 
 import attention_variants as av
 from attention_variants.case import Case
-from bench.measure.runtimes import runnable
+from bench.measure.runtimes import Runnable, runnable
 from bench.measure.timing import synchronize
 
 
-@dataclass(frozen=True)
-class Timed:
-    """The closure to time and what making it cost: the export (export and onnxruntime only)."""
-
-    fn: Callable[..., object]
-    export_ms: float | None
-
-
-def timed_callable(prepared: av.Prepared, case: Case, threads: int = 1) -> Timed:
-    """Return the closure to time: forward, or forward then backward to the inputs.
+def timed_callable(prepared: av.Prepared, case: Case, threads: int = 1) -> Runnable:
+    """Return the closure to time (forward, or forward then backward to the inputs) and its export cost.
 
     Called with no argument it runs the timed code (under the case's runtime); `closure(prepared.fn)`
     runs the eager code on the same inputs (and output gradient), for the drift check.
@@ -31,14 +23,14 @@ def timed_callable(prepared: av.Prepared, case: Case, threads: int = 1) -> Timed
     timed = runnable(prepared.fn, prepared.inputs, case, threads)
     if not case.needs_grad:
         inputs = prepared.inputs
-        return Timed(lambda fn=timed.fn: fn(*inputs), timed.export_ms)
+        return Runnable(lambda fn=timed.fn: fn(*inputs), timed.export_ms)
     inputs = tuple(t.detach().requires_grad_(True) for t in prepared.inputs)
     grad_out = torch.randn_like(timed.fn(*inputs))
 
     def forward_backward(fn=timed.fn):
         return torch.autograd.grad(fn(*inputs), inputs, grad_out)
 
-    return Timed(forward_backward, timed.export_ms)
+    return Runnable(forward_backward, timed.export_ms)
 
 
 @dataclass(frozen=True)
@@ -69,5 +61,5 @@ def first_call(prepared: av.Prepared, case: Case, threads: int = 1) -> FirstCall
     with torch.set_grad_enabled(case.needs_grad):
         eager = timed.fn(prepared.fn)
     pairs = zip(first, eager) if case.needs_grad else [(first, eager)]
-    drift = max((a.detach().double() - b.detach().double().to(a.device)).abs().max().item() for a, b in pairs)
+    drift = max((a.detach().double() - b.detach().double()).abs().max().item() for a, b in pairs)
     return FirstCall(timed.fn, compile_ms, drift, timed.export_ms)

@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 
 from attention_variants.case import Case
+from bench.messages import first_line
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # "<... object at 0x7f...>": differs every run, says nothing
@@ -31,7 +32,9 @@ class RuntimeFailure(RuntimeError):
 
 @dataclass(frozen=True)
 class Runnable:
-    fn: Callable[..., torch.Tensor]
+    """A callable under a runtime, and what the export cost to make it (export and onnxruntime only)."""
+
+    fn: Callable[..., object]
     export_ms: float | None = None  # torch.export or the ONNX export (not compile, not the first call)
 
 
@@ -102,8 +105,8 @@ def root_line(err: BaseException) -> str:
     """Return the first line of the innermost cause of err (exporters wrap the real reason), without colour codes."""
     while err.__cause__ is not None:
         err = err.__cause__
-    lines = [line.strip() for line in ADDRESS.sub("", ANSI.sub("", str(err))).splitlines() if line.strip()]
-    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    line = ADDRESS.sub("", ANSI.sub("", first_line(err))).strip()
+    return f"{type(err).__name__}: {line}" if line else type(err).__name__
 
 
 def _aoti(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> Runnable:
