@@ -7,7 +7,7 @@ This runs in whichever process measures the case (a worker, or the sweep itself 
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -15,10 +15,14 @@ import torch
 import attention_variants as av
 from attention_variants.case import Case
 from bench.measure import memory, roofline
-from bench.measure.callables import first_call
-from bench.measure.correctness import oracle_check, verdict
+from bench.measure.callables import FirstCall, first_call
+from bench.measure.correctness import oracle_check, oracle_kwargs, verdict
 from bench.measure.failures import classify
-from bench.measure.inputs import make_inputs
+from bench.measure.gradients import (
+    GradientVerdict, canonical_gradients, differentiable_inputs, fits_oracle, gradient_checks, gradient_verdict,
+    reduced_gradient_checks,
+)
+from bench.measure.inputs import make_grad_out, make_inputs
 from bench.measure.machine import device_unavailable
 from bench.measure.runtimes import RuntimeFailure, runtime_refusal
 from bench.measure.settings import Settings
@@ -43,6 +47,7 @@ class CaseResult:
     tolerance: float | None = None  # the largest max_abs_err accepted (bench/measure/correctness.py)
     mean_abs_err: float | None = None
     mean_tolerance: float | None = None
+    gradients: GradientVerdict | None = None  # forward_backward: the gradient check (bench/measure/gradients.py)
 
     def to_columns(self) -> dict[str, object]:
         """Return the results-row columns this result fills (measured ones only when it was timed)."""
@@ -58,6 +63,9 @@ class CaseResult:
             **self.timing.per_call,
             tolerance=self.tolerance, mean_abs_err=self.mean_abs_err, mean_tolerance=self.mean_tolerance,
         )
+        if self.gradients is not None:
+            columns.update(grad_max_abs_err=self.gradients.max_abs_err, grad_tolerance=self.gradients.tolerance,
+                           grad_mean_abs_err=self.gradients.mean_abs_err, grad_mean_tolerance=self.gradients.mean_tolerance)
         return columns
 
 
@@ -101,9 +109,11 @@ def _if_supported(case: Case, run: Callable[[av.Variant], CaseResult]) -> CaseRe
 
 def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> CaseResult:
     check = oracle_check(variant, case, settings.seed)
-    prepared = variant.build(case, *make_inputs(case, settings.seed + 1))  # other inputs than the oracle check's
+    # Other inputs than the oracle check's; leaves that record build()'s layout change when gradients are checked.
+    leaves = (differentiable_inputs if case.needs_grad else make_inputs)(case, settings.seed + 1)
+    prepared = variant.build(case, *leaves)
     try:
-        called = first_call(prepared, case, settings.threads)
+        called = first_call(prepared, case, settings.threads, settings.seed)
     except RuntimeFailure as err:  # a variant the exporter cannot take is an error row with the exporter's reason
         return CaseResult("error", str(err))
     except Exception as err:  # a variant that does not compile is an error row that says so
@@ -111,21 +121,40 @@ def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> C
             raise
         step = "torch.compile" if case.runtime == "inductor" else f"{case.runtime} (first call)"
         return CaseResult("error", f"{step} failed: {classify(err)[1]}")
+    gradients = _check_gradients(variant, case, settings.seed, prepared, leaves, called) if case.needs_grad else None
+    called, backend = replace(called, returned=()), prepared.backend  # the first call's gradients are not held while timing
+    del prepared, leaves
     timing = measure(called.fn, case.device, settings.threads, settings.warmup_s, settings.min_run_s, settings.max_run_s,
                      settle=settings.allocator == "steady" and case.device == "cpu", pace_s=settings.pace_s)
     peak_mb = memory.peak_memory_mb(called.fn, case.device)
     calibrated = settings.peaks.get(f"{case.device}/{case.dtype}")
     peaks = roofline.Peaks(*calibrated) if calibrated else roofline.peaks(case.device, case.torch_dtype, settings.threads)
     judged = verdict(check, case.dtype, case.traced, called.drift)
+    reasons = [judged.reason] if judged.reason else []
+    reasons += [gradients.reason] if gradients and gradients.reason else []
     notes = [check.note] if check.note else []
     if called.drift:
-        notes.append(f"{case.runtime} vs eager {'gradient drift' if case.needs_grad else 'drift'} {called.drift:.3g} included in max_abs_err")
+        notes.append(f"{case.runtime} vs eager drift {called.drift:.3g} included in max_abs_err")
+    if gradients and gradients.note:
+        notes.append(gradients.note)
     if timing.noisy:
         notes.append(f"noisy: IQR is {timing.iqr_ms / timing.median_ms:.0%} of the median")
     gflop = roofline.analytic_gflop(case)
     return CaseResult(
-        "mismatch" if judged.reason else "ok", "; ".join([judged.reason] * bool(judged.reason) + notes), timing, peak_mb,
-        judged.max_abs_err, prepared.backend, called.compile_ms, called.export_ms, gflop, case.batch / (timing.median_ms / 1e3),
-        roofline.roofline_columns(gflop, case, timing.median_ms, peaks),
-        tolerance=judged.tolerance, mean_abs_err=check.mean_error, mean_tolerance=check.mean_tolerance,
+        "mismatch" if reasons else "ok", "; ".join(reasons + notes), timing, peak_mb,
+        judged.max_abs_err, backend, called.compile_ms, called.export_ms, gflop,
+        case.batch / (timing.median_ms / 1e3), roofline.roofline_columns(gflop, case, timing.median_ms, peaks),
+        tolerance=judged.tolerance, mean_abs_err=check.mean_error, mean_tolerance=check.mean_tolerance, gradients=gradients,
     )
+
+
+def _check_gradients(variant: av.Variant, case: Case, seed: int, prepared: av.Prepared, leaves: tuple[torch.Tensor, ...],
+                     called: FirstCall) -> GradientVerdict:
+    """Return the verdict on the gradients the timed closure's first call returned (a reduced eager copy's, when too large)."""
+    if fits_oracle(case):
+        grads = canonical_gradients(prepared, leaves, called.returned[1:])
+        checks = gradient_checks(variant.family, case, *leaves, make_grad_out(case, seed), grads, **oracle_kwargs(case, prepared))
+        return gradient_verdict(checks, case.dtype)
+    checked = gradient_verdict(reduced_gradient_checks(variant, case, seed + 1), case.dtype, case.traced, called.grad_drift)
+    drift = f", plus {case.runtime} vs eager drift {called.grad_drift:.3g} on the whole case" if case.traced else ""
+    return replace(checked, note=f"gradients checked on an eager reduced copy (batch 1, heads 1){drift}")

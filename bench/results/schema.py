@@ -7,8 +7,9 @@ from bench.results.selection import CASE_KEY
 # Written in every row. 1: files before the column existed (they load with it empty);
 # 2: the same columns plus schema_version itself; 3: the accepted errors (tolerance, mean_abs_err,
 # mean_tolerance) at the end; 4: scope (`op` or `model`) and params; 5: dilation (older files
-# load with dilation 1, see DEFAULTS); 6: runtime replaces compiled (see RENAMED), export_ms.
-SCHEMA_VERSION = 6
+# load with dilation 1, see DEFAULTS); 6: runtime replaces compiled (see RENAMED), export_ms; 7: the gradient
+# check's columns (grad_max_abs_err ... grad_mean_tolerance).
+SCHEMA_VERSION = 7
 STATUSES = ("ok", "skipped", "oom", "error", "timeout", "mismatch")
 # attention_variants.case.RUNTIMES, repeated so that reading results never imports torch (a test keeps them equal).
 RUNTIMES = ("eager", "inductor", "export", "onnxruntime")
@@ -85,6 +86,12 @@ SCHEMA: dict[str, str] = {
     # the one-off cost of the export and onnxruntime runtimes: torch.export, or the ONNX export
     # (the AOTInductor build or the ONNX Runtime session, and the first call, are compile_ms)
     "export_ms": "float64",
+    # forward_backward: the gradients (dq, dk, dv) against the float64 oracle's (bench/measure/gradients.py),
+    # for the input nearest its bounds; ok needs every input within both; empty for forward rows
+    "grad_max_abs_err": "float64",
+    "grad_tolerance": "float64",
+    "grad_mean_abs_err": "float64",
+    "grad_mean_tolerance": "float64",
 }
 COLUMNS = tuple(SCHEMA)
 # What an empty cell of a column added later means: rows written before dilation existed were
