@@ -18,6 +18,9 @@ from bench.measure import callables, gradients
 from bench.measure.case import measure_case
 from bench.measure.runtimes import Runnable
 from bench.measure.settings import Settings
+from bench.models import configs
+from bench.models.backbone import Config
+from bench.models.measure import ModelCase, measure_model
 
 SETTINGS = Settings(threads=1, warmup_s=0.0, min_run_s=0.001, max_run_s=0.002,
                     peaks={f"cpu/{dtype}": [1.0, 1.0] for dtype in ("float32", "bfloat16", "float16", "float64")})
@@ -153,3 +156,18 @@ def test_every_variant_has_right_gradients(name, height, width, kernel, dilation
     columns = measure_case(_runnable(name, height, width, kernel, dtype, dilation), SETTINGS).to_columns()
     assert columns["status"] == "ok", columns["reason"]
     assert columns["grad_max_abs_err"] <= columns["grad_tolerance"]
+
+
+@pytest.mark.parametrize("bug,wrong_input,dtype", [(None, "k", "float32"), ("scaled-1.1", "v", "bfloat16")])
+def test_a_models_training_step_checks_every_gradient_against_its_float64_oracle_model(monkeypatch, bug, wrong_input, dtype):
+    """The planted backward in stages 1-2 of the Slide-Swin layout: the model row names the worst gradient."""
+    variant = planted(bug, wrong_input)
+    monkeypatch.setitem(registry._REGISTRY, variant.name, variant)
+    monkeypatch.setitem(configs.CONFIGS, variant.name, Config(variant.name, configs.slide_layout(variant.name), ""))
+    row = measure_model(ModelCase(variant.name, resolution=32, dtype=dtype, pass_name="forward_backward"), SETTINGS)
+    assert row["max_abs_err"] <= row["tolerance"]  # the forward is exact
+    if bug is None:
+        assert row["status"] == "ok" and 0 < row["grad_max_abs_err"] <= row["grad_tolerance"], row["reason"]
+    else:
+        assert row["status"] == "mismatch" and row["grad_max_abs_err"] > row["grad_tolerance"]
+        assert row["reason"].startswith("grad layers.") and "gradients over their bounds" in row["reason"]

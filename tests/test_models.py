@@ -78,6 +78,7 @@ def test_a_training_step_is_timed_with_its_backward():
     row = measure_model(ModelCase("slide-swin-t", pass_name="forward_backward"), FAST)
     assert row["status"] == "ok", row["reason"]
     assert 2.5 < row["gflop"] / 9.36 < 3.5  # backward: about twice the forward's multiply-adds
+    assert 0 < row["grad_max_abs_err"] <= row["grad_tolerance"]  # every gradient against the float64 oracle model's
 
 
 @pytest.mark.slow

@@ -75,6 +75,23 @@ def _registry_case_error():
     return (out.double() - oracle("local-zero-pad", q, k, v, 5)).abs().max().item()
 
 
+def _harness_rows():
+    """Return the status, reason and gradient columns measure_case gives triton-local's forward_backward rows."""
+    from attention_variants.case import Case
+    from bench.measure.case import measure_case
+    from bench.measure.settings import Settings
+
+    settings = Settings(threads=1, warmup_s=0.0, min_run_s=0.001, max_run_s=0.002,
+                        peaks={f"cpu/{dtype}": [1.0, 1.0] for dtype in ("float32", "bfloat16")})
+    rows = []
+    for dtype in ("float32", "bfloat16"):
+        case = Case("triton-local", dtype=dtype, batch=1, heads=2, height=9, width=10, head_dim=16, kernel_size=5,
+                    pass_name="forward_backward")
+        columns = measure_case(case, settings).to_columns()
+        rows.append({name: columns.get(name) for name in ("status", "reason", "grad_max_abs_err", "grad_tolerance")})
+    return rows
+
+
 def _run_group(group: str) -> dict:
     """Run one group of checks in a fresh interpreter-mode process and return its JSON report."""
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(REPO)}
@@ -93,6 +110,8 @@ def test_float32_forward_and_gradients_match_oracle():
     out_error, *grad_errors = report["huge_logits"][0]  # logits of order 1e3: the online softmax rescales
     assert out_error < 1e-4 and max(grad_errors) < 1e-3  # recomputed fp32 logits of 1e3 carry ~1e-4 absolute error
     assert report["registry"] < 2e-5
+    for row in report["harness"]:  # the harness's own gradient check, as a sweep's forward_backward row gets it
+        assert row["status"] == "ok" and 0 < row["grad_max_abs_err"] <= row["grad_tolerance"], row
 
 
 @needs_triton
@@ -153,6 +172,7 @@ def _main(group: str) -> None:
     if group == "float32":
         report["huge_logits"] = _errors(1, 1, 6, 7, 16, 3, "float32", gain=200.0)
         report["registry"] = _registry_case_error()
+        report["harness"] = _harness_rows()
     print(json.dumps(report))
 
 

@@ -83,15 +83,19 @@ def gradient_checks(family: str, case: Case, q: torch.Tensor, k: torch.Tensor, v
     expected = oracle_gradients(family, q, k, v, case.kernel_size, grad_out, torch.float64, **kwargs)
     plain = expected if case.dtype == "float64" else oracle_gradients(
         family, q, k, v, case.kernel_size, grad_out, case.torch_dtype, **kwargs)
-    checks = {}
-    for name, grad, reference, plain_grad in zip(INPUT_NAMES, grads, expected, plain):
-        error, mean_error = errors(torch.zeros_like(reference) if grad is None else grad, reference)
-        plain_error, plain_mean = (0.0, 0.0) if plain is expected else errors(plain_grad, reference)
-        scale = max(reference.abs().max().item(), torch.finfo(torch.float32).tiny)
-        checks[name] = OracleCheck(error, mean_error, plain_error, plain_mean,
-                                   bound(MAX_FACTOR, plain_error, MAX_FLOOR, case.dtype, scale),
-                                   bound(MEAN_FACTOR, plain_mean, MEAN_FLOOR, case.dtype, scale), scale=scale)
-    return checks
+    same = case.dtype == "float64"
+    return {name: tensor_check(grad, reference, None if same else plain_grad, case.dtype)
+            for name, grad, reference, plain_grad in zip(INPUT_NAMES, grads, expected, plain)}
+
+
+def tensor_check(grad: torch.Tensor | None, reference: torch.Tensor, plain: torch.Tensor | None, dtype: str) -> OracleCheck:
+    """Return one gradient's errors against its float64 reference and the bounds that the plain one's errors set
+    (None: float64, where plain is the reference); the floor and the fixed cap scale with the reference's largest value."""
+    error, mean_error = errors(torch.zeros_like(reference) if grad is None else grad, reference)
+    plain_error, plain_mean = (0.0, 0.0) if plain is None else errors(plain, reference)
+    scale = max(reference.abs().max().item(), torch.finfo(torch.float32).tiny)
+    return OracleCheck(error, mean_error, plain_error, plain_mean, bound(MAX_FACTOR, plain_error, MAX_FLOOR, dtype, scale),
+                       bound(MEAN_FACTOR, plain_mean, MEAN_FLOOR, dtype, scale), scale=scale)
 
 
 def reduced_gradient_checks(variant: av.Variant, case: Case, seed: int) -> dict[str, OracleCheck]:
@@ -114,11 +118,12 @@ def gradient_verdict(checks: dict[str, OracleCheck], dtype: str, traced: bool = 
     """
     judged = {name: verdict(check, dtype, traced, drift) for name, check in checks.items()}
     reasons = [f"grad {name}: {one.reason}" for name, one in judged.items() if one.reason]
-    nearest = max(judged, key=lambda name: _closeness(judged[name], checks[name]))
+    nearest = max(judged, key=lambda name: closeness(judged[name], checks[name]))
     return GradientVerdict(judged[nearest].max_abs_err, judged[nearest].tolerance, checks[nearest].mean_error,
                            checks[nearest].mean_tolerance, "; ".join(reasons))
 
 
-def _closeness(judged: Verdict, check: OracleCheck) -> float:
+def closeness(judged: Verdict, check: OracleCheck) -> float:
+    """Return how near a checked tensor is to failing: its largest error-to-bound ratio (NaN counts as infinite)."""
     ratios = (judged.max_abs_err / judged.tolerance, check.mean_error / check.mean_tolerance)
     return max(float("inf") if r != r else r for r in ratios)  # NaN: the worst

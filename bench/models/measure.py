@@ -21,9 +21,10 @@ from bench.measure.correctness import MAX_FACTOR, MAX_FLOOR, MEAN_FACTOR, MEAN_F
 from bench.measure.failures import classify
 from bench.measure.settings import Settings
 from bench.measure.timing import measure, synchronize
-from bench.models.attention import UnsupportedStage, set_oracle_mode
+from bench.models.attention import UnsupportedStage
 from bench.models.backbone import Backbone
 from bench.models.configs import CONFIGS, TIMM_CONFIG, TIMM_NAME
+from bench.models.gradients import gradient_check, oracle_model
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,10 @@ def _measure(case: ModelCase, settings: Settings) -> dict[str, object]:
     with torch.no_grad():
         output = model(images)  # also builds every stage's attention (an unsupported one raises here)
     check = _check(output[:1], twin, images[:1], case)
-    fn = _timed(model, images, case)
+    labels = torch.randint(0, 1000, (case.batch,), generator=torch.Generator().manual_seed(0)).to(case.device)
+    if case.pass_name == "forward_backward":
+        check = _merge(check, gradient_check(model, twin, images[:1], labels[:1], case.dtype))
+    fn = _timed(model, images, labels, case)
     gflop, flop_note = _gflop(fn)
     timing = measure(fn, case.device, settings.threads, settings.warmup_s, settings.min_run_s, settings.max_run_s,
                      settle=settings.allocator == "steady" and case.device == "cpu")
@@ -97,7 +101,7 @@ def _measure(case: ModelCase, settings: Settings) -> dict[str, object]:
     if timing.noisy:
         reasons.append(f"noisy: IQR is {timing.iqr_ms / timing.median_ms:.0%} of the median")
     return {
-        "status": "mismatch" if check["max_abs_err"] > check["tolerance"] or check["mean_abs_err"] > check["mean_tolerance"] else "ok",
+        "status": "mismatch" if check.pop("mismatch") else "ok",
         "reason": "; ".join(reasons), "median_ms": timing.median_ms, "iqr_ms": timing.iqr_ms, "min_ms": timing.min_ms,
         "n_measurements": timing.n_measurements, "peak_mem_mb": peak_mb, "throughput_per_s": case.batch / (timing.median_ms / 1e3),
         "gflop": gflop, "gflop_per_s": gflop / (timing.median_ms / 1e3) if gflop else None, "params": sum(p.numel() for p in model.parameters()),
@@ -115,7 +119,7 @@ def _gflop(fn) -> tuple[float | None, str]:
     return counter.get_total_flops() / 1e9, ""
 
 
-def _timed(model: torch.nn.Module, images: torch.Tensor, case: ModelCase):
+def _timed(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, case: ModelCase):
     """Return the closure to time: an eval forward without gradients, or one training step's forward and backward."""
     if case.pass_name == "forward":
         def forward():
@@ -123,7 +127,6 @@ def _timed(model: torch.nn.Module, images: torch.Tensor, case: ModelCase):
                 return model(images)
         return forward
     params = [p for p in model.parameters() if p.requires_grad]
-    labels = torch.randint(0, 1000, (case.batch,), generator=torch.Generator().manual_seed(0)).to(case.device)
 
     def step():
         return torch.autograd.grad(F.cross_entropy(model(images).float(), labels), params)
@@ -140,22 +143,28 @@ def _check(output: torch.Tensor, twin: torch.nn.Module, image: torch.Tensor, cas
     tolerance = MAX_FACTOR * plain_error.max().item() + MAX_FLOOR
     mean_tolerance = MEAN_FACTOR * plain_error.mean().item() + MEAN_FLOOR
     check = {"max_abs_err": error.max().item(), "mean_abs_err": error.mean().item(),
-             "tolerance": tolerance, "mean_tolerance": mean_tolerance, "reasons": []}
+             "tolerance": tolerance, "mean_tolerance": mean_tolerance, "reasons": [], "mismatch": False}
     if not check["max_abs_err"] <= tolerance:
         check["reasons"].append(f"max_abs_err {check['max_abs_err']:.3g} > tolerance {tolerance:.3g} "
                                 f"({MAX_FACTOR:g} x the plain {case.dtype} model's {plain_error.max().item():.3g} + floor)")
     if not check["mean_abs_err"] <= mean_tolerance:
         check["reasons"].append(f"mean_abs_err {check['mean_abs_err']:.3g} > mean_tolerance {mean_tolerance:.3g}")
+    check["mismatch"] = bool(check["reasons"])
     return check
+
+
+def _merge(check: dict[str, object], gradients: dict[str, object]) -> dict[str, object]:
+    """Return the output check with the gradient check's columns, reasons and verdict added."""
+    merged = {**check, **gradients}
+    merged["reasons"] = check["reasons"] + gradients["reasons"]
+    merged["mismatch"] = check["mismatch"] or gradients["mismatch"]
+    return merged
 
 
 def _oracle_output(twin: torch.nn.Module, image: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Return twin's output on image on the CPU in dtype with every attention computed by its family's oracle in dtype."""
-    reference = Backbone(twin.config, twin.resolution).to("cpu", dtype).eval()  # a fresh copy: no built variants
-    reference.load_state_dict(twin.state_dict())
-    set_oracle_mode(reference, True)
     with torch.no_grad():
-        return reference(image.to("cpu", dtype)).to(torch.float64)
+        return oracle_model(twin, dtype)(image.to("cpu", dtype)).to(torch.float64)
 
 
 def case_columns(case: ModelCase) -> dict[str, object]:
