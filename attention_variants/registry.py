@@ -16,9 +16,10 @@ FAMILIES = ("local-zero-pad", "local-masked", "local-deformed", "neighborhood", 
 class Prepared:
     """A variant ready to time: `fn(*inputs)` is the timed call, everything else is set-up.
 
-    `inputs` are leaf tensors in the variant's native layout (the harness turns on their
-    gradients for a forward_backward case); `to_canonical` maps the output back to
-    (batch, heads, height, width, head_dim) for the oracle check, outside the timer.
+    `inputs` are q, k, v in the variant's native layout, made from them with torch ops (the
+    gradient check maps their gradients back to q, k, v through those ops; the timed closure
+    uses detached copies); `to_canonical` maps the output back to (batch, heads, height, width,
+    head_dim) for the oracle check, outside the timer.
     """
 
     fn: Callable[..., torch.Tensor]

@@ -92,9 +92,9 @@ def fingerprint_table(frame: pd.DataFrame) -> Table:
     return Table(["", "value"], rows, numbers=False)
 
 
-def accuracy_table(frame: pd.DataFrame) -> Table:
-    """Return the largest max_abs_err per variant and dtype."""
-    worst = frame.pivot_table(index="variant", columns="dtype", values="max_abs_err", aggfunc="max")
+def accuracy_table(frame: pd.DataFrame, column: str = "max_abs_err") -> Table:
+    """Return the largest value of an error column (max_abs_err, grad_max_abs_err) per variant and dtype."""
+    worst = frame.pivot_table(index="variant", columns="dtype", values=column, aggfunc="max")
     rows = [[v, *(f"{worst.loc[v, d]:.1e}" if v in worst.index and pd.notna(worst.loc[v, d]) else "-" for d in worst.columns)]
             for v in variant_order(frame["variant"])]
     return Table(["variant", *worst.columns], rows)
@@ -180,6 +180,9 @@ def measured_blocks(frame: pd.DataFrame, rounds: pd.DataFrame, where: str = "thi
     for heading, rows in _groups(data):
         parts += [f"**{heading}**", pivot_table(rows, _cell_speedup)]
     parts += [*runtime_section(frame), "## Accuracy: largest max |output - float64 oracle|", accuracy_table(frame)]
+    if frame.get("grad_max_abs_err", pd.Series(dtype=float)).notna().any():
+        parts += ["## Gradients: largest max |dq, dk or dv - float64 oracle's| (forward_backward rows)",
+                  accuracy_table(frame, "grad_max_abs_err")]
     missing = not_ok_lines(frame, limit=50)
     return parts + ["## Cases not measured", Bullets(missing) if missing else "None: every case ran."]
 

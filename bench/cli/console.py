@@ -34,8 +34,10 @@ def _spread_cell(row: pd.Series) -> str:
 def summary_table(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT, title: str = "") -> Table:
     """Return a rich table: one line per case (median over rounds), its spreads, speed-up and error."""
     rounds = "rounds" in frame.columns and (frame["rounds"] > 1).any()
+    gradients = frame.get("grad_max_abs_err", pd.Series(dtype=float)).notna().any()
     table = Table(title=title, caption=f"~: noisy (IQR above {NOISE_THRESHOLD:.0%} of the median); n=1: timed in one block")
-    headers = ["case", "variant", "status", "median ms", "IQR %", *(["rounds ±%"] if rounds else []), f"x vs {reference}", "max abs err"]
+    headers = ["case", "variant", "status", "median ms", "IQR %", *(["rounds ±%"] if rounds else []), f"x vs {reference}", "max abs err",
+               *(["grad abs err"] if gradients else [])]
     for header in headers:
         table.add_column(header, justify="left" if header in ("case", "variant", "status") else "right")
     ordered = add_speedup(frame, reference).sort_values([*SHAPE_KEY, "variant"], kind="stable")
@@ -53,6 +55,7 @@ def summary_table(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT, title
             *spread,
             f"{row['speedup']:.2f}" if ok and pd.notna(row["speedup"]) else "-",
             f"{row['max_abs_err']:.1e}" if pd.notna(row.get("max_abs_err")) else "-",
+            *([f"{row['grad_max_abs_err']:.1e}" if pd.notna(row.get("grad_max_abs_err")) else "-"] if gradients else []),
         )
         previous = label
     return table

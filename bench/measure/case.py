@@ -15,14 +15,11 @@ import torch
 import attention_variants as av
 from attention_variants.case import Case
 from bench.measure import memory, roofline
-from bench.measure.callables import FirstCall, first_call
-from bench.measure.correctness import oracle_check, oracle_kwargs, verdict
+from bench.measure.callables import first_call
+from bench.measure.correctness import oracle_check, verdict
 from bench.measure.failures import classify
-from bench.measure.gradients import (
-    GradientVerdict, canonical_gradients, differentiable_inputs, fits_oracle, gradient_checks, gradient_verdict,
-    reduced_gradient_checks,
-)
-from bench.measure.inputs import make_grad_out, make_inputs
+from bench.measure.gradients import GradientVerdict, check_gradients, differentiable_inputs
+from bench.measure.inputs import make_inputs
 from bench.measure.machine import device_unavailable
 from bench.measure.runtimes import RuntimeFailure, runtime_refusal
 from bench.measure.settings import Settings
@@ -121,7 +118,7 @@ def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> C
             raise
         step = "torch.compile" if case.runtime == "inductor" else f"{case.runtime} (first call)"
         return CaseResult("error", f"{step} failed: {classify(err)[1]}")
-    gradients = _check_gradients(variant, case, settings.seed, prepared, leaves, called) if case.needs_grad else None
+    gradients = check_gradients(variant, case, settings.seed, prepared, leaves, called) if case.needs_grad else None
     called, backend = replace(called, returned=()), prepared.backend  # the first call's gradients are not held while timing
     del prepared, leaves
     timing = measure(called.fn, case.device, settings.threads, settings.warmup_s, settings.min_run_s, settings.max_run_s,
@@ -147,14 +144,3 @@ def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> C
         tolerance=judged.tolerance, mean_abs_err=check.mean_error, mean_tolerance=check.mean_tolerance, gradients=gradients,
     )
 
-
-def _check_gradients(variant: av.Variant, case: Case, seed: int, prepared: av.Prepared, leaves: tuple[torch.Tensor, ...],
-                     called: FirstCall) -> GradientVerdict:
-    """Return the verdict on the gradients the timed closure's first call returned (a reduced eager copy's, when too large)."""
-    if fits_oracle(case):
-        grads = canonical_gradients(prepared, leaves, called.returned[1:])
-        checks = gradient_checks(variant.family, case, *leaves, make_grad_out(case, seed), grads, **oracle_kwargs(case, prepared))
-        return gradient_verdict(checks, case.dtype)
-    checked = gradient_verdict(reduced_gradient_checks(variant, case, seed + 1), case.dtype, case.traced, called.grad_drift)
-    drift = f", plus {case.runtime} vs eager drift {called.grad_drift:.3g} on the whole case" if case.traced else ""
-    return replace(checked, note=f"gradients checked on an eager reduced copy (batch 1, heads 1){drift}")

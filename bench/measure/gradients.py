@@ -16,7 +16,7 @@ runtime's drift from eager on the full case, as the forward check does; `reason`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -27,6 +27,7 @@ from bench.measure.correctness import (
     MAX_FACTOR, MAX_FLOOR, MEAN_FACTOR, MEAN_FLOOR, ORACLE_ELEMENT_BUDGET, OracleCheck, Verdict, bound, errors, oracle_kwargs,
     verdict,
 )
+from bench.measure.callables import FirstCall
 from bench.measure.inputs import make_grad_out, make_inputs
 
 INPUT_NAMES = ("q", "k", "v")
@@ -127,3 +128,15 @@ def closeness(judged: Verdict, check: OracleCheck) -> float:
     """Return how near a checked tensor is to failing: its largest error-to-bound ratio (NaN counts as infinite)."""
     ratios = (judged.max_abs_err / judged.tolerance, check.mean_error / check.mean_tolerance)
     return max(float("inf") if r != r else r for r in ratios)  # NaN: the worst
+
+
+def check_gradients(variant: av.Variant, case: Case, seed: int, prepared: av.Prepared, leaves: tuple[torch.Tensor, ...],
+                    called: FirstCall) -> GradientVerdict:
+    """Return the verdict on the gradients the timed closure's first call returned (a reduced eager copy's, when too large)."""
+    if fits_oracle(case):
+        grads = canonical_gradients(prepared, leaves, called.returned[1:])
+        checks = gradient_checks(variant.family, case, *leaves, make_grad_out(case, seed), grads, **oracle_kwargs(case, prepared))
+        return gradient_verdict(checks, case.dtype)
+    checked = gradient_verdict(reduced_gradient_checks(variant, case, seed + 1), case.dtype, case.traced, called.grad_drift)
+    drift = f", plus {case.runtime} vs eager drift {called.grad_drift:.3g} on the whole case" if case.traced else ""
+    return replace(checked, note=f"gradients checked on an eager reduced copy (batch 1, heads 1){drift}")
