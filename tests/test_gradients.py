@@ -100,7 +100,7 @@ def test_forward_rows_leave_the_gradient_columns_empty(monkeypatch):
 
 
 def test_a_case_too_large_for_the_oracle_is_checked_on_a_reduced_copy(monkeypatch):
-    monkeypatch.setattr(gradients, "GRADIENT_ELEMENT_BUDGET", 100)
+    monkeypatch.setattr(gradients, "ORACLE_ELEMENT_BUDGET", 100)
     columns = _measure(monkeypatch, planted("scaled-1.1", "v"), batch=2)
     assert columns["status"] == "mismatch" and columns["reason"].startswith("grad v: ")
     assert "gradients checked on an eager reduced copy (batch 1, heads 1)" in columns["reason"]
