@@ -150,3 +150,9 @@ def test_a_models_training_step_checks_every_gradient_against_its_float64_oracle
     else:
         assert row["status"] == "mismatch" and row["grad_max_abs_err"] > row["grad_tolerance"]
         assert row["reason"].startswith("grad layers.") and "gradients over their bounds" in row["reason"]
+
+
+def test_a_forward_only_kernel_in_a_training_step_is_skipped_not_cut_out_of_the_gradient():
+    """local-tiled has no backward: fast-swin-t's training step would otherwise run without attention gradients."""
+    row = measure_model(ModelCase("fast-swin-t", resolution=32, pass_name="forward_backward"), SETTINGS)
+    assert row["status"] == "skipped" and "forward only (no backward kernel)" in row["reason"], row

@@ -6,7 +6,9 @@ rule is the forward's (bench/measure/correctness.py), per input: the family's or
 autograd in the case's dtype (the plain formulation) shows how close that dtype gets to the
 float64 oracle's gradients, and the variant's gradient must stay within MAX_FACTOR times its
 largest error and MEAN_FACTOR times its mean error. Gradients are not of order 1 as outputs are,
-so the floor and the dtype's fixed cap scale with the float64 gradient's largest magnitude.
+so the floor scales with the float64 gradient's largest magnitude; unlike the output's, the bound
+has no fixed cap (see tensor_check), and a traced runtime checked through drift gets the larger of
+the bound and the dtype's fixed bound times that magnitude.
 
 The gradients checked are those of the timed closure's first call (its runtime's, compiled
 ones included), on the timed inputs and for an upstream gradient drawn from the case's seed.
@@ -89,12 +91,15 @@ def gradient_checks(family: str, case: Case, q: torch.Tensor, k: torch.Tensor, v
 
 def tensor_check(grad: torch.Tensor | None, reference: torch.Tensor, plain: torch.Tensor | None, dtype: str) -> OracleCheck:
     """Return one gradient's errors against its float64 reference and the bounds that the plain one's errors set
-    (None: float64, where plain is the reference); the floor and the fixed cap scale with the reference's largest value."""
+    (None: float64, where plain is the reference); the floor scales with the reference's largest value."""
     error, mean_error = errors(torch.zeros_like(reference) if grad is None else grad, reference)
     plain_error, plain_mean = (0.0, 0.0) if plain is None else errors(plain, reference)
     scale = max(reference.abs().max().item(), torch.finfo(torch.float32).tiny)
-    return OracleCheck(error, mean_error, plain_error, plain_mean, bound(MAX_FACTOR, plain_error, MAX_FLOOR, dtype, scale),
-                       bound(MEAN_FACTOR, plain_mean, MEAN_FLOOR, dtype, scale), scale=scale)
+    # Uncapped: through a deep backward (a model's LayerNorm bias sums 3136 tokens) the plain bfloat16 gradient is
+    # itself 70 % off, past any fixed bound; a variant is held to what its dtype reaches, as a model's output is.
+    return OracleCheck(error, mean_error, plain_error, plain_mean,
+                       bound(MAX_FACTOR, plain_error, MAX_FLOOR, dtype, scale, capped=False),
+                       bound(MEAN_FACTOR, plain_mean, MEAN_FLOOR, dtype, scale, capped=False), scale=scale)
 
 
 def reduced_gradient_checks(variant: av.Variant, case: Case, seed: int) -> dict[str, OracleCheck]:
