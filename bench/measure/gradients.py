@@ -7,8 +7,8 @@ autograd in the case's dtype (the plain formulation) shows how close that dtype 
 float64 oracle's gradients, and the variant's gradient must stay within MAX_FACTOR times its
 largest error and MEAN_FACTOR times its mean error. Gradients are not of order 1 as outputs are,
 so the floor scales with the float64 gradient's largest magnitude; unlike the output's, the bound
-has no fixed cap (see tensor_check), and a traced runtime checked through drift gets the larger of
-the bound and the dtype's fixed bound times that magnitude.
+has no fixed cap (see tensor_check), and a traced runtime's largest error may reach the larger of
+the bound and the dtype's fixed bound times that magnitude (see gradient_verdict).
 
 The gradients checked are those of the timed closure's first call (its runtime's, compiled
 ones included), on the timed inputs and for an upstream gradient drawn from the case's seed.
@@ -117,8 +117,9 @@ def reduced_gradient_checks(variant: av.Variant, case: Case, seed: int) -> dict[
 def gradient_verdict(checks: dict[str, OracleCheck], dtype: str, traced: bool = False, drift: float = 0.0) -> GradientVerdict:
     """Return the row's gradient columns and reason: each failing input named, the one nearest its bounds recorded.
 
-    Traced (a reduced eager check standing for a traced runtime): each input's error adds the
-    runtime's drift from eager and meets the dtype's fixed cap, as a traced forward does.
+    Traced: each input's largest error (plus the runtime's drift from eager, when a reduced eager
+    copy stands for the traced runtime) may reach the larger of its bound and the dtype's fixed
+    bound times the gradient's magnitude, as a traced forward's may; the mean bound stays.
     """
     judged = {name: verdict(check, dtype, traced, drift) for name, check in checks.items()}
     reasons = [f"grad {name}: {one.reason}" for name, one in judged.items() if one.reason]
@@ -139,7 +140,9 @@ def check_gradients(variant: av.Variant, case: Case, seed: int, prepared: av.Pre
     if fits_oracle(case):
         grads = canonical_gradients(prepared, leaves, called.returned[1:])
         checks = gradient_checks(variant.family, case, *leaves, make_grad_out(case, seed), grads, **oracle_kwargs(case, prepared))
-        return gradient_verdict(checks, case.dtype)
+        # A compiled backward sums in orders no plain formulation predicts (slide-deformed under inductor reached
+        # 0.62 of the relative float32 bound): traced rows get the dtype's fixed bound too, as a traced forward does.
+        return gradient_verdict(checks, case.dtype, case.traced)
     checked = gradient_verdict(reduced_gradient_checks(variant, case, seed + 1), case.dtype, case.traced, called.grad_drift)
     drift = f", plus {case.runtime} vs eager drift {called.grad_drift:.3g} on the whole case" if case.traced else ""
     return replace(checked, note=f"gradients checked on an eager reduced copy (batch 1, heads 1){drift}")
