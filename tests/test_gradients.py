@@ -7,13 +7,18 @@ function every sweep row comes from, so these tests cannot pass while the harnes
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
+from synthetic_results import row as make_row
+from synthetic_results import write_csv
 
 import attention_variants as av
+import run_bench
 from attention_variants import registry
 from attention_variants.case import Case
 from attention_variants.im2col import build as im2col_build
+from bench.cli.console import summary_table
 from bench.measure import gradients
 from bench.measure.case import measure_case
 from bench.measure.settings import Settings
@@ -156,3 +161,20 @@ def test_a_forward_only_kernel_in_a_training_step_is_skipped_not_cut_out_of_the_
     """local-tiled has no backward: fast-swin-t's training step would otherwise run without attention gradients."""
     row = measure_model(ModelCase("fast-swin-t", resolution=32, pass_name="forward_backward"), SETTINGS)
     assert row["status"] == "skipped" and "forward only (no backward kernel)" in row["reason"], row
+
+
+def test_the_console_and_the_report_show_the_gradient_errors(tmp_path, capsys):
+    rows = [make_row("im2col", grad_max_abs_err=1.0e-6, grad_tolerance=5e-6, **{"pass": "forward_backward"}),
+            make_row("slide", grad_max_abs_err=2.5e-6, grad_tolerance=5e-6, **{"pass": "forward_backward"}),
+            make_row("window")]  # a forward row: no gradient
+    frame = pd.DataFrame(rows)
+    table = summary_table(frame)
+    cells = {cells[1]: cells for cells in zip(*(list(column.cells) for column in table.columns))}
+    assert table.columns[-1].header == "grad abs err"
+    assert cells["slide"][-1] == "2.5e-06" and cells["window"][-1] == "-"
+    csv_path = write_csv(tmp_path / "run.csv", rows)
+    assert run_bench.main(["report", "--no-plots", str(csv_path)]) == 0
+    text = csv_path.with_suffix(".md").read_text()
+    assert "## Gradients: largest max |dq, dk or dv - float64 oracle's|" in text
+    assert "| slide | 2.5e-06 |" in text and "| window | - |" in text
+    assert "grad abs err" not in [c.header for c in summary_table(frame[frame["variant"] == "window"]).columns]

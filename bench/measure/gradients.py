@@ -25,11 +25,11 @@ import torch
 import attention_variants as av
 from attention_variants.case import Case
 from attention_variants.reference import ORACLES
+from bench.measure.callables import FirstCall
 from bench.measure.correctness import (
     MAX_FACTOR, MAX_FLOOR, MEAN_FACTOR, MEAN_FLOOR, ORACLE_ELEMENT_BUDGET, OracleCheck, Verdict, bound, errors, oracle_kwargs,
     verdict,
 )
-from bench.measure.callables import FirstCall
 from bench.measure.inputs import make_grad_out, make_inputs
 
 INPUT_NAMES = ("q", "k", "v")
