@@ -20,10 +20,13 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def run_main(argv: list[str]) -> tuple[int, list[str]]:
-    """Return the exit status and stderr lines of run_bench.main(argv), run in this process."""
+    """Return the exit status and stderr lines of run_bench.main(argv), run in this process (argparse's exits included)."""
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-        status = run_bench.main(argv)
+        try:
+            status = run_bench.main(argv)
+        except SystemExit as exit_:  # a flag argparse refuses
+            status = exit_.code
     return status, stderr.getvalue().strip().splitlines()
 
 

@@ -75,7 +75,7 @@ def test_unsupported_cases_become_skipped_rows(cli, tmp_path):
         (["--resolutions", "0"], "non-positive resolutions value 0"),
         (["--resolutions", "5"], "kernel size 7 is larger than the image 5x5"),
         (["--batch", "1,,2"], "expected a comma-separated list"),
-        (["--threads", "0"], "bad --threads 0"),
+        (["--threads", "0"], "argument --threads: 0 is out of range"),
         (["--plugin", "no_such_module_xyz"], "plugin 'no_such_module_xyz' failed to import"),
         (["--no-such-flag"], "unrecognized arguments"),
     ],

@@ -179,10 +179,10 @@ def test_a_shard_that_keeps_failing_is_named_and_the_run_can_be_finished(cli, tm
 
 
 @pytest.mark.parametrize("flags, fragment", [
-    (["--shards", "0"], "bad --shards 0: expected 1 to 2"),
+    (["--shards", "0"], "argument --shards: 0 is out of range: expected 1 to"),
     (["--shards", "3"], "bad --shards 3: expected 1 to 2"),
     (["--slurm-time", "soon"], "bad --slurm-time 'soon'"),
-    (["--max-retries", "-1"], "bad --max-retries -1"),
+    (["--max-retries", "-1"], "argument --max-retries: -1 is out of range: expected 0 to"),
     (["--shard", "1/2"], "--resume and --shard are for one machine"),
     (["--run-id", "../escape"], "bad --run-id '../escape'"),
 ])

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from bench.execution.cluster import ClusterOptions, Shard
 
 from attention_variants.case import Case
-from bench.cli.common import CliError, run_id_of
+from bench.cli.common import CliError, integer, run_id_of
 from bench.messages import first_line
 from bench.cli.console import message_console, wide_console
 from bench.execution.shards import case_shapes, shard_cases, shard_files
@@ -37,14 +37,14 @@ def configure_cluster(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--executor", choices=EXECUTORS, default="local",
                        help="local: worker processes on this machine; submitit: one Slurm job per shard, each on an "
                             "exclusive node; submitit-local: submitit's local processes (laptops, tests) (default: %(default)s)")
-    group.add_argument("--shards", type=int, default=1, metavar="N", help="split the cases into N shards (default: %(default)s)")
+    group.add_argument("--shards", type=integer(), default=1, metavar="N", help="split the cases into N shards (default: %(default)s)")
     group.add_argument("--slurm-partition", metavar="NAME", help="the Slurm partition of the jobs (a GPU type, say)")
     group.add_argument("--slurm-constraint", metavar="FEATURES", help="Slurm --constraint, e.g. h100 or 'a100|h100'")
-    group.add_argument("--slurm-gpus", type=int, metavar="N", help="GPUs per job (Slurm --gpus-per-node)")
+    group.add_argument("--slurm-gpus", type=integer(0), metavar="N", help="GPUs per job (Slurm --gpus-per-node)")
     group.add_argument("--slurm-time", default="60", metavar="MINUTES",
                        help="time limit of each job: minutes, or HH:MM:SS (default: %(default)s); a job that reaches it "
                             "is requeued and resumes")
-    group.add_argument("--max-retries", type=int, default=2, metavar="K",
+    group.add_argument("--max-retries", type=integer(0), default=2, metavar="K",
                        help="resubmit a failed or preempted job up to K times (default: %(default)s)")
 
 
@@ -69,8 +69,6 @@ def options_from(args: argparse.Namespace, shapes: int) -> ClusterOptions:
     if not 1 <= args.shards <= shapes:
         raise CliError(f"bad --shards {args.shards}: expected 1 to {shapes} (a shard holds whole case shapes; "
                        f"this sweep has {shapes})")
-    if args.max_retries < 0:
-        raise CliError(f"bad --max-retries {args.max_retries}: expected 0 or more")
     if args.slurm_gpus is not None and args.slurm_gpus < 0:
         raise CliError(f"bad --slurm-gpus {args.slurm_gpus}: expected 0 or more")
     from bench.execution.cluster import ClusterOptions

@@ -9,7 +9,10 @@ import time
 import uuid
 
 from bench.execution.shards import SAFE_NAME
+from bench.execution.spec import MAX_SIZE, ascii_integer
 from bench.messages import first_line
+
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit seed
 
 
 class CliError(ValueError):
@@ -22,6 +25,27 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(2)
+
+
+def integer(low: int = 1, high: int = MAX_SIZE):
+    """Return an argparse type: an integer in ASCII digits within [low, high], else a one-line error naming the range."""
+    def parse(text: str) -> int:
+        value = ascii_integer(text)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer (ASCII digits 0-9)")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: expected {low} to {high}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in some messages
+    return parse
+
+
+def add_no_plots_option(parser: argparse.ArgumentParser, draws: bool = True) -> None:
+    """Add --no-plots to a command, so every command accepts it (a no-op where the command draws nothing)."""
+    parser.add_argument("--no-plots", action="store_true",
+                        help="do not draw the figures into plots/<run_id>/ at the end" if draws
+                        else "accepted for every command alike: this command draws no figures")
 
 
 def add_plugin_option(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.analysis.fidelity import HISTORIES, HISTORY_TARGET, PLAIN_TARGET, fidelity_table
-from bench.cli.common import CliError
+from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, integer
+from bench.execution.spec import MAX_SIZE, ascii_integer
 from bench.cli.console import message_console, wide_console
 from bench.execution import allocator as allocators
 from bench.execution.fidelity import CONDITIONS, fidelity_cases, run_fidelity
@@ -31,11 +32,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the fidelity command's options."""
     parser.add_argument("--allocator", default=allocators.DEFAULT, choices=list(allocators.ALLOCATORS),
                         help="C allocator of every process measured (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="threads (default: %(default)s)")
+    add_no_plots_option(parser, draws=False)
+    parser.add_argument("--threads", type=integer(), default=torch.get_num_threads(), help="threads (default: %(default)s)")
     parser.add_argument("--batch", default="1,8", help="batch sizes of the fixed cases (default: %(default)s)")
     parser.add_argument("--min-run-s", type=float, default=0.5, help="least measuring time per case (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=2, help="repeat the whole protocol; medians over rounds (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="draws each round's order of cases and conditions (default: %(default)s)")
+    parser.add_argument("--rounds", type=integer(), default=2, help="repeat the whole protocol; medians over rounds (default: %(default)s)")
+    parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0, help="draws each round's order of cases and conditions (default: %(default)s)")
     parser.add_argument("--out", type=Path, help="also write every measurement to this CSV (replaced), row by row")
 
 
@@ -55,9 +57,11 @@ def result_table(table: pd.DataFrame) -> Table:
 def run(args: argparse.Namespace) -> int:
     """Measure the fixed cases under every condition, print the table (and write the CSV); return 0."""
     problem = allocators.unavailable(args.allocator)
-    batches = tuple(int(b) for b in args.batch.split(",") if b.strip().isdigit() and int(b) > 0)
-    if problem or args.threads < 1 or args.rounds < 1 or not batches or not args.min_run_s > 0:
-        raise CliError(problem or "bad --threads, --rounds, --batch or --min-run-s: expected positive numbers")
+    batches = tuple(ascii_integer(b) for b in args.batch.split(","))
+    if not all(batch is not None and 0 < batch <= MAX_SIZE for batch in batches):
+        raise CliError(f"bad --batch {args.batch!r}: expected positive integers in ASCII digits, e.g. 1,8")
+    if problem or not args.min_run_s > 0:
+        raise CliError(problem or f"bad --min-run-s {args.min_run_s}: expected a positive number of seconds")
     if args.out and unwritable(args.out):
         raise CliError(f"cannot write --out: {unwritable(args.out)}")
     console = message_console()

@@ -17,7 +17,7 @@ from bench.analysis.gate import (
 from bench.analysis.gate_pairs import Candidate, best_baseline, candidates, compared_text, judge, outcome_line, pair_machines
 from bench.analysis.ab import DEFAULT_TOLERANCE
 from bench.cli.ab_gate import run as run_ab
-from bench.cli.common import CliError
+from bench.cli.common import CliError, integer
 from bench.cli.console import verdict_table, wide_console
 from bench.results.machines import UNKNOWN, per_machine
 
@@ -34,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ab = parser.add_argument_group("A/B mode: `gate --base-rev REV [sweep flags]` measures REV's code and the working "
                                    "tree's, interleaved, and judges per case with a 95 % interval")
     ab.add_argument("--base-rev", metavar="REV", help="the git revision to compare the working tree with")
-    ab.add_argument("--rounds", type=int, default=ROUNDS, help="rounds; each runs the sweep once per side (default: %(default)s)")
+    ab.add_argument("--rounds", type=integer(), default=ROUNDS, help="rounds; each runs the sweep once per side (default: %(default)s)")
     ab.add_argument("--no-instructions", action="store_true", help="skip the Callgrind instruction counts")
     ab.add_argument("--changed-only", action="store_true",
                     help="measure only the variants whose code (their module or a module of attention_variants/ they import) "

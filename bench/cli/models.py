@@ -21,12 +21,12 @@ from rich.table import Table
 
 from attention_variants.case import DTYPES, PASSES
 from bench.analysis import models as claims
-from bench.cli.common import CliError
+from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, integer
 from bench.cli.console import wide_console
 from bench.cli.common import new_run_id
 from bench.execution import allocator as allocators
 from bench.execution.isolation import Isolation, WorkerPool
-from bench.execution.spec import DEVICES, PRESET_DIR
+from bench.execution.spec import DEVICES, MAX_SIZE, PRESET_DIR, ascii_integer
 from bench.measure import machine
 from bench.measure.settings import Settings
 from bench.models.configs import NAMES
@@ -45,11 +45,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="models", help="`models` (bench/presets/models.toml) or a .toml file of the same keys")
     for flag, key in LIST_FLAGS.items():
         parser.add_argument(flag, dest=key, metavar="A,B,...", help=f"override the preset's {key}")
-    parser.add_argument("--rounds", type=int, help="times each case is measured, in shuffled rounds (preset's rounds)")
+    add_no_plots_option(parser, draws=False)
+    parser.add_argument("--rounds", type=integer(), help="times each case is measured, in shuffled rounds (preset's rounds)")
     parser.add_argument("--min-run-s", type=float, help="least measuring time per case (preset's min_run_s)")
     parser.add_argument("--max-run-s", type=float, help="most measuring time per case (preset's max_run_s)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="intra-op threads (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, the images and the order of cases")
+    parser.add_argument("--threads", type=integer(), default=torch.get_num_threads(), help="intra-op threads (default: %(default)s)")
+    parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0, help="seed of the weights, the images and the order of cases")
     parser.add_argument("--out", type=Path, help="results CSV to append to (default: results/models-<run_id>.csv)")
     parser.add_argument("--case-timeout", type=float, default=600.0, metavar="SECONDS", help="per case (default: %(default)g)")
     parser.add_argument("--allocator", default=allocators.DEFAULT, choices=list(allocators.ALLOCATORS),
@@ -69,13 +70,13 @@ def plan(args: argparse.Namespace) -> tuple[list[ModelCase], dict[str, object]]:
     axes = {key: getattr(args, key).split(",") if getattr(args, key) else preset.get(key, []) for key in LIST_FLAGS.values()}
     numbers = {key: preset.get(key) for key in NUMBER_KEYS}
     numbers.update({key: getattr(args, key) for key in NUMBER_KEYS if getattr(args, key, None) is not None})
-    _validate(axes, numbers, args.threads)
+    _validate(axes, numbers)
     cases = [ModelCase(str(m), str(d), str(t), int(b), int(r), str(p)) for m in axes["models"] for d in axes["devices"]
              for t in axes["dtypes"] for b in axes["batch"] for r in axes["resolutions"] for p in axes["passes"]]
     return cases, numbers
 
 
-def _validate(axes: dict[str, list], numbers: dict[str, object], threads: int) -> None:
+def _validate(axes: dict[str, list], numbers: dict[str, object]) -> None:
     allowed = {"models": NAMES, "devices": DEVICES, "passes": PASSES, "dtypes": tuple(DTYPES)}
     for key, values in axes.items():
         if not values:
@@ -83,8 +84,9 @@ def _validate(axes: dict[str, list], numbers: dict[str, object], threads: int) -
         for value in values:
             if key in allowed and str(value) not in allowed[key]:
                 raise CliError(f"unknown {key[:-1] if key.endswith('s') else key} {str(value)!r} (known: {', '.join(allowed[key])})")
-            if key in ("batch", "resolutions") and not (str(value).isdigit() and int(value) > 0):
-                raise CliError(f"bad {key} value {str(value)!r}: expected a positive integer")
+            number = value if isinstance(value, int) and not isinstance(value, bool) else ascii_integer(str(value))
+            if key in ("batch", "resolutions") and not (number is not None and 0 < number <= MAX_SIZE):
+                raise CliError(f"bad {key} value {str(value)!r}: expected a positive integer in ASCII digits")
             if key == "resolutions" and int(value) % 32:
                 raise CliError(f"bad resolution {value}: a Swin-T backbone needs a multiple of 32")
     for key, value in numbers.items():
@@ -92,8 +94,6 @@ def _validate(axes: dict[str, list], numbers: dict[str, object], threads: int) -
             raise CliError(f"bad {key} {value!r}: expected a positive number")
     if not float(numbers["rounds"]).is_integer():
         raise CliError(f"bad rounds {numbers['rounds']!r}: expected an integer")
-    if threads < 1:
-        raise CliError(f"bad --threads {threads}: expected a positive integer")
 
 
 def run(args: argparse.Namespace) -> int:

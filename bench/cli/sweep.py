@@ -16,7 +16,7 @@ from attention_variants.case import Case
 from bench import results
 from bench.analysis.summary import failure_counts, noise_line
 from bench.analysis.verdict import CLAIM, verdict_lines
-from bench.cli.common import CliError, add_plugin_option, load_plugins, run_id_of
+from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, add_plugin_option, integer, load_plugins, run_id_of
 from bench.cli.console import message_console, print_failures, summary_table, wide_console
 from bench.cli.plot import plot_after_sweep
 from bench.execution import spec
@@ -54,8 +54,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, dest=axis, metavar="A,B,...", help=f"override the preset's {axis}" if axis != spec.LEGACY_COMPILED
                             else "the old form of --runtimes: false,true means eager,inductor")
     parser.add_argument("--out", type=Path, help="results CSV to append to (default: results/<run_id>.csv)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="intra-op threads (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    parser.add_argument("--threads", type=integer(), default=torch.get_num_threads(), help="intra-op threads (default: %(default)s)")
+    parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0, help="seed of the random inputs")
     parser.add_argument("--min-run-s", type=float, help="least measuring time per case (preset's min_run_s)")
     parser.add_argument("--max-run-s", type=float, help="most measuring time per case (preset's max_run_s)")
     # -- reliability (docs/reliability.md) --
@@ -65,14 +65,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="kill a case's worker after this long and record `timeout` (default: %(default)g)")
     parser.add_argument("--max-memory-gb", type=float, metavar="GB",
                         help="memory one case may add to its worker; past it the case is `oom` (default: 80%% of this machine's memory)")
-    parser.add_argument("--cases-per-worker", type=int, default=Isolation.cases_per_worker, metavar="N",
+    parser.add_argument("--cases-per-worker", type=integer(0), default=Isolation.cases_per_worker, metavar="N",
                         help="cases one worker process runs before it is replaced; 0: no isolation (default: %(default)s)")
-    parser.add_argument("--no-plots", action="store_true", help="do not draw the figures into plots/<run_id>/ at the end")
+    add_no_plots_option(parser)
     # -- trustworthy numbers (docs/fidelity.md) --
     parser.add_argument("--allocator", default=allocators.DEFAULT, choices=list(allocators.ALLOCATORS),
                         help="C allocator of the workers: steady (warm memory reused), cold (page faults every call), "
                              "jemalloc, tcmalloc (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=1, metavar="R",
+    parser.add_argument("--repeats", type=integer(), default=1, metavar="R",
                         help="run the whole sweep R times in interleaved rounds, each in a shuffled order (default: 1)")
     parser.add_argument("--run-id", metavar="ID", help="the run's id (default: the time and a random suffix); "
                                                        "with a cluster executor, the id of a run to finish")
@@ -93,9 +93,7 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def settings_from(args: argparse.Namespace, sweep: spec.Sweep) -> Settings:
-    """Return the measurement settings of the flags and the sweep (CliError on a thread count below 1)."""
-    if args.threads < 1:
-        raise CliError(f"bad --threads {args.threads}: expected a positive integer")
+    """Return the measurement settings of the flags and the sweep."""
     return Settings(args.threads, sweep.warmup_s, sweep.min_run_s, sweep.max_run_s, args.seed, allocator=args.allocator)
 
 
@@ -103,8 +101,7 @@ def isolation_from(args: argparse.Namespace) -> Isolation:
     """Return the isolation the flags ask for (CliError on a bad limit or an allocator that cannot run)."""
     checks = (("--case-timeout", args.case_timeout, 0 < args.case_timeout < math.inf, "a positive number of seconds"),
               ("--max-memory-gb", args.max_memory_gb, args.max_memory_gb is None or 0 < args.max_memory_gb < math.inf,
-               "a positive number of GB"),
-              ("--cases-per-worker", args.cases_per_worker, args.cases_per_worker >= 0, "0 or more"))
+               "a positive number of GB"))
     for flag, value, good, expected in checks:  # comparisons are False for NaN, so NaN is rejected too
         if not good:
             raise CliError(f"bad {flag} {value}: expected {expected}")
@@ -115,6 +112,20 @@ def isolation_from(args: argparse.Namespace) -> Isolation:
         raise CliError(problem)
     return Isolation(args.case_timeout, args.max_memory_gb, args.cases_per_worker, tuple(args.plugin),
                      allocator=args.allocator, threads=args.threads)
+
+
+def check_memory_cap(cases: list[Case], isolation: Isolation) -> None:
+    """Raise CliError when a case's q, k and v alone need more memory than a case may add (--max-memory-gb, or 80 %
+    of this machine's)."""
+    def input_bytes(case: Case) -> int:
+        return 3 * case.batch * case.heads * case.height * case.width * case.head_dim * case.torch_dtype.itemsize
+
+    largest = max(cases, key=input_bytes, default=None)
+    if largest is None or input_bytes(largest) <= isolation.max_memory_bytes:
+        return
+    cap = f"--max-memory-gb {isolation.max_memory_gb:g}" if isolation.max_memory_gb is not None else "80 % of this machine's memory"
+    raise CliError(f"the {largest.dtype} case b{largest.batch} h{largest.heads} {largest.height}x{largest.width} "
+                   f"d{largest.head_dim} needs {input_bytes(largest) / 2**30:.3g} GiB for q, k and v alone, more than {cap}")
 
 
 def sweep_cases(args: argparse.Namespace, sweep: spec.Sweep) -> list[Case]:
@@ -178,11 +189,10 @@ def _measure_with_progress(plan: Plan, settings: Settings, out: Path, run_id: st
 def run(args: argparse.Namespace) -> int:
     """Run the sweep the arguments describe; return the exit status."""
     load_plugins(args.plugin)
-    if args.repeats < 1:
-        raise CliError(f"bad --repeats {args.repeats}: expected a positive integer")
     isolation = isolation_from(args)
     sweep = spec.make_sweep(args.preset, overrides(args))
     settings = settings_from(args, sweep)
+    check_memory_cap(spec.cases(sweep), isolation)
     if args.executor != "local":
         return run_on_cluster(args, spec.cases(sweep))
     console = message_console()

@@ -29,7 +29,8 @@ from bench.measure.settings import Settings
 from bench.results import append_rows
 
 SIDES = ("base", "current")
-RESERVED_FLAGS = ("--out", "--resume", "--repeats", "--no-plots", "--cases-per-worker")  # the A/B run sets these itself
+# The A/B run sets these itself (its sweeps never draw: --no-plots is accepted, as by every command).
+RESERVED_FLAGS = ("--out", "--resume", "--repeats", "--cases-per-worker")
 
 
 class ABError(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -53,6 +54,19 @@ def preset_names() -> list[str]:
     return sorted(path.stem for path in PRESET_DIR.glob("*.toml") if path.stem != MODELS_PRESET)
 
 
+# The largest size of one axis: torch's kernels index many dimensions with 32-bit integers.
+MAX_SIZE = 2**31 - 1
+# The most elements one input tensor may have: torch counts them in a signed 64-bit integer.
+MAX_ELEMENTS = 2**63 - 1
+ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def ascii_integer(text: str) -> int | None:
+    """Return the integer written in ASCII digits (an optional sign), or None: int() also takes other scripts' digits."""
+    text = text.strip()
+    return int(text) if ASCII_INTEGER.fullmatch(text) else None
+
+
 def parse_resolution(value: object) -> Resolution:
     """Return (height, width) from 56, "56" or "56x28"."""
     if isinstance(value, bool):
@@ -61,19 +75,19 @@ def parse_resolution(value: object) -> Resolution:
         return (value, value)
     text = str(value).lower().strip()
     parts = text.split("x")
-    if len(parts) not in (1, 2) or not all(p.strip().lstrip("-").isdigit() for p in parts):
-        raise SpecError(f"bad resolution {value!r}: expected N or HxW, e.g. 56 or 56x28")
-    height, width = (int(parts[0]), int(parts[-1]))
-    return (height, width)
+    sides = [ascii_integer(p) for p in parts]
+    if len(parts) not in (1, 2) or None in sides:
+        raise SpecError(f"bad resolution {value!r}: expected N or HxW in ASCII digits, e.g. 56 or 56x28")
+    return (sides[0], sides[-1])
 
 
 def _as_int(axis: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise SpecError(f"bad {axis} value {value!r}: expected an integer")
-    try:
-        return int(value)
-    except ValueError:
-        raise SpecError(f"bad {axis} value {value!r}: expected an integer") from None
+    number = value if isinstance(value, int) else ascii_integer(value)
+    if number is None:
+        raise SpecError(f"bad {axis} value {value!r}: expected an integer in ASCII digits")
+    return number
 
 
 def _as_bool(axis: str, value: object) -> bool:
@@ -180,10 +194,13 @@ def validate(sweep: Sweep) -> None:
         for value in values:
             if value <= 0:
                 raise SpecError(f"non-positive {axis} value {value}")
+            if value > MAX_SIZE:
+                raise SpecError(f"{axis} value {value} is larger than torch can index in one axis ({MAX_SIZE})")
     for kernel in sweep.kernel_sizes:
         if kernel % 2 == 0:
             raise SpecError(f"even kernel size {kernel}: local attention needs an odd kernel (a centred square)")
     _check_extents(sweep)
+    _check_elements(sweep)
     if sweep.min_run_s > sweep.max_run_s:
         raise SpecError(f"min_run_s {sweep.min_run_s} exceeds max_run_s {sweep.max_run_s}")
 
@@ -197,6 +214,15 @@ def _check_extents(sweep: Sweep) -> None:
         if dilation == 1:
             raise SpecError(f"kernel size {kernel} is larger than the image {height}x{width}")
         raise SpecError(f"kernel size {kernel} at dilation {dilation} spans {extent} pixels, more than the image {height}x{width}")
+
+
+def _check_elements(sweep: Sweep) -> None:
+    """Raise SpecError for a case whose q (batch x heads x H x W x head_dim) has more elements than a tensor can hold."""
+    for ((height, width), heads), batch, head_dim in itertools.product(_shapes(sweep), sweep.batch, sweep.head_dim):
+        elements = batch * heads * height * width * head_dim
+        if elements > MAX_ELEMENTS:
+            raise SpecError(f"a {batch}x{heads}x{height}x{width}x{head_dim} input has {elements:.3g} elements, "
+                            f"more than a torch tensor can hold ({MAX_ELEMENTS:.3g})")
 
 
 def _shapes(sweep: Sweep) -> list[tuple[Resolution, int]]:
