@@ -84,5 +84,7 @@ def _builder(make_mask):
     return build
 
 
-register(Variant("flex-neighborhood", "neighborhood", _builder(_neighborhood_mask), supports, "FlexAttention, NATTEN's border rule as a block mask"))
-register(Variant("flex-local-masked", "local-masked", _builder(_local_masked_mask), supports, "FlexAttention, k x k square mask (outside excluded)"))
+register(Variant("flex-neighborhood", "neighborhood", _builder(_neighborhood_mask), supports,
+                 "FlexAttention, NATTEN's border rule as a block mask"))
+register(Variant("flex-local-masked", "local-masked", _builder(_local_masked_mask), supports,
+                 "FlexAttention, k x k square mask (outside excluded)"))

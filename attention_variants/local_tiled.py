@@ -11,8 +11,8 @@ query rows, so the work is FMAs on vectors with no horizontal sums.
 from __future__ import annotations
 
 import ctypes
-import functools
 import fcntl
+import functools
 import hashlib
 import os
 import platform

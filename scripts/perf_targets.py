@@ -23,10 +23,10 @@ import torch  # noqa: E402
 
 import attention_variants as av  # noqa: E402
 from attention_variants.case import Case  # noqa: E402
-from bench.measure import machine  # noqa: E402
-from bench.results import append_rows  # noqa: E402
 from bench.execution.sweep import run_case  # noqa: E402
+from bench.measure import machine  # noqa: E402
 from bench.measure.settings import Settings  # noqa: E402
+from bench.results import append_rows  # noqa: E402
 
 TARGET = dict(device="cpu", dtype="float32", batch=8, height=56, width=56, heads=2, head_dim=32, kernel_size=7)
 SPEEDUP_TARGET = 20.0

@@ -93,7 +93,8 @@ def test_bad_input_is_one_line_and_exit_2(args, fragment, capsys):
 def test_bad_input_from_a_shell_has_no_traceback(cli):
     done = cli("--kernel-sizes", "4")
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["run_bench.py: error: even kernel size 4: local attention needs an odd kernel (a centred square)"]
+    assert done.stderr.strip().splitlines() == [
+        "run_bench.py: error: even kernel size 4: local attention needs an odd kernel (a centred square)"]
 
 
 def test_list_shows_every_variant_with_family(cli):

@@ -194,7 +194,8 @@ def test_each_compiled_case_gets_its_own_static_graph(monkeypatch):
     real_compile = torch.compile
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: real_compile(fn, backend=recording_backend, **kwargs))
     for size in (5, 6, 7):
-        row = _measure(Case("local-views", batch=1, height=size, width=size, heads=1, head_dim=4, kernel_size=3, runtime="inductor"), monkeypatch)
+        case = Case("local-views", batch=1, height=size, width=size, heads=1, head_dim=4, kernel_size=3, runtime="inductor")
+        row = _measure(case, monkeypatch)
         assert row["status"] == "ok", row["reason"]
     assert seen == [False, False, False]  # one static graph per case
 
@@ -216,7 +217,8 @@ def test_compiled_backward_with_wrong_gradients_is_a_mismatch(monkeypatch):
         return lambda *inputs: fn(*(DoubledGradient.apply(t) for t in inputs))
 
     monkeypatch.setattr(torch, "compile", miscompile)
-    case = Case("local-halo", batch=1, height=6, width=7, heads=1, head_dim=4, kernel_size=3, runtime="inductor", pass_name="forward_backward")
+    case = Case("local-halo", batch=1, height=6, width=7, heads=1, head_dim=4, kernel_size=3, runtime="inductor",
+                pass_name="forward_backward")
     row = _measure(case, monkeypatch)
     assert row["status"] == "mismatch"
     assert all(f"grad {name}: max_abs_err" in row["reason"] for name in "qkv")

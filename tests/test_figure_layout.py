@@ -27,7 +27,8 @@ def _rows(variants, resolutions, batches, kernel_sizes=(7,), run_id="20260101-00
     for i, (variant, res, batch, k) in enumerate(itertools.product(variants, resolutions, batches, kernel_sizes)):
         ms = (1 + i % 7) * 0.37 * batch * res * res / 196 * k / 7
         skipped = variant == "flex-local-masked" and res > 28
-        rows.append(row("im2col", batch, res, run_id=run_id, host=host, kernel_size=k, median_ms=ms, iqr_ms=ms * (0.2 if i % 5 == 0 else 0.02),
+        rows.append(row("im2col", batch, res, run_id=run_id, host=host, kernel_size=k, median_ms=ms,
+                        iqr_ms=ms * (0.2 if i % 5 == 0 else 0.02),
                         throughput_per_s=batch / ms * 1e3, max_abs_err=10.0 ** -(5 + i % 3), tolerance=1e-4,
                         gflop_per_s=0.01 * k * k / ms, arithmetic_intensity=0.25 * k * k, **ROOF,
                         status="skipped" if skipped else "ok", reason="eager FlexAttention is dense (N x N) above 256 tokens" * skipped,

@@ -10,8 +10,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from synthetic_results import row as make_row
-from synthetic_results import write_csv
 
 import attention_variants as av
 import run_bench
@@ -25,6 +23,8 @@ from bench.measure.settings import Settings
 from bench.models import configs
 from bench.models.backbone import Config
 from bench.models.measure import ModelCase, measure_model
+from synthetic_results import row as make_row
+from synthetic_results import write_csv
 
 SETTINGS = Settings(threads=1, warmup_s=0.0, min_run_s=0.001, max_run_s=0.002,
                     peaks={f"cpu/{dtype}": [1.0, 1.0] for dtype in ("float32", "bfloat16", "float16", "float64")})

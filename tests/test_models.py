@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import run_bench
-from attention_variants.case import Case
 from attention_variants import registry
+from attention_variants.case import Case
 from attention_variants.registry import Prepared, Variant
 from bench import results
 from bench.analysis import models as claims

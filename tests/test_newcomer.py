@@ -7,11 +7,11 @@ import stat
 import subprocess
 import sys
 
+import attention_variants as av
 import run_bench
+from attention_variants.case import Case
 from bench import results
 from bench.cli.listing import runs_here
-import attention_variants as av
-from attention_variants.case import Case
 from conftest import REPO
 from synthetic_results import grid_rows, write_csv
 

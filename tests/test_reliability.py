@@ -18,9 +18,9 @@ import pytest
 
 from attention_variants.case import Case
 from bench import results
-from bench.results import store
 from bench.execution.sweep import case_key_text, pending, plan_rounds
 from bench.measure.failures import classify
+from bench.results import store
 from tests.conftest import run_main
 
 REPO = Path(__file__).resolve().parent.parent

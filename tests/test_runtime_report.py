@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from matplotlib import colors as mcolors
-from synthetic_results import grid_rows, row, write_csv
 
 import run_bench
 from bench.analysis.frames import load_results
@@ -18,6 +17,7 @@ from bench.analysis.runtimes import (
 from bench.plots.figures import OPTIONAL_FIGURES
 from bench.plots.runtimes import MAX_PANELS, runtimes_figure
 from bench.plots.style import RUNTIME_COLORS
+from synthetic_results import grid_rows, row, write_csv
 
 ONNX_FAILED = "torch.onnx.export failed: DispatchError: No ONNX function found for aten::unfold"
 AOTI_FAILED = "AOTInductor failed: InductorError: LoweringException: <b>boom</b> | here"

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import run_bench
-from bench import results
 from attention_variants.case import Case
+from bench import results
 from bench.analysis.fidelity import fidelity_table
 from bench.analysis.summary import noise_line
 from bench.cli.console import summary_table

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.analysis.blocks import Block, Table
 from bench.analysis.across_machines import shape_title
+from bench.analysis.blocks import Block, Table
 from bench.analysis.labels import variant_order
 from bench.analysis.summary import median_text, milliseconds, times
 from bench.results.schema import RUNTIMES

@@ -8,9 +8,9 @@ from __future__ import annotations
 import sys
 import traceback
 
+from bench.analysis.gate import GateError
 from bench.cli import fidelity, gate, listing, merge, models, plot, report, sweep
 from bench.cli.common import CliError, OneLineParser
-from bench.analysis.gate import GateError
 from bench.execution.spec import SpecError
 from bench.results import ResultsError
 
@@ -27,7 +27,8 @@ COMMANDS = {
 }
 BAD_INPUT = (SpecError, ResultsError, CliError, GateError)
 INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: exit 1 means a regression (gate), 2 bad input
-DESCRIPTION = "Benchmark 2-D local attention: `run_bench.py [sweep|list|plot|report|merge|gate|fidelity|models] ...` (sweep is the default)."
+DESCRIPTION = ("Benchmark 2-D local attention: `run_bench.py [sweep|list|plot|report|merge|gate|fidelity|models] ...` "
+               "(sweep is the default).")
 
 
 def build_parser() -> OneLineParser:

@@ -23,11 +23,10 @@ from bench import results
 from bench.analysis import ab as verdicts_ab
 from bench.analysis.gate import counts, exit_status, machine, ordered_verdicts
 from bench.analysis.instructions import judge_instructions, problems
-from bench.cli.sweep import configure as configure_sweep
-from bench.cli.common import new_run_id
-from bench.cli.sweep import isolation_from, overrides, settings_from
-from bench.cli.common import CliError, OneLineParser, load_plugins
+from bench.cli.common import CliError, OneLineParser, load_plugins, new_run_id
 from bench.cli.console import verdict_table, wide_console
+from bench.cli.sweep import configure as configure_sweep
+from bench.cli.sweep import isolation_from, overrides, settings_from
 from bench.execution import instructions, revision, spec
 from bench.execution.ab import ABError, reserved_flag, run_ab, variants_root
 from bench.execution.revision import RevisionError

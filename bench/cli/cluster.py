@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 
 from attention_variants.case import Case
 from bench.cli.common import CliError, integer, run_id_of
-from bench.messages import first_line
 from bench.cli.console import message_console, wide_console
 from bench.execution.shards import case_shapes, shard_cases, shard_files
 from bench.execution.sweep import plan_rounds
+from bench.messages import first_line
 from bench.results.merge import merge_files, summary, write_merged
 
 EXECUTORS = ("local", "submitit", "submitit-local")

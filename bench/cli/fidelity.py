@@ -12,15 +12,14 @@ from rich.table import Table
 
 from bench.analysis.fidelity import HISTORIES, HISTORY_TARGET, PLAIN_TARGET, fidelity_table
 from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, integer
-from bench.execution.spec import MAX_SIZE, ascii_integer
 from bench.cli.console import message_console, wide_console
 from bench.execution import allocator as allocators
 from bench.execution.fidelity import CONDITIONS, fidelity_cases, run_fidelity
 from bench.execution.isolation import Isolation
+from bench.execution.spec import MAX_SIZE, ascii_integer
 from bench.measure.machine import busy_report, cpu_name
 from bench.measure.settings import Settings
 from bench.results import unwritable
-
 
 # The columns of --out: what was measured, under which condition, and what the process paid for it.
 OUT_COLUMNS = ["round", "variant", "device", "dtype", "batch", "height", "width", "heads", "head_dim", "kernel_size", "runtime",
@@ -37,14 +36,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", default="1,8", help="batch sizes of the fixed cases (default: %(default)s)")
     parser.add_argument("--min-run-s", type=float, default=0.5, help="least measuring time per case (default: %(default)s)")
     parser.add_argument("--rounds", type=integer(), default=2, help="repeat the whole protocol; medians over rounds (default: %(default)s)")
-    parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0, help="draws each round's order of cases and conditions (default: %(default)s)")
+    parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0,
+                        help="draws each round's order of cases and conditions (default: %(default)s)")
     parser.add_argument("--out", type=Path, help="also write every measurement to this CSV (replaced), row by row")
 
 
 def result_table(table: pd.DataFrame) -> Table:
     """Return the per-case ratios as a rich table."""
     out = Table(title="fidelity: median ms per history and in a plain process (median over rounds); ratios within each round, then median",
-                caption=f"targets: max/min across {', '.join(HISTORIES)} within {HISTORY_TARGET:.0%}; each within {PLAIN_TARGET:.0%} of plain")
+                caption=f"targets: max/min across {', '.join(HISTORIES)} within {HISTORY_TARGET:.0%}; "
+                        f"each within {PLAIN_TARGET:.0%} of plain")
     for header in ("variant", "batch", *CONDITIONS, "max/min", "worst vs plain"):
         out.add_column(header, justify="left" if header == "variant" else "right")
     for _, row in table.iterrows():

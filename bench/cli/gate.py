@@ -10,12 +10,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench import results
+from bench.analysis.ab import DEFAULT_TOLERANCE
 from bench.analysis.gate import (
-    RIGHT_ALIGNED, GateError, GateSettings, counts, exit_status, headers, markdown, mode_line, ordered_verdicts,
-    several_machines, table_cells,
+    RIGHT_ALIGNED,
+    GateError,
+    GateSettings,
+    counts,
+    exit_status,
+    headers,
+    markdown,
+    mode_line,
+    ordered_verdicts,
+    several_machines,
+    table_cells,
 )
 from bench.analysis.gate_pairs import Candidate, best_baseline, candidates, compared_text, judge, outcome_line, pair_machines
-from bench.analysis.ab import DEFAULT_TOLERANCE
 from bench.cli.ab_gate import run as run_ab
 from bench.cli.common import CliError, integer
 from bench.cli.console import verdict_table, wide_console

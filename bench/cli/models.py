@@ -21,9 +21,8 @@ from rich.table import Table
 
 from attention_variants.case import DTYPES, PASSES
 from bench.analysis import models as claims
-from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, integer
+from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, integer, new_run_id
 from bench.cli.console import wide_console
-from bench.cli.common import new_run_id
 from bench.execution import allocator as allocators
 from bench.execution.isolation import Isolation, WorkerPool
 from bench.execution.spec import DEVICES, MAX_SIZE, PRESET_DIR, ascii_integer

@@ -16,13 +16,13 @@ from attention_variants.case import Case
 from bench import results
 from bench.analysis.summary import failure_counts, noise_line
 from bench.analysis.verdict import CLAIM, verdict_lines
+from bench.cli.cluster import configure_cluster, run_on_cluster
 from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, add_plugin_option, integer, load_plugins, run_id_of
 from bench.cli.console import message_console, print_failures, summary_table, wide_console
 from bench.cli.plot import plot_after_sweep
-from bench.execution import spec
 from bench.execution import allocator as allocators
+from bench.execution import spec
 from bench.execution.isolation import Isolation
-from bench.cli.cluster import configure_cluster, run_on_cluster
 from bench.execution.shards import ShardError, parse_shard, shard_cases
 from bench.execution.sweep import pending, plan_rounds, recorded_keys, run_sweep
 from bench.measure.machine import busy_report, cpu_name

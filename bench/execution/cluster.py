@@ -27,9 +27,9 @@ from typing import Any, Callable
 import submitit
 
 from attention_variants.case import Case
-from bench.messages import first_line
 from bench.execution.shards import host_name, shard_files, shard_path
 from bench.execution.sweep import pending, recorded_keys
+from bench.messages import first_line
 from bench.results import ResultsError, load
 
 LOCK_ENV = "BENCH_MACHINE_LOCK"  # the file a job locks while it measures; the README's benchmarks use /tmp/bench.lock

@@ -20,9 +20,9 @@ from bench.measure.case import measure_case, release_memory
 from bench.measure.settings import Settings
 from bench.results import ResultsError, append_rows
 from bench.results.guard import keep_own_rows, rows_text
-from bench.results.store import LockTimeout
 from bench.results.schema import SCHEMA_VERSION
 from bench.results.selection import CASE_KEY
+from bench.results.store import LockTimeout
 
 
 def case_row(case: Case, run_id: str, fingerprint: dict[str, object]) -> dict[str, object]:

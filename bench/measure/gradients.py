@@ -27,7 +27,16 @@ from attention_variants.case import Case
 from attention_variants.reference import ORACLES
 from bench.measure.callables import FirstCall
 from bench.measure.correctness import (
-    MAX_FACTOR, MAX_FLOOR, MEAN_FACTOR, MEAN_FLOOR, ORACLE_ELEMENT_BUDGET, OracleCheck, Verdict, bound, errors, oracle_kwargs,
+    MAX_FACTOR,
+    MAX_FLOOR,
+    MEAN_FACTOR,
+    MEAN_FLOOR,
+    ORACLE_ELEMENT_BUDGET,
+    OracleCheck,
+    Verdict,
+    bound,
+    errors,
+    oracle_kwargs,
     verdict,
 )
 from bench.measure.inputs import make_grad_out, make_inputs

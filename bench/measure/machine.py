@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import platform
-import time
 import subprocess
+import time
 from pathlib import Path
 
 import cpuinfo

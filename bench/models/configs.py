@@ -39,7 +39,8 @@ def _nat(stage: int, block: int, side: int) -> tuple[AttentionSpec, int]:
 
 CONFIGS = {config.name: config for config in (
     Config("swin-t", _swin, "Swin-T: window 7, W-MSA and SW-MSA alternating, relative position bias"),
-    Config("slide-swin-t", slide_layout("slide-deformed"), "Slide-Swin-T: slide attention k3 (deformed, merged) in stages 1-2, global windows in 3-4"),
+    Config("slide-swin-t", slide_layout("slide-deformed"),
+           "Slide-Swin-T: slide attention k3 (deformed, merged) in stages 1-2, global windows in 3-4"),
     Config("im2col-swin-t", slide_layout("im2col"), "the Slide-Swin-T layout with Im2Col k3 in stages 1-2 (the paper's baseline)"),
     Config("nat-t", _nat, "natten k7 in every stage of the Swin-T shape"),
     Config("fast-swin-t", slide_layout(FAST_LOCAL), f"the Slide-Swin-T layout with {FAST_LOCAL} k3 in stages 1-2"),

@@ -104,7 +104,8 @@ def _measure(case: ModelCase, settings: Settings) -> dict[str, object]:
         "status": "mismatch" if check.pop("mismatch") else "ok",
         "reason": "; ".join(reasons), "median_ms": timing.median_ms, "iqr_ms": timing.iqr_ms, "min_ms": timing.min_ms,
         "n_measurements": timing.n_measurements, "peak_mem_mb": peak_mb, "throughput_per_s": case.batch / (timing.median_ms / 1e3),
-        "gflop": gflop, "gflop_per_s": gflop / (timing.median_ms / 1e3) if gflop else None, "params": sum(p.numel() for p in model.parameters()),
+        "gflop": gflop, "gflop_per_s": gflop / (timing.median_ms / 1e3) if gflop else None,
+        "params": sum(p.numel() for p in model.parameters()),
         **check, **timing.per_call,
     }
 

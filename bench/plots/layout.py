@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-import pandas as pd
 import numpy as np
+import pandas as pd
 from matplotlib import ticker
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes

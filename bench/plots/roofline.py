@@ -97,7 +97,8 @@ def roofline_figure(frame: pd.DataFrame) -> Figure:
         intensity = points["arithmetic_intensity"].median()
         bound = points["bound"].mode().iloc[0] if "bound" in points and points["bound"].notna().any() else ""
         what = (f"Roofline at one kernel size ({int(points['kernel_size'].iloc[0])}): the fraction of the roof each variant "
-                f"reaches\nevery case has an arithmetic intensity of about {intensity:.3g} FLOP/byte" + (f" ({bound}-bound)" if bound else ""))
+                f"reaches\nevery case has an arithmetic intensity of about {intensity:.3g} FLOP/byte"
+                + (f" ({bound}-bound)" if bound else ""))
         notes = ["One kernel size: every variant of a case shares one intensity, so the classic roofline is a vertical strip; "
                  "sweep --kernel-sizes 3,7,11 for it."]
     return finish(fig, frame[frame["device"].isin(points["device"])], what, handles, notes)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import zlib
-
-from matplotlib import colormaps, colors as mcolors
 from dataclasses import dataclass
 from typing import Iterable
+
+from matplotlib import colormaps
+from matplotlib import colors as mcolors
 
 
 @dataclass(frozen=True)

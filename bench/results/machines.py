@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.results.selection import MACHINE  # the column that names a row's machine (its host)
+
 UNKNOWN = "unknown host"
 
 

@@ -18,7 +18,8 @@ NOISE_THRESHOLD = 0.10
 
 
 def case_label(row: pd.Series | dict) -> str:
-    """Return a short label of a row's case shape, e.g. 'cpu float32 forward b1 56x56 h2 d32 k7' ('k7 dil2 inductor' when dilated and compiled)."""
+    """Return a short label of a row's case shape, e.g. 'cpu float32 forward b1 56x56 h2 d32 k7'
+    ('k7 dil2 inductor' when dilated and compiled)."""
     runtime = row.get("runtime", "eager")
     runtime = f" {runtime}" if not pd.isna(runtime) and runtime != "eager" else ""
     dilation = row.get("dilation", 1)

@@ -177,7 +177,8 @@ def _in_schema(text: str, path: Path) -> str:
     header, rows = renamed(next(reader), [row for row in reader if row])
     unknown = [column for column in header if column not in SCHEMA]
     if unknown or len(set(header)) != len(header):
-        raise ResultsError(f"{path} has columns this version does not write ({', '.join(unknown[:3]) or 'duplicates'}); append to a new file")
+        raise ResultsError(f"{path} has columns this version does not write ({', '.join(unknown[:3]) or 'duplicates'}); "
+                           "append to a new file")
     return rows_csv((dict(zip(header, row)) for row in rows), header=True)
 
 
@@ -215,7 +216,8 @@ def _records(text: str, path: Path) -> tuple[list[str], list[list[str]]]:
         header = next(reader)
         missing = [column for column in REQUIRED if column not in renamed(header, [])[0]]
         if missing:
-            raise ResultsError(f"{path} is not a results CSV: missing column(s) {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+            more = " ..." if len(missing) > 4 else ""
+            raise ResultsError(f"{path} is not a results CSV: missing column(s) {', '.join(missing[:4])}{more}")
         if len(set(header)) != len(header):
             raise ResultsError(f"{path} is not a results CSV: a column name is repeated in its header")
         rows = []
