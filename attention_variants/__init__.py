@@ -7,5 +7,5 @@ from attention_variants.registry import FAMILIES, Prepared, Variant, available, 
 from attention_variants import im2col, slide, window, natten  # noqa: E402,F401  isort: skip
 
 __all__ = ["Case", "FAMILIES", "Prepared", "Variant", "available", "get", "names", "register"]
-from attention_variants import local_fused, halo, flex, slide_variants, local_views, local_tiled  # noqa: E402,F401  isort: skip  (issue 7: fast exact variants)
+from attention_variants import local_fused, halo, flex, slide_variants, local_views, local_tiled  # noqa: E402,F401  isort: skip  (the fast exact variants)
 from attention_variants import triton_local  # noqa: E402,F401  isort: skip  (fused Triton kernels, forward and backward)

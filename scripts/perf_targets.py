@@ -1,4 +1,4 @@
-"""Print issue 7's performance targets, measured in one run (a benchmark script, not a test).
+"""Print the fast exact variants' performance targets, measured in one run (a benchmark script, not a test).
 
 Target case: batch 8, 2 heads, 56x56, head_dim 32, k=7, float32, forward, CPU, 2 threads.
 Every registered `local-zero-pad` variant is measured through the harness (bench.execution.sweep),

@@ -1,4 +1,4 @@
-"""Issue 7: the fast exact variants' own knobs, the compile axis, and the roofline columns.
+"""The fast exact variants' own knobs, the compile axis, and the roofline columns.
 
 Every registered variant is also checked against its family's oracle by tests/test_variants.py
 (parametrised over the registry); these tests cover what that one cannot see: block shapes

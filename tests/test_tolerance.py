@@ -1,4 +1,4 @@
-"""`ok` has teeth (issue 12, item 8): planted bugs are `mismatch` in every dtype, correct variants `ok`.
+"""`ok` has teeth: planted bugs are `mismatch` in every dtype, correct variants `ok`.
 
 The bugs live in a copy of Im2Col, wrapped as unregistered variants, and are judged by the
 functions measure_case decides with (oracle_check, then verdict), once through measure_case

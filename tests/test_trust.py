@@ -1,4 +1,4 @@
-"""Issue 12: the allocator as a recorded setting, faults per call, rounds, and noise shown, never hidden."""
+"""The allocator as a recorded setting, faults per call, rounds, and noise shown, never hidden."""
 
 import os
 import signal

@@ -113,7 +113,7 @@ def test_tiled_build_fixes_the_thread_count_and_records_it(monkeypatch):
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 @pytest.mark.parametrize("shape,kernel", [((2, 1, 28, 28, 64), 9), ((1, 2, 13, 17, 32), 5)])
 def test_fused_half_precision_error_is_close_to_im2col(shape, kernel, dtype):
-    """The online softmax keeps its running max, sum and accumulator in float32 (issue: 5-10x im2col's error)."""
+    """The online softmax keeps its running max, sum and accumulator in float32 (in half precision it had 5-10x im2col's error)."""
     batch, heads, height, width, dim = shape
     case = Case("local-fused", dtype=dtype, batch=batch, height=height, width=width, heads=heads, head_dim=dim, kernel_size=kernel)
     q, k, v = _qkv(shape, case.torch_dtype)
