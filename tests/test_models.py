@@ -135,7 +135,6 @@ def test_the_models_command_writes_model_rows_and_the_verdict(tmp_path, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["--models", "swin-x"], "unknown model 'swin-x'"),
     (["--resolutions", "100"], "a Swin-T backbone needs a multiple of 32"),
-    (["--rounds", "0"], "bad rounds 0"),
     (["--preset", "/nonexistent.toml"], "cannot read models preset"),
 ])
 def test_bad_models_input_is_one_line(argv, message, capsys):
