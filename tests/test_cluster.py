@@ -55,6 +55,7 @@ def test_bad_shard_is_refused(text):
         parse_shard(text)
 
 
+@pytest.mark.slow
 def test_shard_flag_runs_only_that_shards_cases(cli, tmp_path):
     out = tmp_path / "s2.csv"
     done = cli(*TINY, "--shard", "2/2", "--out", str(out), "--cases-per-worker", "0")
@@ -134,6 +135,8 @@ def test_merge_of_a_directory_without_csv_is_one_line(tmp_path):
 
 # -- submitit's local executor --
 
+@pytest.mark.slow
+@pytest.mark.cluster
 def test_two_shards_through_submitit_local_make_one_merged_csv(cli, tmp_path, machine_lock):
     out = tmp_path / "all.csv"
     done = cli(*TINY, "--executor", "submitit-local", "--shards", "2", "--out", str(out), "--run-id", "cluster-run-1")
@@ -149,6 +152,8 @@ def test_two_shards_through_submitit_local_make_one_merged_csv(cli, tmp_path, ma
     assert re.search(r"merged 4 rows from 2 file\(s\), 1 machine", done.stdout + done.stderr)
 
 
+@pytest.mark.slow
+@pytest.mark.cluster
 def test_a_failed_job_is_resubmitted_and_its_shard_finishes(cli, tmp_path, machine_lock, monkeypatch):
     monkeypatch.setenv("FLAKY_JOB_MARKER", str(tmp_path / "failures"))
     monkeypatch.setenv("FLAKY_JOB_FAILURES", "1")
@@ -161,6 +166,8 @@ def test_a_failed_job_is_resubmitted_and_its_shard_finishes(cli, tmp_path, machi
     assert len(results.load(tmp_path / "all.csv")) == 4
 
 
+@pytest.mark.slow
+@pytest.mark.cluster
 def test_a_shard_that_keeps_failing_is_named_and_the_run_can_be_finished(cli, tmp_path, machine_lock, monkeypatch):
     monkeypatch.setenv("FLAKY_JOB_MARKER", str(tmp_path / "failures"))
     monkeypatch.setenv("FLAKY_JOB_FAILURES", "1")

@@ -126,6 +126,7 @@ TINY = ["--variants", "im2col", "--resolutions", "7", "--kernel-sizes", "3", "--
         "--min-run-s", "0.01", "--max-run-s", "0.02", "--threads", "1", "--no-plots"]
 
 
+@pytest.mark.slow
 def test_old_file_loads_as_dilation_1_resumes_and_merges(tmp_path):
     new, old = tmp_path / "new.csv", tmp_path / "old.csv"
     assert run_cli("sweep", *TINY, "--out", str(new)).returncode == 0

@@ -50,6 +50,8 @@ def test_cells_and_paragraphs_are_escaped_before_markup():
 
 
 @needs_chromium
+@pytest.mark.slow
+@pytest.mark.browser
 def test_chromium_renders_the_page_with_its_verdict_and_figures(html_report, tmp_path):
     dom = headless("--dump-dom", html_report.as_uri())
     assert dom.returncode == 0, dom.stderr[-500:]
@@ -63,6 +65,8 @@ def test_chromium_renders_the_page_with_its_verdict_and_figures(html_report, tmp
 
 
 @needs_chromium
+@pytest.mark.slow
+@pytest.mark.browser
 def test_clicking_a_header_sorts_its_table(html_report, tmp_path):
     # The page's own script, driven by a click in the browser: the latency table sorted by its first resolution.
     page = html_report.read_text().replace("</body>", """<script>

@@ -35,6 +35,8 @@ def slurm(tmp_path_factory):
         cluster.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.cluster
 def test_two_shards_run_as_slurm_jobs_and_merge(cli, tmp_path, slurm, monkeypatch):
     monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
     monkeypatch.setenv("BENCH_MACHINE_LOCK", str(tmp_path / "machine.lock"))
@@ -57,6 +59,8 @@ def test_two_shards_run_as_slurm_jobs_and_merge(cli, tmp_path, slurm, monkeypatc
         assert job["OverSubscribe"] == "NO" and Path(job["WorkDir"]).resolve() == Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
+@pytest.mark.cluster
 def test_a_preempted_job_is_requeued_and_resumes_its_shard(tmp_path, slurm, monkeypatch):
     """Slurm's preemption signal (USR2, as before a time limit): submitit checkpoints, Slurm requeues, the shard resumes."""
     monkeypatch.setenv("SLURM_CONF", str(slurm.conf))

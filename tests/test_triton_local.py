@@ -101,6 +101,8 @@ def _run_group(group: str) -> dict:
 
 
 @needs_triton
+@pytest.mark.slow
+@pytest.mark.interpreter
 def test_float32_forward_and_gradients_match_oracle():
     report = _run_group("float32")
     for case, (errors, _) in zip(FLOAT32_CASES, report["cases"]):
@@ -115,6 +117,8 @@ def test_float32_forward_and_gradients_match_oracle():
 
 
 @needs_triton
+@pytest.mark.slow
+@pytest.mark.interpreter
 def test_half_precision_forward_and_gradients_within_plain_error():
     report = _run_group("half")
     for case, (errors, plain) in zip(HALF_CASES, report["cases"]):
