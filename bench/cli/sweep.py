@@ -27,6 +27,7 @@ from bench.execution.shards import ShardError, parse_shard, shard_cases
 from bench.execution.sweep import pending, plan_rounds, recorded_keys, run_sweep
 from bench.measure.machine import busy_report, cpu_name
 from bench.measure.settings import Settings
+from bench.results.samples import keep_samples_of
 from bench.results.selection import median_over_rounds
 
 Plan = list[tuple[int, Case]]  # (round, case) in running order
@@ -153,6 +154,7 @@ def _resume(args: argparse.Namespace, plan: Plan, console: Console) -> tuple[Pat
     if recorded.attrs.get("partial_last_line"):
         console.print(f"[yellow]note[/]: {args.resume} ended with a partial row (a killed writer); it is ignored and rerun")
     todo = pending(plan, recorded_keys(recorded))
+    keep_samples_of(args.resume, recorded)  # a row lost to a kill is measured again: its old blocks go
     ids = recorded["run_id"].dropna()
     run_id = str(ids.iloc[-1]) if len(ids) else run_id_of(args)  # a resumed run keeps its id
     if args.run_id is not None and run_id != args.run_id:

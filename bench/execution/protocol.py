@@ -65,6 +65,8 @@ def encode_result(columns: dict[str, object], token: str) -> str:
     return json.dumps({**columns, "token": token}, default=str) + "\n"
 
 
+# Not a column: the time per call of every timed block, which the parent keeps beside the CSV (bench/results/samples.py).
+SAMPLES_FIELD = "block_ms"
 # Columns the parent writes itself (what was run, where, when): a worker's answer never sets them.
 PARENT_COLUMNS = frozenset({*CASE_KEY, "run_id", "timestamp", "round", "family", "device_name", "schema_version", "scope",
                             "host", "cpu", "gpu", "threads", "allocator", "torch_version", "natten_version", "git_sha"})
@@ -78,12 +80,17 @@ def decode_message(line: str | bytes, token: str | None = None) -> dict[str, obj
         return message
     if message.pop("token", None) != token:
         raise ProtocolError("a result line that does not answer the task running (printed by the case?)")
-    unknown = sorted(set(message) - (set(COLUMNS) - PARENT_COLUMNS))
+    unknown = sorted(set(message) - (set(COLUMNS) - PARENT_COLUMNS) - {SAMPLES_FIELD})
     if unknown:
         raise ProtocolError(f"column(s) a worker may not set: {', '.join(unknown[:3])}")
+    samples = message.get(SAMPLES_FIELD, [])
+    if not isinstance(samples, list) or not all(isinstance(ms, (int, float)) and not isinstance(ms, bool) for ms in samples):
+        raise ProtocolError(f"{SAMPLES_FIELD} of a worker's result is not a list of numbers")
     if message.get("status") not in STATUSES or not isinstance(message.get("reason", ""), str):
         raise ProtocolError(f"a worker's result has no valid status: {str(message.get('status'))[:40]!r}")
     for column, value in message.items():
+        if column == SAMPLES_FIELD:
+            continue
         allowed = _TYPES.get(SCHEMA.get(column, "string"), (str,))
         if value is not None and (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
             raise ProtocolError(f"column {column} of a worker's result has a {type(value).__name__}")

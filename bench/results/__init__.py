@@ -4,9 +4,10 @@
 """
 
 from bench.results.guard import unwritable
+from bench.results.samples import load_samples
 from bench.results.schema import COLUMNS, SCHEMA, SCHEMA_VERSION, STATUSES, ResultsError
 from bench.results.selection import CASE_KEY, REFERENCE_VARIANT, SHAPE_KEY
 from bench.results.store import append_rows, load
 
 __all__ = ["CASE_KEY", "COLUMNS", "REFERENCE_VARIANT", "SCHEMA", "SCHEMA_VERSION", "SHAPE_KEY", "STATUSES",
-           "ResultsError", "append_rows", "load", "unwritable"]
+           "ResultsError", "append_rows", "load", "load_samples", "unwritable"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.results.machines import machines
+from bench.results.samples import ROW_KEY, key_mask, load_samples, samples_path, write_samples
 from bench.results.schema import COLUMNS, SCHEMA, SCHEMA_VERSION, ResultsError
 from bench.results.selection import CASE_KEY, MACHINE
 from bench.results.store import load, locked, replace_text, rows_csv
@@ -72,11 +73,22 @@ def merge_files(paths: list[Path]) -> Merged:
 
 
 def write_merged(merged: Merged, out: Path) -> None:
-    """Write the merged rows to `out`, replacing it atomically (its own rows are among the inputs when it exists)."""
+    """Write the merged rows to `out`, replacing it atomically (its own rows are among the inputs when it exists), and
+    beside it the block times of those rows that the inputs' samples files hold."""
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = merged.frame[list(COLUMNS)].astype(object).to_dict("records")
+    samples = merged_samples(merged)
     with locked(out):
         replace_text(out, rows_csv(rows, header=True))
+    if len(samples) or samples_path(out).exists():
+        write_samples(out, samples)
+
+
+def merged_samples(merged: Merged) -> pd.DataFrame:
+    """Return the block times of the merged rows: each row's from one input (a row given twice keeps one set)."""
+    frames = [load_samples(path) for path in merged.files]
+    samples = pd.concat(frames, ignore_index=True).drop_duplicates(subset=[*ROW_KEY, "block"], keep="last")
+    return samples[key_mask(samples, merged.frame)]
 
 
 def summary(merged: Merged, out: Path) -> str:

@@ -1,0 +1,110 @@
+"""Raw samples: the time of every timed block, kept beside its results CSV (RESULTS.samples.tsv), keyed by the row.
+
+A row's median, IQR and minimum are statistics of these blocks; keeping the blocks lets a later
+analysis pool rounds or runs, or test them again, instead of taking medians of medians. One
+line per block: the row's key (run, host, round, case) and the block's time per call in ms.
+Tab-separated, and not named *.csv, so that no glob for results files picks it up.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from bench.results.schema import SCHEMA, ResultsError
+from bench.results.selection import CASE_KEY, MACHINE
+from bench.results.store import locked, replace_text
+
+ROW_KEY = ("run_id", MACHINE, "round", *CASE_KEY)
+SAMPLE_COLUMNS = (*ROW_KEY, "block", "block_ms")
+SAMPLE_TYPES = {**{column: SCHEMA[column] for column in ROW_KEY}, "round": "Int64", "block": "int64", "block_ms": "float64"}
+
+
+def samples_path(csv_path: str | Path) -> Path:
+    """Return where the samples of a results CSV live: beside it, RESULTS.samples.tsv."""
+    return Path(csv_path).with_suffix(".samples.tsv")
+
+
+def sample_rows(row: Mapping[str, object], block_ms: Sequence[float]) -> list[dict[str, object]]:
+    """Return one samples line per timed block of a results row."""
+    key = {column: row.get(column) for column in ROW_KEY}
+    return [{**key, "block": index, "block_ms": ms} for index, ms in enumerate(block_ms)]
+
+
+def _text(lines: Iterable[Mapping[str, object]], header: bool) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SAMPLE_COLUMNS, delimiter="\t", lineterminator="\n")
+    if header:
+        writer.writeheader()
+    for line in lines:
+        writer.writerow({column: "" if line.get(column) is None or line.get(column) is pd.NA else line.get(column)
+                         for column in SAMPLE_COLUMNS})
+    return buffer.getvalue()
+
+
+def append_samples(csv_path: str | Path, lines: Sequence[Mapping[str, object]]) -> None:
+    """Append samples lines beside csv_path under the file's lock; a torn last line (a killed writer) is dropped."""
+    if not lines:
+        return
+    path = samples_path(csv_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path) as handle:
+        existing = path.read_text()
+        if existing.endswith("\n"):
+            handle.write(_text(lines, header=False))
+            handle.flush()
+            os.fsync(handle.fileno())
+            return
+        whole = existing[: existing.rfind("\n") + 1]
+        replace_text(path, (whole or _text([], header=True)) + _text(lines, header=False))
+
+
+def load_samples(csv_path: str | Path) -> pd.DataFrame:
+    """Return one row per timed block of the results CSV at csv_path (its key columns, block, block_ms); empty when
+    the CSV has no samples file (written before samples were kept, or copied without it)."""
+    path = samples_path(csv_path)
+    if not path.exists():
+        return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in SAMPLE_TYPES.items()})[list(SAMPLE_COLUMNS)]
+    try:
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as err:
+        raise ResultsError(f"{path} is not a samples file: {str(err).splitlines()[0]}") from None
+    if list(frame.columns) != list(SAMPLE_COLUMNS):
+        raise ResultsError(f"{path} is not a samples file: its columns are not {', '.join(SAMPLE_COLUMNS)}")
+    try:
+        for column, dtype in SAMPLE_TYPES.items():
+            numeric = dtype != "string"
+            values = pd.to_numeric(frame[column].replace("", None)) if numeric else frame[column].replace("", None)
+            frame[column] = values.astype(dtype)
+        return frame
+    except (ValueError, TypeError) as err:
+        raise ResultsError(f"{path} has a value that is not of its column's type: {str(err).splitlines()[0]}") from None
+
+
+def keep_samples_of(csv_path: str | Path, rows: pd.DataFrame) -> None:
+    """Drop from csv_path's samples file the lines of rows that are not in `rows` (its loaded CSV), if it has any."""
+    samples = load_samples(csv_path)
+    if samples.empty:
+        return
+    kept = samples[key_mask(samples, rows)]
+    if len(kept) < len(samples):
+        write_samples(csv_path, kept)
+
+
+def key_mask(samples: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
+    """Return which samples lines belong to one of `rows` (compared by ROW_KEY, as text)."""
+    keys = set(rows[list(ROW_KEY)].astype(str).itertuples(index=False, name=None))
+    return pd.Series([key in keys for key in samples[list(ROW_KEY)].astype(str).itertuples(index=False, name=None)],
+                     index=samples.index, dtype=bool)
+
+
+def write_samples(csv_path: str | Path, frame: pd.DataFrame) -> None:
+    """Replace the samples file of csv_path with frame's lines (a merge's)."""
+    path = samples_path(csv_path)
+    with locked(path):
+        replace_text(path, _text(frame[list(SAMPLE_COLUMNS)].astype(object).to_dict("records"), header=True))
