@@ -1,4 +1,4 @@
-"""How far the correctness rule is from each verdict: the margins README.md "Correctness" quotes.
+"""How far the correctness rule is from each verdict: the margins docs/measuring.md "Correctness" quotes.
 
     python scripts/tolerance_margins.py [--seeds 3] [--dtypes bfloat16,float16,float32] [--planted]
 

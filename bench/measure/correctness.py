@@ -10,7 +10,7 @@ within MAX_FACTOR times the plain formulation's largest error (catches a bug in 
 and MEAN_FACTOR times its mean error (catches a small bug in every output: in bfloat16 the wrong
 scale at head_dim 64 is lost among rounding in the max, while it moves the mean error 2.2x or
 more). Both bounds get a floor at float32's rounding level and never exceed the dtype's fixed
-TOLERANCE. README.md "Correctness" and scripts/tolerance_margins.py give the measured margins.
+TOLERANCE. docs/measuring.md "Correctness" and scripts/tolerance_margins.py give the measured margins.
 """
 
 from __future__ import annotations

@@ -250,7 +250,7 @@ def accuracy_figure(frame: pd.DataFrame) -> Figure:
     notes = ["Each point is one case; outputs are compared only with the oracle of the variant's own family."]
     handles = []
     if frame.get("tolerance", pd.Series(dtype=float)).notna().any():
-        notes.append("A case's tolerance is relative to a plain formulation in its dtype (README: Correctness); "
+        notes.append("A case's tolerance is relative to a plain formulation in its dtype (docs/measuring.md: Correctness); "
                      "a hollow point left of its bar failed the mean-error bound (see its reason).")
         handles.append(Line2D([], [], color="#b22222", marker="|", markersize=10, linestyle="none", label="that case's tolerance"))
     what = "Accuracy against the float64 oracle of each variant's family (lower is better)"
