@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,7 @@ from bench.execution import spec
 from bench.execution.isolation import Isolation
 from bench.execution.shards import ShardError, parse_shard, shard_cases
 from bench.execution.sweep import pending, plan_rounds, recorded_keys, run_sweep
+from bench.measure import roofline
 from bench.measure.machine import busy_report, cpu_name
 from bench.measure.settings import Settings
 from bench.results.samples import keep_samples_of
@@ -69,6 +71,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases-per-worker", type=integer(0), default=Isolation.cases_per_worker, metavar="N",
                         help="cases one worker process runs before it is replaced; 0: no isolation (default: %(default)s)")
     add_no_plots_option(parser)
+    parser.add_argument("--recalibrate", action="store_true",
+                        help="measure the roofline's peaks again instead of this machine's cached ones")
     # -- trustworthy numbers (docs/fidelity.md) --
     parser.add_argument("--allocator", default=allocators.DEFAULT, choices=list(allocators.ALLOCATORS),
                         help="C allocator of the workers: steady (warm memory reused), cold (page faults every call), "
@@ -197,6 +201,8 @@ def run(args: argparse.Namespace) -> int:
     check_memory_cap(spec.cases(sweep), isolation)
     if args.executor != "local":
         return run_on_cluster(args, spec.cases(sweep))
+    settings = replace(settings, peaks=roofline.cached_calibration(spec.cases(sweep), settings.threads, settings.peaks,
+                                                                  args.recalibrate))
     console = message_console()
     out, run_id, plan = _resume(args, plan_rounds(sweep_cases(args, sweep), args.repeats, args.seed), console)
     problem = results.unwritable(out)

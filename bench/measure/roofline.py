@@ -6,19 +6,25 @@ device does *now*. A large matmul stands for peak compute (the best a GEMM libra
 a large copy (well past the last-level cache) for memory bandwidth. Both run once per
 process, device, dtype and thread count (functools.cache) and are timed with
 torch.utils.benchmark like the cases. With per-case worker processes the sweep calibrates
-once (`calibrate`) and hands the numbers to the workers (see docs/performance.md).
+once (`calibrate`) and hands the numbers to the workers (see docs/performance.md); the sweep
+command keeps them per machine and thread count (`cached_calibration`, `--recalibrate`).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch.utils import benchmark
 
 from attention_variants.case import DTYPES, Case
-from bench.measure.machine import device_unavailable
+from bench.measure.machine import device_unavailable, fingerprint
 
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}  # square side of the calibration GEMM
 COPY_BYTES = {"cpu": 256 << 20, "cuda": 2 << 30}  # well past L3 / L2, so it measures DRAM
@@ -84,6 +90,48 @@ def calibrate(cases: list[Case], threads: int, known: dict[str, list[float]]) ->
             measured = peaks(device, DTYPES[dtype], threads)
             found[f"{device}/{dtype}"] = [measured.gflop_per_s, measured.gb_per_s]
     return found
+
+
+def cached_calibration(cases: list[Case], threads: int, known: dict[str, list[float]],
+                       recalibrate: bool = False) -> dict[str, list[float]]:
+    """Return `known` plus the peaks of the cases' (device, dtype): this machine's cached ones, measured and stored
+    when missing (or all again with recalibrate).
+
+    Why a cache: the calibration kernels take seconds at every start, for numbers that only change
+    with the machine. The file is keyed by the machine's fingerprint (host, CPU, GPU, torch) and the
+    thread count, so another machine, torch or thread count measures anew.
+    """
+    path = _cache_file(threads)
+    stored = {} if recalibrate else _read_peaks(path)
+    found = calibrate(cases, threads, {**stored, **known})
+    measured = {key: value for key, value in found.items() if key not in stored and key not in known}
+    if measured:
+        _write_peaks(path, {**stored, **measured})
+    return found
+
+
+def _cache_file(threads: int) -> Path:
+    from attention_variants.local_tiled import private_cache  # the project's one user-private cache folder
+
+    machine = fingerprint(threads)
+    key = json.dumps({name: machine[name] for name in ("host", "cpu", "gpu", "torch_version", "threads")}, sort_keys=True)
+    return private_cache() / f"roofline-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def _read_peaks(path: Path) -> dict[str, list[float]]:
+    """Return the cached peaks, or none when the file is missing or not what this function writes."""
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    good = lambda v: isinstance(v, list) and len(v) == 2 and all(isinstance(x, float) and 0 < x < math.inf for x in v)  # noqa: E731
+    return {key: value for key, value in stored.items() if good(value)} if isinstance(stored, dict) else {}
+
+
+def _write_peaks(path: Path, peaks: dict[str, list[float]]) -> None:
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(peaks))
+    os.replace(temporary, path)  # a reader sees the old file or the new one, never half of one
 
 
 def analytic_gflop(case: Case) -> float:
