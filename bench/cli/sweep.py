@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +25,6 @@ from bench.execution import spec
 from bench.execution.isolation import Isolation
 from bench.execution.shards import ShardError, parse_shard, shard_cases
 from bench.execution.sweep import pending, plan_rounds, recorded_keys, run_sweep
-from bench.measure import roofline
 from bench.measure.machine import busy_report, cpu_name
 from bench.measure.settings import Settings
 from bench.results.samples import keep_samples_of
@@ -170,7 +168,7 @@ def _resume(args: argparse.Namespace, plan: Plan, console: Console) -> tuple[Pat
 
 
 def _measure_with_progress(plan: Plan, settings: Settings, out: Path, run_id: str, isolation: Isolation,
-                           console: Console) -> tuple[list[dict[str, object]], bool]:
+                           console: Console, recalibrate: bool = False) -> tuple[list[dict[str, object]], bool]:
     """Run the plan under a progress bar; return the rows written and whether Ctrl-C ended it."""
     rows: list[dict[str, object]] = []
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
@@ -186,7 +184,7 @@ def _measure_with_progress(plan: Plan, settings: Settings, out: Path, run_id: st
 
         try:
             run_sweep(plan, settings, out, run_id, on_start=on_start, on_row=on_row, isolation=isolation,
-                      on_note=lambda text: console.print(f"[yellow]warning[/]: {escape(text)}"))
+                      on_note=lambda text: console.print(f"[yellow]warning[/]: {escape(text)}"), recalibrate=recalibrate)
         except KeyboardInterrupt:
             return rows, True
     return rows, False
@@ -201,8 +199,6 @@ def run(args: argparse.Namespace) -> int:
     check_memory_cap(spec.cases(sweep), isolation)
     if args.executor != "local":
         return run_on_cluster(args, spec.cases(sweep))
-    settings = replace(settings, peaks=roofline.cached_calibration(spec.cases(sweep), settings.threads, settings.peaks,
-                                                                  args.recalibrate))
     console = message_console()
     out, run_id, plan = _resume(args, plan_rounds(sweep_cases(args, sweep), args.repeats, args.seed), console)
     problem = results.unwritable(out)
@@ -214,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     busy = busy_report()
     if busy:
         console.print(f"[yellow]warning[/]: {busy}; timings will be noisier (compare ratios from one run)")
-    rows, interrupted = _measure_with_progress(plan, settings, out, run_id, isolation, console)
+    rows, interrupted = _measure_with_progress(plan, settings, out, run_id, isolation, console, args.recalibrate)
     _report(rows, len(plan), args, out, run_id, console)
     if interrupted:
         if out.exists():

@@ -95,6 +95,7 @@ def run_sweep(
     on_row: Callable[[Case, dict[str, object]], None] = lambda case, row: None,
     isolation: Isolation = Isolation(),
     on_note: Callable[[str], None] = lambda text: None,
+    recalibrate: bool = False,
 ) -> list[dict[str, object]]:
     """Run every (round, case) of the plan, appending each row to `out` as soon as it is measured; return the rows.
 
@@ -103,12 +104,15 @@ def run_sweep(
     An interrupt (Ctrl-C) kills the running worker and propagates; finished rows are on disk.
     """
     torch.set_num_threads(settings.threads)
-    fingerprint = {**machine.fingerprint(settings.threads), "allocator": isolation.allocator}
-    settings = replace(settings, peaks=roofline.calibrate([case for _, case in plan], settings.threads, settings.peaks))
     rows, written, in_process, current_round = [], [], isolation.cases_per_worker == 0, None  # written: their CSV lines
     with contextlib.nullcontext() if in_process else WorkerPool(isolation) as pool:
+        if pool is not None and plan:
+            pool.launch()  # the first worker imports torch while this process takes the fingerprint and the peaks
+        fingerprint = {**machine.fingerprint(settings.threads), "allocator": isolation.allocator}
+        settings = replace(settings, peaks=roofline.cached_calibration([case for _, case in plan], settings.threads,
+                                                                       settings.peaks, recalibrate))
         for round_number, case in plan:
-            if pool is not None and round_number != current_round:
+            if pool is not None and current_round is not None and round_number != current_round:
                 pool.retire()  # a fresh worker per round: no round inherits another's process state
             current_round = round_number
             on_start(case)

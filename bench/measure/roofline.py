@@ -114,7 +114,8 @@ def _cache_file(threads: int) -> Path:
     from attention_variants.local_tiled import private_cache  # the project's one user-private cache folder
 
     machine = fingerprint(threads)
-    key = json.dumps({name: machine[name] for name in ("host", "cpu", "gpu", "torch_version", "threads")}, sort_keys=True)
+    key = {name: machine[name] for name in ("host", "cpu", "gpu", "torch_version", "threads")}
+    key = json.dumps({**key, "kernels": [MATMUL_SIZE, COPY_BYTES, MIN_RUN_S]}, sort_keys=True)  # other kernels: other peaks
     return private_cache() / f"roofline-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
