@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -168,7 +169,8 @@ def _resume(args: argparse.Namespace, plan: Plan, console: Console) -> tuple[Pat
 
 
 def _measure_with_progress(plan: Plan, settings: Settings, out: Path, run_id: str, isolation: Isolation,
-                           console: Console, recalibrate: bool = False) -> tuple[list[dict[str, object]], bool]:
+                           console: Console, recalibrate: bool = False,
+                           begin: Callable[[], None] = lambda: None) -> tuple[list[dict[str, object]], bool]:
     """Run the plan under a progress bar; return the rows written and whether Ctrl-C ended it."""
     rows: list[dict[str, object]] = []
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
@@ -184,7 +186,8 @@ def _measure_with_progress(plan: Plan, settings: Settings, out: Path, run_id: st
 
         try:
             run_sweep(plan, settings, out, run_id, on_start=on_start, on_row=on_row, isolation=isolation,
-                      on_note=lambda text: console.print(f"[yellow]warning[/]: {escape(text)}"), recalibrate=recalibrate)
+                      on_note=lambda text: console.print(f"[yellow]warning[/]: {escape(text)}"), recalibrate=recalibrate,
+                      on_begin=begin)
         except KeyboardInterrupt:
             return rows, True
     return rows, False
@@ -205,12 +208,15 @@ def run(args: argparse.Namespace) -> int:
     if problem:  # before anything is measured
         raise CliError(f"cannot write the results: {problem}")
     rounds = f" in {args.repeats} rounds" if args.repeats > 1 else ""
-    console.print(escape(f"run {run_id}: {len(plan)} cases{rounds}, {settings.threads} threads, allocator {args.allocator}, "
-                         f"{cpu_name()} -> {out}"))
-    busy = busy_report()
-    if busy:
-        console.print(f"[yellow]warning[/]: {busy}; timings will be noisier (compare ratios from one run)")
-    rows, interrupted = _measure_with_progress(plan, settings, out, run_id, isolation, console, args.recalibrate)
+
+    def begin() -> None:  # while the first worker starts
+        console.print(escape(f"run {run_id}: {len(plan)} cases{rounds}, {settings.threads} threads, allocator {args.allocator}, "
+                             f"{cpu_name()} -> {out}"))
+        busy = busy_report()
+        if busy:
+            console.print(f"[yellow]warning[/]: {busy}; timings will be noisier (compare ratios from one run)")
+
+    rows, interrupted = _measure_with_progress(plan, settings, out, run_id, isolation, console, args.recalibrate, begin)
     _report(rows, len(plan), args, out, run_id, console)
     if interrupted:
         if out.exists():

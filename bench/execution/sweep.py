@@ -96,6 +96,7 @@ def run_sweep(
     isolation: Isolation = Isolation(),
     on_note: Callable[[str], None] = lambda text: None,
     recalibrate: bool = False,
+    on_begin: Callable[[], None] = lambda: None,
 ) -> list[dict[str, object]]:
     """Run every (round, case) of the plan, appending each row to `out` as soon as it is measured; return the rows.
 
@@ -106,11 +107,7 @@ def run_sweep(
     torch.set_num_threads(settings.threads)
     rows, written, in_process, current_round = [], [], isolation.cases_per_worker == 0, None  # written: their CSV lines
     with contextlib.nullcontext() if in_process else WorkerPool(isolation) as pool:
-        if pool is not None and plan:
-            pool.launch()  # the first worker imports torch while this process takes the fingerprint and the peaks
-        fingerprint = {**machine.fingerprint(settings.threads), "allocator": isolation.allocator}
-        settings = replace(settings, peaks=roofline.cached_calibration([case for _, case in plan], settings.threads,
-                                                                       settings.peaks, recalibrate))
+        fingerprint, settings = _begin(pool, plan, settings, isolation, recalibrate, on_begin)
         for round_number, case in plan:
             if pool is not None and current_round is not None and round_number != current_round:
                 pool.retire()  # a fresh worker per round: no round inherits another's process state
@@ -129,6 +126,17 @@ def run_sweep(
     if note:
         on_note(note)
     return rows
+
+
+def _begin(pool: WorkerPool | None, plan: list[tuple[int, Case]], settings: Settings, isolation: Isolation,
+           recalibrate: bool, on_begin: Callable[[], None]) -> tuple[dict[str, object], Settings]:
+    """Launch the first worker, then (while it imports torch) run on_begin and take the fingerprint and the peaks."""
+    if pool is not None and plan:
+        pool.launch()
+    on_begin()
+    fingerprint = {**machine.fingerprint(settings.threads), "allocator": isolation.allocator}
+    peaks = roofline.cached_calibration([case for _, case in plan], settings.threads, settings.peaks, recalibrate)
+    return fingerprint, replace(settings, peaks=peaks)
 
 
 def _store_samples(out: Path, lines: list[dict[str, object]], on_note: Callable[[str], None]) -> None:
