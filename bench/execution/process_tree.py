@@ -14,12 +14,17 @@ def open_fds(pid: int) -> int:
 
 
 def mapped_not_resident(pid: int) -> int:
-    """Return the bytes the process has mapped but not resident (pages that may become resident unseen)."""
+    """Return the bytes of the process's anonymous mappings that are not resident (pages that may become resident unseen).
+
+    File-backed mappings are left out: a CUDA build of torch maps gigabytes of shared libraries,
+    and counting them let a case grow by that much more before the memory watch saw it (a
+    runaway child then hit the case timeout instead of being named out of memory).
+    """
     try:
-        memory = psutil.Process(pid).memory_info()
-    except psutil.Error:
+        mappings = psutil.Process(pid).memory_maps(grouped=False)
+    except (psutil.Error, NotImplementedError, OSError):
         return 0
-    return max(0, memory.vms - memory.rss)
+    return sum(max(0, m.size - m.rss) for m in mappings if not m.path or m.path in ("[heap]", "[stack]") or m.path.startswith("[anon"))
 
 
 def tree_rss(pid: int) -> int:
