@@ -9,8 +9,11 @@ One valgrind process per side, both at once (each is single-threaded).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -72,6 +75,18 @@ def unavailable() -> str | None:
     return None if shutil.which("valgrind") else "valgrind is not installed (Debian: apt-get install valgrind)"
 
 
+@contextlib.contextmanager
+def _this_python_first_on_path():
+    """Put this interpreter's folder first on PATH: collect_callgrind runs `python` from PATH, which without an
+    activated virtual environment is another Python (one without torch)."""
+    saved = os.environ.get("PATH", "")
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), saved])
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = saved
+
+
 def count_side(side: str, root: Path, cases: list[Case]) -> list[Count]:
     """Return the instructions per call of every case's variant as the tree at root has it, from one valgrind run."""
     from torch.utils import benchmark  # only here: the gate's other paths need no torch
@@ -105,6 +120,6 @@ def smallest_cases(rows: pd.DataFrame) -> list[Case]:
 
 def count_all(roots: dict[str, Path], cases: list[Case]) -> list[Count]:
     """Return the count of every case under every side's root; the sides' valgrind processes run side by side."""
-    with ThreadPoolExecutor(max_workers=len(roots)) as pool:
+    with _this_python_first_on_path(), ThreadPoolExecutor(max_workers=len(roots)) as pool:
         per_side = pool.map(lambda side: count_side(side, roots[side], cases), roots)
         return [count for counts in per_side for count in counts]
