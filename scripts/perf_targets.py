@@ -23,12 +23,11 @@ import torch  # noqa: E402
 
 import attention_variants as av  # noqa: E402
 from attention_variants.case import Case  # noqa: E402
-from bench.execution.protocol import SAMPLES_FIELD  # noqa: E402
 from bench.execution.sweep import run_case  # noqa: E402
 from bench.measure import machine  # noqa: E402
 from bench.measure.settings import Settings  # noqa: E402
 from bench.results import append_rows  # noqa: E402
-from bench.results.samples import append_samples, sample_rows  # noqa: E402
+from bench.results.samples import append_samples, take_samples  # noqa: E402
 
 TARGET = dict(device="cpu", dtype="float32", batch=8, height=56, width=56, heads=2, head_dim=32, kernel_size=7)
 SPEEDUP_TARGET = 20.0
@@ -89,7 +88,7 @@ def main() -> int:
     for case in cases:
         print(f"measuring {case.variant}{'' if case.runtime == 'eager' else ' ' + case.runtime} ...", file=sys.stderr, flush=True)
         row = run_case(case, settings, run_id, fingerprint)
-        samples += sample_rows(row, row.pop(SAMPLES_FIELD, None) or [])
+        samples += take_samples(row)
         rows.append(row)
     if args.out:
         append_rows(args.out, rows)

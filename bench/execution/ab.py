@@ -23,12 +23,11 @@ from typing import Callable
 
 from attention_variants.case import Case
 from bench.execution.isolation import Isolation, WorkerPool
-from bench.execution.protocol import SAMPLES_FIELD
 from bench.execution.sweep import case_row
 from bench.measure import machine, roofline
 from bench.measure.settings import Settings
 from bench.results import append_rows
-from bench.results.samples import append_samples, sample_rows
+from bench.results.samples import append_samples, take_samples
 
 SIDES = ("base", "current")
 # The A/B run sets these itself (its sweeps never draw: --no-plots is accepted, as by every command).
@@ -98,8 +97,8 @@ def run_ab(cases: list[Case], settings: Settings, isolations: dict[str, Isolatio
                         continue
                     row = {**case_row(case, run_id, fingerprint), "git_sha": commits[side],
                            **pools[side].measure(asdict(case), asdict(settings)), "round": round_number}
-                    block_ms = row.pop(SAMPLES_FIELD, None) or []
+                    samples = take_samples(row)
                     append_rows(paths[side], [row])
-                    append_samples(paths[side], sample_rows(row, block_ms))
+                    append_samples(paths[side], samples)
                     on_row(side, round_number, case, row)
     return paths

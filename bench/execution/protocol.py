@@ -11,6 +11,7 @@ import json
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 
+from bench.results.samples import SAMPLES_FIELD
 from bench.results.schema import COLUMNS, SCHEMA, STATUSES
 from bench.results.selection import CASE_KEY
 
@@ -65,8 +66,6 @@ def encode_result(columns: dict[str, object], token: str) -> str:
     return json.dumps({**columns, "token": token}, default=str) + "\n"
 
 
-# Not a column: the time per call of every timed block, which the parent keeps beside the CSV (bench/results/samples.py).
-SAMPLES_FIELD = "block_ms"
 # Columns the parent writes itself (what was run, where, when): a worker's answer never sets them.
 PARENT_COLUMNS = frozenset({*CASE_KEY, "run_id", "timestamp", "round", "family", "device_name", "schema_version", "scope",
                             "host", "cpu", "gpu", "threads", "allocator", "torch_version", "natten_version", "git_sha"})

@@ -15,13 +15,12 @@ import torch
 import attention_variants as av
 from attention_variants.case import Case
 from bench.execution.isolation import Isolation, WorkerPool
-from bench.execution.protocol import SAMPLES_FIELD
 from bench.measure import machine, roofline
 from bench.measure.case import measure_case, release_memory
 from bench.measure.settings import Settings
 from bench.results import ResultsError, append_rows
 from bench.results.guard import keep_own_rows, rows_text
-from bench.results.samples import append_samples, sample_rows
+from bench.results.samples import append_samples, take_samples
 from bench.results.schema import SCHEMA_VERSION
 from bench.results.selection import CASE_KEY
 from bench.results.store import LockTimeout
@@ -151,7 +150,7 @@ def _store(out: Path, row: dict[str, object], written: list[str], pool: WorkerPo
            on_note: Callable[[str], None]) -> None:
     """Append the row, then its block times beside it; first make sure the lines written before are still there (a case
     may have written into the file)."""
-    block_ms = row.pop(SAMPLES_FIELD, None) or []
+    samples = take_samples(row)
     for attempt in (1, 2):
         try:
             note = keep_own_rows(out, written)
@@ -164,6 +163,6 @@ def _store(out: Path, row: dict[str, object], written: list[str], pool: WorkerPo
         except OSError as err:  # a full disk, a file made read-only mid-sweep: stop in one line, keep what is there
             raise ResultsError(f"cannot append to {out}: {err.strerror or err}; the {len(written)} rows before are in it, "
                                f"this case ({row['variant']}) is lost; finish with --resume {out}") from None
-    _store_samples(out, sample_rows(row, block_ms), on_note)
+    _store_samples(out, samples, on_note)
     if note:
         on_note(note)

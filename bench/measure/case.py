@@ -24,6 +24,7 @@ from bench.measure.machine import device_unavailable
 from bench.measure.runtimes import RuntimeFailure, runtime_refusal
 from bench.measure.settings import Settings
 from bench.measure.timing import Timing, measure
+from bench.results.samples import SAMPLES_FIELD
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class CaseResult:
             n_measurements=self.timing.n_measurements, peak_mem_mb=self.peak_mem_mb,
             throughput_per_s=self.throughput_per_s, gflop=self.gflop, gflop_per_s=self.gflop / seconds if self.gflop else None,
             max_abs_err=self.max_abs_err, backend=self.backend, compile_ms=self.compile_ms, export_ms=self.export_ms, **self.roofline,
-            **self.timing.per_call, block_ms=list(self.timing.block_times_ms),
+            **self.timing.per_call, **{SAMPLES_FIELD: list(self.timing.block_times_ms)},
             tolerance=self.tolerance, mean_abs_err=self.mean_abs_err, mean_tolerance=self.mean_tolerance,
         )
         if self.gradients is not None:

@@ -8,8 +8,6 @@ Tab-separated, and not named *.csv, so that no glob for results files picks it u
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -18,8 +16,10 @@ import pandas as pd
 
 from bench.results.schema import SCHEMA, ResultsError
 from bench.results.selection import CASE_KEY, MACHINE
-from bench.results.store import locked, replace_text
+from bench.results.store import locked, replace_text, rows_csv
 
+# Not a column: the time per call of every timed block, in a worker's answer and the row built from it until stored.
+SAMPLES_FIELD = "block_ms"
 ROW_KEY = ("run_id", MACHINE, "round", *CASE_KEY)
 SAMPLE_COLUMNS = (*ROW_KEY, "block", "block_ms")
 SAMPLE_TYPES = {**{column: SCHEMA[column] for column in ROW_KEY}, "round": "Int64", "block": "int64", "block_ms": "float64"}
@@ -30,21 +30,14 @@ def samples_path(csv_path: str | Path) -> Path:
     return Path(csv_path).with_suffix(".samples.tsv")
 
 
-def sample_rows(row: Mapping[str, object], block_ms: Sequence[float]) -> list[dict[str, object]]:
-    """Return one samples line per timed block of a results row."""
+def take_samples(row: dict[str, object]) -> list[dict[str, object]]:
+    """Remove the block times from a measured row (so it holds columns only); return them as samples lines."""
     key = {column: row.get(column) for column in ROW_KEY}
-    return [{**key, "block": index, "block_ms": ms} for index, ms in enumerate(block_ms)]
+    return [{**key, "block": index, "block_ms": ms} for index, ms in enumerate(row.pop(SAMPLES_FIELD, None) or [])]
 
 
 def _text(lines: Iterable[Mapping[str, object]], header: bool) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SAMPLE_COLUMNS, delimiter="\t", lineterminator="\n")
-    if header:
-        writer.writeheader()
-    for line in lines:
-        writer.writerow({column: "" if line.get(column) is None or line.get(column) is pd.NA else line.get(column)
-                         for column in SAMPLE_COLUMNS})
-    return buffer.getvalue()
+    return rows_csv(lines, header, SAMPLE_COLUMNS, delimiter="\t")
 
 
 def append_samples(csv_path: str | Path, lines: Sequence[Mapping[str, object]]) -> None:

@@ -29,13 +29,14 @@ def _format(value: object) -> object:
     return value
 
 
-def rows_csv(rows: Iterable[Mapping[str, object]], header: bool) -> str:
+def rows_csv(rows: Iterable[Mapping[str, object]], header: bool, columns: tuple[str, ...] = COLUMNS,
+             delimiter: str = ",") -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="raise", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="raise", lineterminator="\n", delimiter=delimiter)
     if header:
         writer.writeheader()
     for row in rows:
-        writer.writerow({column: _format(row.get(column)) for column in COLUMNS})
+        writer.writerow({column: _format(row.get(column)) for column in columns})
     return buffer.getvalue()
 
 
