@@ -44,9 +44,14 @@ class Case:
         return self.kernel_size // 2
 
     @property
+    def input_elements(self) -> int:
+        """Return batch * heads * pixels * head_dim: the elements of each of q, k, v."""
+        return self.batch * self.heads * self.height * self.width * self.head_dim
+
+    @property
     def neighbour_elements(self) -> int:
         """Return batch * heads * pixels * k*k * head_dim: the query-key products of one forward pass."""
-        return self.batch * self.heads * self.height * self.width * self.kernel_size**2 * self.head_dim
+        return self.input_elements * self.kernel_size**2
 
     @property
     def traced(self) -> bool:

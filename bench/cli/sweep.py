@@ -122,7 +122,7 @@ def check_memory_cap(cases: list[Case], isolation: Isolation) -> None:
     """Raise CliError when a case's q, k and v alone need more memory than a case may add (--max-memory-gb, or 80 %
     of this machine's)."""
     def input_bytes(case: Case) -> int:
-        return 3 * case.batch * case.heads * case.height * case.width * case.head_dim * case.torch_dtype.itemsize
+        return 3 * case.input_elements * case.torch_dtype.itemsize
 
     largest = max(cases, key=input_bytes, default=None)
     if largest is None or input_bytes(largest) <= isolation.max_memory_bytes:

@@ -123,21 +123,27 @@ def reduced_gradient_checks(variant: av.Variant, case: Case, seed: int) -> dict[
     return gradient_checks(variant.family, reduced, *leaves, grad_out, grads, **oracle_kwargs(reduced, prepared))
 
 
-def gradient_verdict(checks: dict[str, OracleCheck], dtype: str, traced: bool = False, drift: float = 0.0) -> GradientVerdict:
+def gradient_verdict(checks: dict[str, OracleCheck], dtype: str, traced: bool = False, drift: float = 0.0,
+                     name_each: bool = True) -> GradientVerdict:
     """Return the row's gradient columns and reason: each failing input named, the one nearest its bounds recorded.
 
     Traced: each input's largest error (plus the runtime's drift from eager, when a reduced eager
     copy stands for the traced runtime) may reach the larger of its bound and the dtype's fixed
     bound times the gradient's magnitude, as a traced forward's may; the mean bound stays.
+    Without name_each (a model's hundreds of tensors) the reason names the worst and counts the others.
     """
     judged = {name: verdict(check, dtype, traced, drift) for name, check in checks.items()}
-    reasons = [f"grad {name}: {one.reason}" for name, one in judged.items() if one.reason]
-    nearest = max(judged, key=lambda name: closeness(judged[name], checks[name]))
+    failing = [name for name, one in judged.items() if one.reason]
+    nearest = max(judged, key=lambda name: _closeness(judged[name], checks[name]))
+    if name_each or not failing:
+        reason = "; ".join(f"grad {name}: {judged[name].reason}" for name in failing)
+    else:
+        reason = f"grad {nearest}: {judged[nearest].reason} ({len(failing)} of {len(checks)} gradients over their bounds)"
     return GradientVerdict(judged[nearest].max_abs_err, judged[nearest].tolerance, checks[nearest].mean_error,
-                           checks[nearest].mean_tolerance, "; ".join(reasons))
+                           checks[nearest].mean_tolerance, reason)
 
 
-def closeness(judged: Verdict, check: OracleCheck) -> float:
+def _closeness(judged: Verdict, check: OracleCheck) -> float:
     """Return how near a checked tensor is to failing: its largest error-to-bound ratio (NaN counts as infinite)."""
     ratios = (judged.max_abs_err / judged.tolerance, check.mean_error / check.mean_tolerance)
     return max(float("inf") if r != r else r for r in ratios)  # NaN: the worst

@@ -153,7 +153,7 @@ def bytes_moved(case: Case) -> float:
     FLOP count); a variant that materialises k*k copies moves more and shows it as a lower
     achieved fraction. forward_backward moves 3x (q, k, v, out, dout read; dq, dk, dv written).
     """
-    tensor = case.batch * case.heads * case.height * case.width * case.head_dim
+    tensor = case.batch * case.heads * case.height * case.width * case.head_dim  # a base revision's Case (A/B gate) has no input_elements
     forward = 4 * tensor * torch.empty((), dtype=case.torch_dtype).element_size()
     return float(forward * (3 if case.needs_grad else 1))
 

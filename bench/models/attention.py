@@ -89,15 +89,16 @@ class Attention(nn.Module):
         return self.relative_position_bias_table[self.relative_position_index.view(-1)].view(n, n, -1).permute(2, 0, 1)
 
     def _variant(self, q, k, v) -> torch.Tensor:
-        key = (tuple(q.shape), q.dtype, q.device, torch.is_grad_enabled() and q.requires_grad)
+        trains = torch.is_grad_enabled() and q.requires_grad
+        key = (tuple(q.shape), q.dtype, q.device, trains)
         if key not in self._built:
-            self._built[key] = self._build(q, k, v)
+            self._built[key] = self._build(q, k, v, trains)
         return self._built[key](q, k, v, self._bias())
 
-    def _build(self, q, k, v) -> _Built:
+    def _build(self, q, k, v, trains: bool) -> _Built:
         batch, heads, height, width, head_dim = q.shape
         # A training step's case asks for a backward: a forward-only kernel refuses it instead of cutting the gradient.
-        pass_name = "forward_backward" if torch.is_grad_enabled() and q.requires_grad else "forward"
+        pass_name = "forward_backward" if trains else "forward"
         case = Case(self.spec.variant, device=q.device.type, dtype=str(q.dtype).removeprefix("torch."), batch=batch,
                     height=height, width=width, heads=heads, head_dim=head_dim, kernel_size=self.spec.kernel_size,
                     pass_name=pass_name)
