@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 
@@ -12,15 +12,15 @@ DTYPES: dict[str, torch.dtype] = {
     "bfloat16": torch.bfloat16,
     "float64": torch.float64,
 }
-PASSES = ("forward", "forward_backward")
-# How the variant's code runs: as written (eager), torch.compile (inductor), torch.export plus an
-# AOTInductor package (export), or exported to ONNX and run by ONNX Runtime (onnxruntime).
-RUNTIMES = ("eager", "inductor", "export", "onnxruntime")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Case:
-    """One point of a sweep. Lives here (not in bench/) so variants never import bench/."""
+    """One point of a sweep. Lives here (not in bench/) so variants never import bench/.
+
+    The axes (their values, flags and columns) are declared in bench/axes.py; an axis a plugin
+    adds there is in `extra` and reads like a field: `case.<name>`.
+    """
 
     variant: str
     device: str = "cpu"
@@ -34,6 +34,24 @@ class Case:
     pass_name: str = "forward"  # CSV column `pass` (a Python keyword)
     runtime: str = "eager"  # one of RUNTIMES (CSV column `runtime`; files before schema 6 had `compiled`)
     dilation: int = 1  # DiNAT-style: neighbours d pixels apart (CSV column `dilation`, after the others)
+    extra: tuple[tuple[str, object], ...] = ()  # (field, value) of the axes plugins added, sorted
+
+    def __post_init__(self) -> None:  # from JSON the pairs arrive as lists
+        object.__setattr__(self, "extra", tuple(sorted((str(name), value) for name, value in self.extra)))
+
+    def __getattr__(self, name: str) -> object:
+        if name != "extra" and not name.startswith("__"):
+            for field, value in self.extra:
+                if field == name:
+                    return value
+        raise AttributeError(f"Case has no axis {name!r}")
+
+    @classmethod
+    def of(cls, **values: object) -> "Case":
+        """Return the case of these fields: Case's own, and any other (a plugin's axis) into `extra`."""
+        own = {f.name for f in fields(cls)}
+        extra = [(name, value) for name, value in values.items() if name not in own]
+        return cls(**{name: value for name, value in values.items() if name in own}, extra=tuple(extra))
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -62,12 +80,8 @@ class Case:
     def needs_grad(self) -> bool:
         return self.pass_name == "forward_backward"
 
-    def key(self) -> dict[str, object]:
-        """Return the case as CSV columns (`pass_name` renamed to `pass`)."""
-        fields = asdict(self)
-        fields["pass"] = fields.pop("pass_name")
-        return fields
-
     def replace(self, **changes: object) -> "Case":
-        """Return a copy with some fields changed."""
-        return Case(**{**asdict(self), **changes})
+        """Return a copy with some fields (or a plugin's axes) changed."""
+        values = {**asdict(self), **dict(self.extra)}
+        values.pop("extra")
+        return type(self).of(**{**values, **changes})

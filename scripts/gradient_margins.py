@@ -86,7 +86,7 @@ def main() -> int:
     print("|:--|:--|--:|--:|--:|--:|--:|")
     for variant, is_bug in variants:
         for dtype in args.dtypes.split(","):
-            case = Case(variant.name, dtype=dtype, batch=1, heads=2, height=args.size, width=args.size, head_dim=32,
+            case = Case(variant=variant.name, dtype=dtype, batch=1, heads=2, height=args.size, width=args.size, head_dim=32,
                         kernel_size=args.kernel, pass_name="forward_backward")
             if variant.supports(case):
                 continue

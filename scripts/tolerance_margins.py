@@ -36,7 +36,7 @@ def ratios(variant: av.Variant, dtype: str, seeds: int) -> list[tuple[float, flo
     """Return (max / plain max error, mean / plain mean error, score) per supported shape and seed."""
     found = []
     for batch, heads, height, width, head_dim, kernel in SHAPES:
-        case = Case(variant.name, dtype=dtype, batch=batch, heads=heads, height=height, width=width,
+        case = Case(variant=variant.name, dtype=dtype, batch=batch, heads=heads, height=height, width=width,
                     head_dim=head_dim, kernel_size=kernel)
         if variant.supports(case) is not None:
             continue

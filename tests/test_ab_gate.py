@@ -190,7 +190,7 @@ def test_instruction_counts_repeat_and_see_more_work():
 
     if instructions.unavailable():
         pytest.skip(instructions.unavailable())
-    small, larger = (Case("im2col", batch=1, height=size, width=size, heads=1, head_dim=8, kernel_size=3) for size in (8, 16))
+    small, larger = (Case(variant="im2col", batch=1, height=size, width=size, heads=1, head_dim=8, kernel_size=3) for size in (8, 16))
     counts = instructions.count_all({"base": ROOT, "current": ROOT}, [small, larger])
     per_call = {(c.side, c.case.height): c.per_call for c in counts}
     assert all(c.problem == "" and c.per_call > 0 for c in counts)

@@ -116,8 +116,17 @@ def test_module_is_small_and_says_its_job(name, path):
     assert long == [], f"{name}: functions over {MAX_FUNCTION_LINES} lines: {long}"
 
 
-def test_the_results_schema_knows_every_runtime_a_case_can_have():
-    from attention_variants.case import RUNTIMES
-    from bench.results.schema import RUNTIMES as IN_RESULTS
+def test_each_axis_is_declared_once_in_the_axes_table():
+    from dataclasses import fields
 
-    assert IN_RESULTS == RUNTIMES
+    from attention_variants.case import Case
+    from bench.axes import AXES
+    from bench.results.schema import columns
+
+    case_fields = [f.name for f in fields(Case) if f.name != "extra"]
+    declared = [field for axis in AXES.values() for field in axis.fields]
+    assert sorted(declared) == sorted(case_fields)  # every field of a case is one axis's, once
+    assert {column for axis in AXES.values() for column in axis.columns} <= set(columns())
+    spelled = [path for path in (REPO / "bench").rglob("*.py") for line in path.read_text().splitlines()
+               if line.startswith(("RUNTIMES =", "PASSES =", "DEVICES =", "CASE_KEY ="))]
+    assert [path.name for path in spelled] == ["axes.py"] * 3

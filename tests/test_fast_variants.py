@@ -101,7 +101,7 @@ def test_tiled_kernel_without_a_working_compiler_says_so(monkeypatch, tmp_path):
         local_tiled.compile_library(3)
     assert [p.name for p in tmp_path.iterdir()] == [".build.lock"]  # no half-written library left in the cache
     monkeypatch.setattr(local_tiled, "compiler", lambda: None)
-    assert local_tiled.supports(Case("local-tiled")) == "no C compiler (set $CC, or install cc/gcc)"
+    assert local_tiled.supports(Case(variant="local-tiled")) == "no C compiler (set $CC, or install cc/gcc)"
 
 
 @needs_cc
@@ -116,7 +116,7 @@ def test_tiled_kernel_reuses_its_scratch_across_shapes_and_survives_huge_logits(
 
 
 def test_chunk_sizes_follow_the_cache_budget():
-    small, large = Case("local-fused", height=14, width=14), Case("local-fused", height=112, width=112)
+    small, large = Case(variant="local-fused", height=14, width=14), Case(variant="local-fused", height=112, width=112)
     assert local_fused.chunk_rows(small) > local_fused.chunk_rows(large) >= 1
 
 
@@ -131,7 +131,7 @@ def _measure(case, monkeypatch):
 
 
 def test_eager_row_has_roofline_columns_and_no_compile_time(monkeypatch):
-    row = _measure(Case("local-halo", batch=1, height=9, width=11, heads=2, head_dim=8, kernel_size=3), monkeypatch)
+    row = _measure(Case(variant="local-halo", batch=1, height=9, width=11, heads=2, head_dim=8, kernel_size=3), monkeypatch)
     assert row["status"] == "ok", row["reason"]
     assert row["compile_ms"] is None
     assert row["peak_gflop_per_s"] > 0 and row["peak_gb_per_s"] > 0
@@ -147,7 +147,7 @@ def test_compile_failure_is_an_error_row_with_the_reason(monkeypatch):
         return compiled
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    case = Case("local-halo", batch=1, height=5, width=5, heads=1, head_dim=2, kernel_size=3, runtime="inductor")
+    case = Case(variant="local-halo", batch=1, height=5, width=5, heads=1, head_dim=2, kernel_size=3, runtime="inductor")
     row = _measure(case, monkeypatch)
     assert row["status"] == "error"
     assert row["reason"] == "torch.compile failed: RuntimeError: InductorError: no C++ compiler found"
@@ -158,7 +158,8 @@ def test_compile_failure_is_an_error_row_with_the_reason(monkeypatch):
 @pytest.mark.slow
 def test_compiled_row_records_compile_time(monkeypatch):
     torch._dynamo.reset()
-    row = _measure(Case("local-halo", batch=1, height=7, width=9, heads=1, head_dim=4, kernel_size=3, runtime="inductor"), monkeypatch)
+    case = Case(variant="local-halo", batch=1, height=7, width=9, heads=1, head_dim=4, kernel_size=3, runtime="inductor")
+    row = _measure(case, monkeypatch)
     assert row["status"] == "ok", row["reason"]
     assert row["compile_ms"] > 0
     assert row["max_abs_err"] < 1e-4
@@ -166,7 +167,7 @@ def test_compiled_row_records_compile_time(monkeypatch):
 
 @pytest.mark.parametrize("intensity_flop_per_byte,bound", [(1.0, "memory"), (1000.0, "compute")])
 def test_roofline_bound_follows_the_ridge_point(intensity_flop_per_byte, bound):
-    case = Case("im2col", batch=1, height=4, width=4, heads=1, head_dim=4, kernel_size=3)
+    case = Case(variant="im2col", batch=1, height=4, width=4, heads=1, head_dim=4, kernel_size=3)
     moved = roofline.bytes_moved(case)
     gflop = intensity_flop_per_byte * moved / 1e9
     peaks = roofline.Peaks(gflop_per_s=100.0, gb_per_s=10.0)  # ridge point at 10 FLOP/byte
@@ -177,7 +178,7 @@ def test_roofline_bound_follows_the_ridge_point(intensity_flop_per_byte, bound):
 
 
 def test_backward_moves_three_times_the_bytes():
-    case = Case("im2col", batch=2, height=5, width=6, heads=3, head_dim=4, kernel_size=3, dtype="bfloat16")
+    case = Case(variant="im2col", batch=2, height=5, width=6, heads=3, head_dim=4, kernel_size=3, dtype="bfloat16")
     assert roofline.bytes_moved(case) == 4 * 2 * 3 * 5 * 6 * 4 * 2
     assert roofline.bytes_moved(case.replace(pass_name="forward_backward")) == 3 * roofline.bytes_moved(case)
 
@@ -194,7 +195,7 @@ def test_each_compiled_case_gets_its_own_static_graph(monkeypatch):
     real_compile = torch.compile
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: real_compile(fn, backend=recording_backend, **kwargs))
     for size in (5, 6, 7):
-        case = Case("local-views", batch=1, height=size, width=size, heads=1, head_dim=4, kernel_size=3, runtime="inductor")
+        case = Case(variant="local-views", batch=1, height=size, width=size, heads=1, head_dim=4, kernel_size=3, runtime="inductor")
         row = _measure(case, monkeypatch)
         assert row["status"] == "ok", row["reason"]
     assert seen == [False, False, False]  # one static graph per case
@@ -217,7 +218,7 @@ def test_compiled_backward_with_wrong_gradients_is_a_mismatch(monkeypatch):
         return lambda *inputs: fn(*(DoubledGradient.apply(t) for t in inputs))
 
     monkeypatch.setattr(torch, "compile", miscompile)
-    case = Case("local-halo", batch=1, height=6, width=7, heads=1, head_dim=4, kernel_size=3, runtime="inductor",
+    case = Case(variant="local-halo", batch=1, height=6, width=7, heads=1, head_dim=4, kernel_size=3, runtime="inductor",
                 pass_name="forward_backward")
     row = _measure(case, monkeypatch)
     assert row["status"] == "mismatch"

@@ -72,7 +72,7 @@ def planted(bug: str | None, wrong_input: str = "k") -> av.Variant:
 
 def _measure(monkeypatch, variant: av.Variant, **shape: object) -> dict[str, object]:
     monkeypatch.setitem(registry._REGISTRY, variant.name, variant)  # measure_case finds variants by name
-    case = Case(variant.name, **{"batch": 1, "heads": 2, "height": 11, "width": 9, "head_dim": 16, "kernel_size": 5,
+    case = Case(variant=variant.name, **{"batch": 1, "heads": 2, "height": 11, "width": 9, "head_dim": 16, "kernel_size": 5,
                                  "pass_name": "forward_backward", **shape})
     return measure_case(case, SETTINGS).to_columns()
 
@@ -122,7 +122,7 @@ def test_inputs_built_outside_autograd_are_an_error_that_says_so(monkeypatch):
 
 
 def _runnable(name: str, height: int, width: int, kernel: int, dtype: str, dilation: int = 1) -> Case:
-    case = Case(name, dtype=dtype, batch=2, heads=2, height=height, width=width, head_dim=8, kernel_size=kernel,
+    case = Case(variant=name, dtype=dtype, batch=2, heads=2, height=height, width=width, head_dim=8, kernel_size=kernel,
                 dilation=dilation, pass_name="forward_backward")
     if av.get(name).supports(case) and dilation == 1:
         case = case.replace(height=3 * kernel, width=2 * kernel)  # e.g. a window must tile the image

@@ -37,7 +37,7 @@ def test_results_files_follow_the_umask(tmp_path):
 
 
 def test_list_says_a_variant_runs_here_and_names_its_limit_at_the_default_size():
-    small, default = Case("", height=14, width=14, kernel_size=3), Case("")
+    small, default = Case(variant="", height=14, width=14, kernel_size=3), Case(variant="")
     flex = runs_here(av.get("flex-local-masked"), small, default)
     assert flex.startswith(f"yes; not at {default.height}x{default.width} forward: eager FlexAttention is dense")
     assert runs_here(av.get("im2col"), small, default) == "yes"

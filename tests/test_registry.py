@@ -24,6 +24,6 @@ def test_unknown_family_is_an_error():
 
 
 def test_window_skips_when_window_does_not_tile():
-    case = av.Case("window", height=15, width=14, kernel_size=7)
+    case = av.Case(variant="window", height=15, width=14, kernel_size=7)
     assert "does not divide" in av.get("window").supports(case)
     assert av.get("im2col").supports(case.replace(variant="im2col")) is None

@@ -18,6 +18,7 @@ import pytest
 
 from attention_variants.case import Case
 from bench import results
+from bench.axes import case_columns
 from bench.execution.sweep import case_key_text, pending, plan_rounds
 from bench.measure.failures import classify
 from bench.results import store
@@ -246,7 +247,8 @@ def test_bad_input_from_a_real_process_has_no_traceback(tmp_path: Path) -> None:
 
 def row(variant: str, **changes: object) -> dict[str, object]:
     """Return a minimal results row of a 14x14 case."""
-    return {"run_id": "r", "timestamp": "t", **Case(variant, height=14, width=14).key(), "family": "f", "status": "ok", **changes}
+    case = Case(variant=variant, height=14, width=14)
+    return {"run_id": "r", "timestamp": "t", **case_columns(case), "family": "f", "status": "ok", **changes}
 
 
 def test_torn_last_line_is_ignored_by_load_and_cut_by_append(tmp_path: Path) -> None:
@@ -287,14 +289,14 @@ def test_allocation_failures_are_oom_and_reasons_one_line() -> None:
 
 
 def test_pending_skips_recorded_cases_only() -> None:
-    plan = plan_rounds([Case("im2col"), Case("window"), Case("im2col", batch=2)], repeats=1, seed=0)
-    assert pending(plan, [case_key_text(Case("window"))]) == [(1, Case("im2col")), (1, Case("im2col", batch=2))]
+    plan = plan_rounds([Case(variant="im2col"), Case(variant="window"), Case(variant="im2col", batch=2)], repeats=1, seed=0)
+    assert pending(plan, [case_key_text(Case(variant="window"))]) == [(1, Case(variant="im2col")), (1, Case(variant="im2col", batch=2))]
     frame_keys = [("1", "im2col", "cpu", "float32", "1", "28", "28", "2", "32", "7", "1", "forward", "eager")]
-    assert pending(plan, frame_keys) == [(1, Case("window")), (1, Case("im2col", batch=2))]
+    assert pending(plan, frame_keys) == [(1, Case(variant="window")), (1, Case(variant="im2col", batch=2))]
 
 
 def test_rounds_shuffle_each_round_from_the_seed_and_resume_by_round() -> None:
-    cases = [Case("im2col", batch=b) for b in range(1, 9)]
+    cases = [Case(variant="im2col", batch=b) for b in range(1, 9)]
     plan = plan_rounds(cases, repeats=3, seed=5)
     assert [r for r, _ in plan] == [1] * 8 + [2] * 8 + [3] * 8
     orders = [[c.batch for r, c in plan if r == n] for n in (1, 2, 3)]
@@ -312,7 +314,7 @@ def test_primed_workers_start_together_and_a_crash_while_priming_costs_no_row() 
     from bench.measure.settings import Settings
 
     settings = asdict(Settings(threads=1, min_run_s=0.01, max_run_s=0.03))
-    case = {name: asdict(Case(name, height=9, width=9, heads=1, head_dim=8, kernel_size=3))
+    case = {name: asdict(Case(variant=name, height=9, width=9, heads=1, head_dim=8, kernel_size=3))
             for name in ("im2col", "window", "fault-aborts")}
     isolation = Isolation(plugins=("tests.plugins.faults",), threads=1, case_timeout_s=60)
     with WorkerPool(isolation) as healthy, WorkerPool(isolation) as crashing:

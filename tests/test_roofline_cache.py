@@ -8,7 +8,7 @@ from attention_variants import local_tiled
 from attention_variants.case import Case
 from bench.measure import roofline
 
-CASES = [Case("im2col"), Case("im2col", dtype="bfloat16")]
+CASES = [Case(variant="im2col"), Case(variant="im2col", dtype="bfloat16")]
 
 
 @pytest.fixture

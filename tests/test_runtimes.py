@@ -25,7 +25,7 @@ TINY = ["--variants", "im2col", "--resolutions", "7", "--kernel-sizes", "3", "--
 
 
 def _measure(variant: str, runtime: str, **changes) -> dict:
-    return measure_case(Case(variant, runtime=runtime, **{**SMALL, **changes}), SETTINGS).to_columns()
+    return measure_case(Case(variant=variant, runtime=runtime, **{**SMALL, **changes}), SETTINGS).to_columns()
 
 
 @pytest.mark.parametrize("changes,reason", [
@@ -35,8 +35,8 @@ def _measure(variant: str, runtime: str, **changes) -> dict:
     (dict(runtime="onnxruntime", dtype="bfloat16"), "numpy has no bfloat16"),
 ])
 def test_what_a_runtime_cannot_run_is_refused_with_the_reason(changes, reason):
-    assert reason in runtime_refusal(Case("im2col", **changes))
-    assert runtime_refusal(Case("im2col", **{**changes, "runtime": "eager"})) is None
+    assert reason in runtime_refusal(Case(variant="im2col", **changes))
+    assert runtime_refusal(Case(variant="im2col", **{**changes, "runtime": "eager"})) is None
 
 
 def test_a_skipped_runtime_is_a_row_with_the_reason():
@@ -189,7 +189,7 @@ class CaseBeforeRuntimes:
 
     @property
     def torch_dtype(self):
-        return Case(self.variant, dtype=self.dtype).torch_dtype
+        return Case(variant=self.variant, dtype=self.dtype).torch_dtype
 
     @property
     def radius(self) -> int:
@@ -209,12 +209,12 @@ class CaseBeforeRuntimes:
 
 def test_an_older_case_class_is_measured_under_the_runtimes_it_can_express():
     """The A/B gate's base worker imports the base revision's attention_variants: its Case may say `compiled`."""
-    old = as_case(CaseBeforeRuntimes, asdict(Case("im2col", runtime="inductor", **SMALL)))
+    old = as_case(CaseBeforeRuntimes, asdict(Case(variant="im2col", runtime="inductor", **SMALL)))
     assert old.compiled and old.runtime == "inductor" and old.traced
     eager = old.replace(runtime="eager")
     assert not eager.compiled and eager.runtime == "eager" and not eager.traced and eager.height == SMALL["height"]
     assert old.dilation == 1 and "dilation" not in asdict(old)
     assert measure_case(eager, SETTINGS).status == "ok" and prime_case(old, SETTINGS).status == "ok"
     with pytest.raises(ValueError, match="predates the runtime axis: it cannot run runtime export"):
-        as_case(CaseBeforeRuntimes, asdict(Case("im2col", runtime="export")))
-    assert as_case(Case, asdict(Case("im2col", runtime="export"))) == Case("im2col", runtime="export")
+        as_case(CaseBeforeRuntimes, asdict(Case(variant="im2col", runtime="export")))
+    assert as_case(Case, asdict(Case(variant="im2col", runtime="export"))) == Case(variant="im2col", runtime="export")

@@ -9,7 +9,8 @@ import pytest
 
 from bench.execution.protocol import ProtocolError, decode_message
 from bench.results import load, load_samples
-from bench.results.samples import ROW_KEY, samples_path
+from bench.results.samples import samples_path
+from bench.results.selection import row_key
 from conftest import run_main
 
 FAST = ["--variants", "im2col,slide", "--resolutions", "9,11", "--kernel-sizes", "3", "--min-run-s", "0.01",
@@ -18,8 +19,8 @@ FAST = ["--variants", "im2col,slide", "--resolutions", "9,11", "--kernel-sizes",
 
 def _blocks_per_row(csv_path) -> pd.DataFrame:
     rows, samples = load(csv_path), load_samples(csv_path)
-    counts = samples.groupby(list(ROW_KEY), dropna=False)["block_ms"].agg(["size", "median"]).reset_index()
-    return rows.merge(counts.astype({c: rows[c].dtype for c in ROW_KEY}), on=list(ROW_KEY), how="left")
+    counts = samples.groupby(list(row_key()), dropna=False)["block_ms"].agg(["size", "median"]).reset_index()
+    return rows.merge(counts.astype({c: rows[c].dtype for c in row_key()}), on=list(row_key()), how="left")
 
 
 def test_every_timed_block_is_kept_and_the_row_is_its_statistic(tmp_path):

@@ -65,7 +65,7 @@ def planted(bug: str | None) -> av.Variant:
 
 def _case(name: str, shape: tuple[int, ...], dtype: str) -> Case:
     batch, heads, height, width, head_dim, kernel = shape
-    return Case(name, dtype=dtype, batch=batch, heads=heads, height=height, width=width, head_dim=head_dim,
+    return Case(variant=name, dtype=dtype, batch=batch, heads=heads, height=height, width=width, head_dim=head_dim,
                 kernel_size=kernel)
 
 
@@ -115,7 +115,7 @@ def test_measure_case_records_the_verdict_and_the_tolerance(monkeypatch):
 
 
 def _runnable(name: str, height: int, width: int, kernel: int, dtype: str) -> Case:
-    case = Case(name, dtype=dtype, batch=2, heads=2, height=height, width=width, head_dim=16, kernel_size=kernel)
+    case = Case(variant=name, dtype=dtype, batch=2, heads=2, height=height, width=width, head_dim=16, kernel_size=kernel)
     if av.get(name).supports(case):
         case = case.replace(height=3 * kernel, width=2 * kernel)  # e.g. a window must tile the image
     reason = av.get(name).supports(case)

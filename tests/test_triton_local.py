@@ -66,7 +66,7 @@ def _registry_case_error():
     import attention_variants as av
     from attention_variants.reference import oracle
 
-    case = av.Case("triton-local", device="cpu", batch=2, height=9, width=10, heads=2, head_dim=16, kernel_size=5)
+    case = av.Case(variant="triton-local", device="cpu", batch=2, height=9, width=10, heads=2, head_dim=16, kernel_size=5)
     assert av.get("triton-local").supports(case) is None
     generator = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(2, 2, 9, 10, 16, generator=generator) for _ in range(3))
@@ -85,7 +85,7 @@ def _harness_rows():
                         peaks={f"cpu/{dtype}": [1.0, 1.0] for dtype in ("float32", "bfloat16")})
     rows = []
     for dtype in ("float32", "bfloat16"):
-        case = Case("triton-local", dtype=dtype, batch=1, heads=2, height=9, width=10, head_dim=16, kernel_size=5,
+        case = Case(variant="triton-local", dtype=dtype, batch=1, heads=2, height=9, width=10, head_dim=16, kernel_size=5,
                     pass_name="forward_backward")
         columns = measure_case(case, settings).to_columns()
         rows.append({name: columns.get(name) for name in ("status", "reason", "grad_max_abs_err", "grad_tolerance")})
@@ -143,7 +143,7 @@ def test_cpu_without_interpreter_gives_the_reason(monkeypatch):
     from attention_variants import Case, triton_local
 
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    case = Case("triton-local", device="cpu")
+    case = Case(variant="triton-local", device="cpu")
     expected = "triton-local runs on CUDA (on the CPU only under TRITON_INTERPRET=1, for tests)"
     assert triton_local.supports(case) == (expected if triton_local.HAS_TRITON else "triton is not installed")
     monkeypatch.setattr(triton_local, "HAS_TRITON", False)
@@ -155,7 +155,7 @@ def test_interpreter_case_limits(monkeypatch):
     from attention_variants import Case, triton_local
 
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    case = Case("triton-local", device="cpu", head_dim=64, kernel_size=13)
+    case = Case(variant="triton-local", device="cpu", head_dim=64, kernel_size=13)
     assert triton_local.supports(case) is None
     assert "head_dim up to 128" in triton_local.supports(case.replace(head_dim=256))
     assert "not float64" in triton_local.supports(case.replace(dtype="float64"))
@@ -165,7 +165,7 @@ def test_interpreter_case_limits(monkeypatch):
 
 def test_variant_module_imports_without_triton():
     code = ("import sys; sys.modules['triton'] = None; import attention_variants as av; "
-            "print(av.get('triton-local').supports(av.Case('triton-local', device='cuda')))")
+            "print(av.get('triton-local').supports(av.Case(variant='triton-local', device='cuda')))")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "triton is not installed"
 

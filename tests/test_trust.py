@@ -133,8 +133,8 @@ def test_the_plain_timing_shares_no_code_with_the_harness():
 
 @pytest.mark.slow
 def test_fidelity_measures_every_case_under_every_condition():
-    cases = [Case("im2col", batch=1, height=9, width=9, heads=1, head_dim=4, kernel_size=3),
-             Case("window", batch=1, height=9, width=9, heads=1, head_dim=4, kernel_size=3)]
+    cases = [Case(variant="im2col", batch=1, height=9, width=9, heads=1, head_dim=4, kernel_size=3),
+             Case(variant="window", batch=1, height=9, width=9, heads=1, head_dim=4, kernel_size=3)]
     settings = Settings(threads=1, warmup_s=0.0, min_run_s=0.01, max_run_s=0.05, peaks={"cpu/float32": [1.0, 1.0]})
     rows = pd.DataFrame(run_fidelity(cases, settings, Isolation(cases_per_worker=100, threads=1)))
     assert sorted(rows["condition"].value_counts().to_dict().items()) == [(c, 2) for c in sorted(CONDITIONS)]

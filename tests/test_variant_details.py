@@ -95,7 +95,7 @@ def test_tiled_thread_count_is_explicit_and_changes_nothing():
 
 @needs_cc
 def test_tiled_build_fixes_the_thread_count_and_records_it(monkeypatch):
-    case = Case("local-tiled", batch=1, height=6, width=7, heads=2, head_dim=8, kernel_size=3)
+    case = Case(variant="local-tiled", batch=1, height=6, width=7, heads=2, head_dim=8, kernel_size=3)
     q, k, v = _qkv((1, 2, 6, 7, 8), torch.float32)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
     prepared = av.get("local-tiled").build(case, q, k, v)
@@ -115,7 +115,7 @@ def test_tiled_build_fixes_the_thread_count_and_records_it(monkeypatch):
 def test_fused_half_precision_error_is_close_to_im2col(shape, kernel, dtype):
     """The online softmax keeps its running max, sum and accumulator in float32 (in half precision it had 5-10x im2col's error)."""
     batch, heads, height, width, dim = shape
-    case = Case("local-fused", dtype=dtype, batch=batch, height=height, width=width, heads=heads, head_dim=dim, kernel_size=kernel)
+    case = Case(variant="local-fused", dtype=dtype, batch=batch, height=height, width=width, heads=heads, head_dim=dim, kernel_size=kernel)
     q, k, v = _qkv(shape, case.torch_dtype)
     expected = local_zero_pad(q.double(), k.double(), v.double(), kernel)
     errors = {}
@@ -136,7 +136,7 @@ needs_natten = pytest.mark.skipif(not av.natten.HAS_NATTEN, reason="natten is no
 @pytest.mark.parametrize("kernel", [1, 3])
 @pytest.mark.parametrize("head_dim", [1, 2, 3, 8, 12, 32, 48, 64, 100, 128, 256])
 def test_natten_supports_says_no_exactly_when_natten_raises(head_dim, kernel, height, width):
-    case = Case("natten", batch=1, height=height, width=width, heads=1, head_dim=head_dim, kernel_size=kernel)
+    case = Case(variant="natten", batch=1, height=height, width=width, heads=1, head_dim=head_dim, kernel_size=kernel)
     reason = av.get("natten").supports(case)
     try:
         _run("natten", case, *_qkv((1, 1, height, width, head_dim), torch.float32))
@@ -149,12 +149,12 @@ def test_natten_supports_says_no_exactly_when_natten_raises(head_dim, kernel, he
 @needs_natten
 def test_natten_reasons_quote_natten():
     supports = av.get("natten").supports
-    assert "all >= 2" in supports(Case("natten", height=5, width=6, head_dim=8, kernel_size=1))
-    assert "cannot be larger than input size" in supports(Case("natten", height=5, width=6, head_dim=8, kernel_size=7))
-    no_backend = supports(Case("natten", height=5, width=6, head_dim=12, kernel_size=3))
+    assert "all >= 2" in supports(Case(variant="natten", height=5, width=6, head_dim=8, kernel_size=1))
+    assert "cannot be larger than input size" in supports(Case(variant="natten", height=5, width=6, head_dim=8, kernel_size=7))
+    no_backend = supports(Case(variant="natten", height=5, width=6, head_dim=12, kernel_size=3))
     assert no_backend.startswith("natten has no backend for head_dim 12, float32 on cpu: flex-fna: ")
     assert "8 <= head_dim <= 512 and only powers of two" in no_backend
-    assert "FP32, FP16, and BF16" in supports(Case("natten", dtype="float64", head_dim=8, kernel_size=3))
+    assert "FP32, FP16, and BF16" in supports(Case(variant="natten", dtype="float64", head_dim=8, kernel_size=3))
 
 
 # --- window-shifted: the oracle is official Swin's SW-MSA --------------------------------------
@@ -192,7 +192,7 @@ def test_shifted_window_oracle_is_swin_by_scalar_loops(scale):
 @pytest.mark.parametrize("height,width,w", [(14, 14, 7), (6, 9, 3), (10, 15, 5)])
 def test_shifted_window_variant_matches_oracle_at_large_logits(height, width, w, dtype, tolerance):
     """At 10x inputs the -100 mask no longer zeroes glued keys: -inf in the oracle was off by ~43."""
-    case = Case("window-shifted", dtype=dtype, batch=2, height=height, width=width, heads=2, head_dim=8, kernel_size=w)
+    case = Case(variant="window-shifted", dtype=dtype, batch=2, height=height, width=width, heads=2, head_dim=8, kernel_size=w)
     q, k, v = _qkv((2, 2, height, width, 8), case.torch_dtype, scale=10.0)
     out = _run("window-shifted", case, q, k, v)
     torch.testing.assert_close(out.double(), reference.oracle("window-shifted", q, k, v, w), atol=tolerance, rtol=tolerance)
@@ -201,7 +201,7 @@ def test_shifted_window_variant_matches_oracle_at_large_logits(height, width, w,
 @pytest.mark.parametrize("height,width", [(7, 7), (7, 14)])
 def test_no_shift_when_the_image_is_not_larger_than_the_window(height, width):
     """Official Swin and timm: min(H, W) <= window -> shift 0 (and window min(H, W)), i.e. plain W-MSA."""
-    case = Case("window-shifted", batch=1, height=height, width=width, heads=2, head_dim=8, kernel_size=7)
+    case = Case(variant="window-shifted", batch=1, height=height, width=width, heads=2, head_dim=8, kernel_size=7)
     q, k, v = _qkv((1, 2, height, width, 8), torch.float64, scale=10.0)
     plain = reference.window(q, k, v, 7)
     torch.testing.assert_close(reference.window_shifted(q, k, v, 7), plain)

@@ -14,7 +14,7 @@ TOLERANCE = {torch.float32: dict(atol=2e-5, rtol=2e-5), torch.bfloat16: dict(ato
 
 
 def _runnable_case(name: str, height: int, width: int, kernel: int, device: str, dtype: str) -> Case:
-    case = Case(name, device=device, dtype=dtype, batch=2, height=height, width=width, heads=3, head_dim=8, kernel_size=kernel)
+    case = Case(variant=name, device=device, dtype=dtype, batch=2, height=height, width=width, heads=3, head_dim=8, kernel_size=kernel)
     if av.get(name).supports(case):
         # e.g. a window must tile the image: same kernel, smallest odd-by-even multiple
         case = case.replace(height=3 * kernel, width=2 * kernel)
@@ -52,7 +52,7 @@ DILATED_SHAPES = [(13, 11, 3, 2), (15, 14, 5, 2), (14, 13, 3, 3)]  # (height, wi
 @pytest.mark.parametrize("name", av.names())
 def test_dilated_variant_matches_dilated_oracle_or_says_why_not(name, height, width, kernel, dilation):
     variant = av.get(name)
-    case = Case(name, batch=2, height=height, width=width, heads=3, head_dim=8, kernel_size=kernel, dilation=dilation)
+    case = Case(variant=name, batch=2, height=height, width=width, heads=3, head_dim=8, kernel_size=kernel, dilation=dilation)
     reason = variant.supports(case)
     if reason:
         assert variant.dilates or "dilation" in reason, reason  # a variant without dilation must say so
@@ -68,7 +68,7 @@ def test_dilated_variant_matches_dilated_oracle_or_says_why_not(name, height, wi
 
 @pytest.mark.parametrize("kernel", [3, 5, 7])
 def test_slide_equals_im2col(kernel):
-    case = Case("slide", batch=2, height=13, width=10, heads=2, head_dim=4, kernel_size=kernel)
+    case = Case(variant="slide", batch=2, height=13, width=10, heads=2, head_dim=4, kernel_size=kernel)
     q, k, v = _inputs(case)
     outs = []
     for name in ("im2col", "slide"):

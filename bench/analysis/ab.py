@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.analysis.gate import GateError, exit_status, markdown_table, markdown_text, ordered_verdicts, summary_line
-from bench.results.selection import CASE_KEY, case_label
+from bench.results.selection import case_key, case_label
 
 CONFIDENCE = 0.95
 DEFAULT_TOLERANCE = 0.10
@@ -60,7 +60,7 @@ def least_rounds(confidence: float = CONFIDENCE) -> int:
 def paired_ratios(rows: pd.DataFrame) -> pd.DataFrame:
     """Return, per case key and round, the ok median of each side (columns base, current) and their ratio."""
     ok = rows[rows["status"] == "ok"]
-    wide = ok.pivot_table(index=[*CASE_KEY, "round"], columns="side", values="median_ms", aggfunc="median")
+    wide = ok.pivot_table(index=[*case_key(), "round"], columns="side", values="median_ms", aggfunc="median")
     wide = wide.reindex(columns=["base", "current"]).dropna()
     return wide.assign(ratio=wide["current"] / wide["base"])
 
@@ -70,16 +70,16 @@ def compare_ab(rows: pd.DataFrame, settings: ABSettings = ABSettings()) -> pd.Da
     if not settings.tolerance >= 0 or not 0 < settings.confidence < 1:
         raise GateError(f"bad tolerance {settings.tolerance} or confidence {settings.confidence}")
     pairs = paired_ratios(rows).reset_index()
-    ratios_of = {key: list(group["ratio"]) for key, group in pairs.groupby(list(CASE_KEY), sort=False, dropna=False)}
+    ratios_of = {key: list(group["ratio"]) for key, group in pairs.groupby(list(case_key()), sort=False, dropna=False)}
     out = []
-    for key, case_rows in rows.groupby(list(CASE_KEY), sort=False, dropna=False):
-        record = dict(zip(CASE_KEY, key))
+    for key, case_rows in rows.groupby(list(case_key()), sort=False, dropna=False):
+        record = dict(zip(case_key(), key))
         sides = {side: case_rows[case_rows["side"] == side] for side in ("base", "current")}
         medians = {side: frame.loc[frame["status"] == "ok", "median_ms"].median() for side, frame in sides.items()}
         record.update({"base_ms": medians["base"], "current_ms": medians["current"]})
         record.update(_decide(sides, medians, ratios_of.get(key, []), settings))
         out.append(record)
-    columns = [*CASE_KEY, "base_ms", "current_ms", "change", "low", "high", "pairs", "verdict", "note"]
+    columns = [*case_key(), "base_ms", "current_ms", "change", "low", "high", "pairs", "verdict", "note"]
     return pd.DataFrame(out).reindex(columns=columns)
 
 

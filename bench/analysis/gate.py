@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.results.machines import machines
-from bench.results.selection import CASE_KEY, REFERENCE_VARIANT, SHAPE_KEY, case_label, fastest_per_case
+from bench.results.selection import REFERENCE_VARIANT, case_key, case_label, fastest_per_case, shape_key
 
 VERDICTS = ("regression", "improvement", "unchanged", "new", "missing", "not-comparable")
 
@@ -99,7 +99,7 @@ def _compare_case(base: _Side, cur: _Side, settings: GateSettings, is_reference:
 
 
 def _lookup(frame: pd.DataFrame) -> dict[tuple, pd.Series]:
-    return {tuple(row[c] for c in CASE_KEY): row for _, row in frame.iterrows()}
+    return {tuple(row[c] for c in case_key()): row for _, row in frame.iterrows()}
 
 
 def _reference_row(rows: dict[tuple, pd.Series], key: tuple, reference: str | None) -> pd.Series | None:
@@ -125,13 +125,13 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, settings: GateSetting
         raise GateError("the baseline and the current results have no case in common (compare the same preset)")
     out = []
     for key in list(base_rows) + [k for k in cur_rows if k not in base_rows]:
-        record: dict[str, object] = dict(zip(CASE_KEY, key))
+        record: dict[str, object] = dict(zip(case_key(), key))
         base, cur = base_rows.get(key), cur_rows.get(key)
         record["baseline_ms"] = base["median_ms"] if base is not None else math.nan
         record["current_ms"] = cur["median_ms"] if cur is not None else math.nan
         record.update(_decide(key, base, cur, base_rows, cur_rows, settings))
         out.append(record)
-    columns = [*CASE_KEY, "baseline_ms", "current_ms", "change", "noise", "threshold", "verdict", "note"]
+    columns = [*case_key(), "baseline_ms", "current_ms", "change", "noise", "threshold", "verdict", "note"]
     return pd.DataFrame(out).reindex(columns=columns)
 
 
@@ -206,7 +206,7 @@ RIGHT_ALIGNED = frozenset(h for h in HEADERS if h.endswith(("ms", "change", "thr
 def ordered_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
     """Return the verdicts sorted for reading: regressions first, then by machine (when there is one) and case."""
     rank = {verdict: i for i, verdict in enumerate(VERDICTS)}
-    keys = ["_rank", *(["machine"] if "machine" in verdicts else []), *SHAPE_KEY, "variant"]
+    keys = ["_rank", *(["machine"] if "machine" in verdicts else []), *shape_key(), "variant"]
     return verdicts.assign(_rank=verdicts["verdict"].map(rank)).sort_values(keys, kind="stable")
 
 

@@ -18,7 +18,7 @@ from bench.analysis.labels import axis_text, variant_order
 from bench.analysis.runtimes import runtime_section
 from bench.analysis.summary import add_speedup, median_text, milliseconds, noise_line, times, with_speedup
 from bench.results.machines import machine_of, machine_title, machines, per_machine
-from bench.results.selection import CASE_KEY, NOISE_THRESHOLD, REFERENCE_VARIANT, latest_per_case
+from bench.results.selection import NOISE_THRESHOLD, REFERENCE_VARIANT, case_key, latest_per_case
 
 # What each semantics family does at the image border (the only place the local ones differ).
 BORDER_SEMANTICS = {
@@ -108,9 +108,9 @@ def compare_runs(first: pd.DataFrame, second: pd.DataFrame, reference: str = REF
     """
     def ok_latest(frame: pd.DataFrame) -> pd.DataFrame:
         measured = add_speedup(latest_per_case(frame), reference)
-        return measured[measured["status"] == "ok"][[*CASE_KEY, "median_ms", "speedup"]]
+        return measured[measured["status"] == "ok"][[*case_key(), "median_ms", "speedup"]]
 
-    merged = ok_latest(first).merge(ok_latest(second), on=list(CASE_KEY), suffixes=("_first", "_second"))
+    merged = ok_latest(first).merge(ok_latest(second), on=list(case_key()), suffixes=("_first", "_second"))
     merged["time_ratio"] = merged["median_ms_second"] / merged["median_ms_first"]
     return merged
 

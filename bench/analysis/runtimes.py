@@ -17,10 +17,8 @@ from bench.analysis.blocks import Block, Table
 from bench.analysis.labels import variant_order
 from bench.analysis.summary import median_text, milliseconds, times
 from bench.results.schema import RUNTIMES
-from bench.results.selection import MACHINE, SHAPE_KEY
+from bench.results.selection import MACHINE, shape_key
 
-# A case shape without its runtime: the rows one table (and one figure panel) compares.
-RUNTIME_SHAPE = tuple(column for column in SHAPE_KEY if column != "runtime")
 HEADING = "## Which formulation runs where, and how fast"
 INTRO = ("Median ms of one call per runtime (`~`: noisy); in brackets the speed-up over the same variant run eagerly "
          "(eager ms / this ms). `inductor` = torch.compile; `export` = torch.export plus an AOTInductor package; "
@@ -68,7 +66,7 @@ def shape_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     too when the frame holds several (their times never share a table)."""
     places = [column for column in ("source", MACHINE) if column in frame and frame[column].nunique(dropna=False) > 1]
     groups = []
-    for _, rows in frame.groupby([*places, *RUNTIME_SHAPE], sort=True, dropna=False):
+    for _, rows in frame.groupby([*places, *(column for column in shape_key() if column != "runtime")], sort=True, dropna=False):
         title = shape_title(rows.iloc[0], without=("runtime",))
         if places:  # the facet names machine and run; without it the host does
             where = rows["facet"].iloc[0] if "facet" in rows else rows[MACHINE].iloc[0]

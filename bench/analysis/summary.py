@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.results.selection import MACHINE, NOISE_THRESHOLD, REFERENCE_VARIANT, SHAPE_KEY, case_label, is_noisy, noisy_rows
+from bench.results.selection import MACHINE, NOISE_THRESHOLD, REFERENCE_VARIANT, case_label, is_noisy, noisy_rows, shape_key
 
 
 def add_speedup(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT) -> pd.DataFrame:
     """Return frame with `speedup` = reference median / row median, matched on the machine and the case shape."""
     ok = frame[frame["status"] == "ok"]
-    key = [MACHINE, *SHAPE_KEY]  # a ratio between two machines is no speed-up of a variant
+    key = [MACHINE, *shape_key()]  # a ratio between two machines is no speed-up of a variant
     ref = ok[ok["variant"] == reference][[*key, "median_ms"]].rename(columns={"median_ms": "reference_ms"})
     merged = frame.merge(ref, on=key, how="left")
     merged["speedup"] = merged["reference_ms"] / merged["median_ms"].where(merged["status"] == "ok")

@@ -5,13 +5,14 @@ The `list` command lives in listing.py: a submodule named `list` would shadow th
 
 from __future__ import annotations
 
+import argparse
 import sys
 import traceback
 
 from bench.analysis.gate import GateError
+from bench.axes import SpecError
 from bench.cli import fidelity, gate, listing, merge, models, plot, report, sweep
-from bench.cli.common import CliError, OneLineParser
-from bench.execution.spec import SpecError
+from bench.cli.common import CliError, OneLineParser, add_plugin_option, load_plugins
 from bench.results import ResultsError
 
 # command -> (module with configure(parser) and run(args) -> exit status, help)
@@ -38,14 +39,27 @@ def build_parser() -> OneLineParser:
     parser.commands = {}  # name -> its parser
     for name, (module, help_text) in COMMANDS.items():
         sub = parser.commands[name] = commands.add_parser(name, help=help_text, description=help_text)
+        add_plugin_option(sub)  # every command: a plugin's variants and axes are read by all of them
         module.configure(sub)
         sub.set_defaults(run=module.run)
     return parser
 
 
+def _plugins_named(argv: list[str]) -> list[str]:
+    """Return the modules of every --plugin in argv (the parser is built after they are imported)."""
+    finder = argparse.ArgumentParser(add_help=False)
+    finder.add_argument("--plugin", action="append", default=[])
+    return finder.parse_known_args(argv)[0].plugin
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse argv, run the command, and return its exit status (2 on bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        load_plugins(_plugins_named(argv))  # first: a plugin's variants and axes (and their flags) exist before parsing
+    except CliError as err:
+        sys.stderr.write(f"run_bench.py: error: {err}\n")
+        return 2
     parser = build_parser()
     if argv and argv[0] in ("-h", "--help"):  # the commands, then the default command's own flags
         sweep_help = parser.commands["sweep"].format_help()

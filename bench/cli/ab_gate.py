@@ -23,7 +23,7 @@ from bench import results
 from bench.analysis import ab as verdicts_ab
 from bench.analysis.gate import counts, exit_status, machine, ordered_verdicts
 from bench.analysis.instructions import judge_instructions, problems
-from bench.cli.common import CliError, OneLineParser, load_plugins, new_run_id
+from bench.cli.common import CliError, OneLineParser, add_plugin_option, load_plugins, new_run_id
 from bench.cli.console import verdict_table, wide_console
 from bench.cli.sweep import configure as configure_sweep
 from bench.cli.sweep import isolation_from, overrides, settings_from
@@ -37,11 +37,13 @@ from bench.measure.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]  # the working tree whose code is "current"
 
 
-def _sweep_plan(sweep_args: list[str]) -> tuple[argparse.Namespace, list[Case], Settings]:
-    """Return the sweep flags parsed as the sweep command parses them, their cases and settings."""
+def _sweep_plan(sweep_args: list[str], plugins: list[str]) -> tuple[argparse.Namespace, list[Case], Settings]:
+    """Return the sweep flags parsed as the sweep command parses them (with the gate's --plugin), their cases and settings."""
     parser = OneLineParser(prog="run_bench.py gate --base-rev REV [sweep flags]")
+    add_plugin_option(parser)
     configure_sweep(parser)
     args = parser.parse_args(sweep_args)
+    args.plugin = [*plugins, *args.plugin]
     load_plugins(args.plugin)
     sweep = spec.make_sweep(args.preset, overrides(args))
     return args, spec.cases(sweep), settings_from(args, sweep)
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace, sweep_args: list[str]) -> int:
     if flag or args.rounds < least:
         raise CliError(f"{flag} is set by the A/B gate itself" if flag else
                        f"--rounds {args.rounds}: at least {least} are needed for a {settings.confidence:.0%} interval")
-    sweep_args_parsed, cases, sweep_settings = _sweep_plan(sweep_args)
+    sweep_args_parsed, cases, sweep_settings = _sweep_plan(sweep_args, args.plugin)
     isolation = dataclasses.replace(isolation_from(sweep_args_parsed), cases_per_worker=10_000)
     try:
         base = revision.resolve(ROOT, args.base_rev)

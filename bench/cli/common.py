@@ -8,8 +8,8 @@ import sys
 import time
 import uuid
 
+from bench.axes import MAX_SIZE, ascii_integer
 from bench.execution.shards import SAFE_NAME
-from bench.execution.spec import MAX_SIZE, ascii_integer
 from bench.messages import first_line
 
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit seed
@@ -51,7 +51,7 @@ def add_no_plots_option(parser: argparse.ArgumentParser, draws: bool = True) -> 
 def add_plugin_option(parser: argparse.ArgumentParser) -> None:
     """Add --plugin, which every command that touches variants needs."""
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                        help="import MODULE first (it registers extra variants); repeatable")
+                        help="import MODULE first (it registers variants or axes of its own); repeatable")
 
 
 def load_plugins(modules: list[str]) -> None:

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.analysis.summary import add_speedup
-from bench.results.selection import NOISE_THRESHOLD, REFERENCE_VARIANT, SHAPE_KEY, case_label, is_noisy
+from bench.results.selection import NOISE_THRESHOLD, REFERENCE_VARIANT, case_label, is_noisy, shape_key
 
 
 def message_console() -> Console:
@@ -40,7 +40,7 @@ def summary_table(frame: pd.DataFrame, reference: str = REFERENCE_VARIANT, title
                *(["grad abs err"] if gradients else [])]
     for header in headers:
         table.add_column(header, justify="left" if header in ("case", "variant", "status") else "right")
-    ordered = add_speedup(frame, reference).sort_values([*SHAPE_KEY, "variant"], kind="stable")
+    ordered = add_speedup(frame, reference).sort_values([*shape_key(), "variant"], kind="stable")
     previous = None
     for _, row in ordered.iterrows():
         ok = row["status"] == "ok"

@@ -11,12 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.analysis.fidelity import HISTORIES, HISTORY_TARGET, PLAIN_TARGET, fidelity_table
+from bench.axes import MAX_SIZE, ascii_integer
 from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, integer
 from bench.cli.console import message_console, wide_console
 from bench.execution import allocator as allocators
 from bench.execution.fidelity import CONDITIONS, fidelity_cases, run_fidelity
 from bench.execution.isolation import Isolation
-from bench.execution.spec import MAX_SIZE, ascii_integer
 from bench.measure.machine import busy_report, cpu_name
 from bench.measure.settings import Settings
 from bench.results import unwritable

@@ -8,15 +8,14 @@ from rich.table import Table
 
 import attention_variants as av
 from attention_variants.case import Case
-from bench.cli.common import CliError, add_plugin_option, load_plugins
+from bench.axes import DEVICES
+from bench.cli.common import CliError, load_plugins
 from bench.cli.console import wide_console
-from bench.execution.spec import DEVICES
 from bench.measure.machine import device_name, device_unavailable
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the list command's options."""
-    add_plugin_option(parser)
     parser.add_argument("--device", default="cpu", help="device to check support on (default: cpu)")
 
 
@@ -40,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     table = Table(title=f"variants on {args.device} ({device_name(args.device)})")
     for header in ("variant", "family", "runs here", "description"):
         table.add_column(header, no_wrap=header in ("variant", "family"))  # names stay greppable
-    small, default = Case("", device=args.device, height=14, width=14, kernel_size=3), Case("", device=args.device)
+    small, default = Case(variant="", device=args.device, height=14, width=14, kernel_size=3), Case(variant="", device=args.device)
     for variant in av.available():
         table.add_row(variant.name, variant.family, runs_here(variant, small, default), variant.description)
     wide_console().print(table)

@@ -19,13 +19,14 @@ import torch
 from rich.markup import escape
 from rich.table import Table
 
-from attention_variants.case import DTYPES, PASSES
+from attention_variants.case import DTYPES
 from bench.analysis import models as claims
+from bench.axes import DEVICES, MAX_SIZE, PASSES, ascii_integer
 from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, integer, new_run_id
 from bench.cli.console import wide_console
 from bench.execution import allocator as allocators
 from bench.execution.isolation import Isolation, WorkerPool
-from bench.execution.spec import DEVICES, MAX_SIZE, PRESET_DIR, ascii_integer
+from bench.execution.spec import PRESET_DIR
 from bench.measure import machine
 from bench.measure.settings import Settings
 from bench.models.configs import NAMES

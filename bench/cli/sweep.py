@@ -17,8 +17,9 @@ from attention_variants.case import Case
 from bench import results
 from bench.analysis.summary import failure_counts, noise_line
 from bench.analysis.verdict import CLAIM, verdict_lines
+from bench.axes import AXES
 from bench.cli.cluster import configure_cluster, run_on_cluster
-from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, add_plugin_option, integer, load_plugins, run_id_of
+from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, integer, load_plugins, run_id_of
 from bench.cli.console import message_console, print_failures, summary_table, wide_console
 from bench.cli.plot import plot_after_sweep
 from bench.execution import allocator as allocators
@@ -32,29 +33,17 @@ from bench.results.samples import keep_samples_of
 from bench.results.selection import median_over_rounds
 
 Plan = list[tuple[int, Case]]  # (round, case) in running order
-SWEEP_FLAGS = {  # CLI flag -> sweep axis; values are comma-separated lists
-    "--variants": "variants",
-    "--devices": "devices",
-    "--dtypes": "dtypes",
-    "--batch": "batch",
-    "--resolutions": "resolutions",
-    "--heads": "heads",
-    "--head-dim": "head_dim",
-    "--kernel-sizes": "kernel_sizes",
-    "--dilations": "dilations",
-    "--passes": "passes",
-    "--runtimes": "runtimes",
-    "--compiled": "compiled",  # before --runtimes: false,true is eager,inductor (spec.LEGACY_COMPILED)
-}
+LEGACY_FLAG = "--compiled"  # before --runtimes: false,true is eager,inductor (spec.LEGACY_COMPILED)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the sweep's options to parser."""
-    add_plugin_option(parser)
     parser.add_argument("--preset", default="quick", help=f"a preset in bench/presets ({', '.join(spec.preset_names())}) or a .toml path")
-    for flag, axis in SWEEP_FLAGS.items():
-        parser.add_argument(flag, dest=axis, metavar="A,B,...", help=f"override the preset's {axis}" if axis != spec.LEGACY_COMPILED
-                            else "the old form of --runtimes: false,true means eager,inductor")
+    for axis in AXES.values():  # a plugin's axes too, when its --plugin came first (bench/cli/__init__.py)
+        parser.add_argument(axis.flag, dest=axis.name, metavar="A,B,...",
+                            help=f"override the preset's {axis.name}" + (f": {axis.help}" if axis.help else ""))
+    parser.add_argument(LEGACY_FLAG, dest=spec.LEGACY_COMPILED, metavar="A,B,...",
+                        help="the old form of --runtimes: false,true means eager,inductor")
     parser.add_argument("--out", type=Path, help="results CSV to append to (default: results/<run_id>.csv)")
     parser.add_argument("--threads", type=integer(), default=torch.get_num_threads(), help="intra-op threads (default: %(default)s)")
     parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0, help="seed of the random inputs")
@@ -87,7 +76,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def overrides(args: argparse.Namespace) -> dict[str, object]:
     """Return the sweep axes and run times the flags override."""
     changed: dict[str, object] = {
-        axis: spec.parse_cli_list(axis, getattr(args, axis)) for axis in SWEEP_FLAGS.values() if getattr(args, axis) is not None
+        axis: spec.parse_cli_list(axis, getattr(args, axis))
+        for axis in (*AXES, spec.LEGACY_COMPILED) if getattr(args, axis, None) is not None
     }
     if args.min_run_s is not None:
         changed["min_run_s"] = args.min_run_s
@@ -151,7 +141,7 @@ def _resume(args: argparse.Namespace, plan: Plan, console: Console) -> tuple[Pat
     if args.out is not None and args.out.resolve() != args.resume.resolve():
         raise CliError("--out and --resume name different files: --resume appends to its own file")
     if args.resume.is_file() and args.resume.stat().st_size == 0:  # a first append that failed (a full disk) left it empty
-        recorded = pd.DataFrame(columns=list(results.COLUMNS))
+        recorded = pd.DataFrame(columns=list(results.columns()))
     else:
         recorded = results.load(args.resume)
     if recorded.attrs.get("partial_last_line"):
@@ -230,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
 def _report(rows: list[dict[str, object]], planned: int, args: argparse.Namespace, out: Path, run_id: str,
             console: Console) -> None:
     """Print the run's table, failures and noise, draw its figures, and end with the verdict."""
-    measured = pd.DataFrame(rows, columns=list(results.COLUMNS))  # every column, even if no row filled it
+    measured = pd.DataFrame(rows, columns=list(results.columns()))  # every column, even if no row filled it
     if args.resume is not None and out.exists():  # the table shows the whole run, not only the part run now
         recorded = results.load(out)
         measured = recorded[recorded["run_id"].astype(str) == run_id]

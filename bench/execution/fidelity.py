@@ -29,6 +29,7 @@ from typing import Callable
 import psutil
 
 from attention_variants.case import Case
+from bench.axes import case_columns
 from bench.execution.isolation import Isolation, WorkerPool
 from bench.execution.protocol import Task
 from bench.measure import roofline
@@ -42,7 +43,7 @@ PACE_S = 0.1  # timed seconds per turn
 
 def fidelity_cases(batches: tuple[int, ...] = (1, 8)) -> list[Case]:
     """Return the fixed set: each variant at each batch, 56x56, heads 2, head_dim 32, k 7, float32 forward."""
-    return [Case(variant, batch=batch, height=56, width=56, heads=2, head_dim=32, kernel_size=7)
+    return [Case(variant=variant, batch=batch, height=56, width=56, heads=2, head_dim=32, kernel_size=7)
             for batch in batches for variant in VARIANTS]
 
 
@@ -59,7 +60,7 @@ def run_fidelity(cases: list[Case], settings: Settings, isolation: Isolation, ro
         draw = random.Random(seed * 1_000 + round_number)
         for case in draw.sample(cases, len(cases)):
             for condition, measured in _in_turns(case, cases, settings, isolation, draw).items():
-                rows.append({"round": round_number, **case.key(), "condition": condition, **measured})
+                rows.append({"round": round_number, **case_columns(case), "condition": condition, **measured})
                 on_row(rows[-1])
     return rows
 

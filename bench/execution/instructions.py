@@ -38,7 +38,7 @@ torch.set_grad_enabled(False)
 import json
 jobs, failures = [], {{}}
 for name, shape, kernel_size in {cases!r}:
-    case = Case(name, batch=shape[0], heads=shape[1], height=shape[2], width=shape[3], head_dim=shape[4], kernel_size=kernel_size)
+    case = Case(variant=name, batch=shape[0], heads=shape[1], height=shape[2], width=shape[3], head_dim=shape[4], kernel_size=kernel_size)
     generator = torch.Generator().manual_seed(1234)
     q, k, v = (torch.randn(shape, generator=generator) for _ in range(3))
     try:
@@ -114,7 +114,7 @@ def smallest_cases(rows: pd.DataFrame) -> list[Case]:
     ok = ok[ok["variant"].isin(both[both == 2].index)]
     ok = ok.assign(_size=ok["batch"] * ok["heads"] * ok["height"] * ok["width"] * ok["head_dim"])
     smallest = ok.sort_values(["_size", "kernel_size"], kind="stable").drop_duplicates("variant")
-    return [Case(r.variant, batch=int(r.batch), height=int(r.height), width=int(r.width), heads=int(r.heads),
+    return [Case(variant=r.variant, batch=int(r.batch), height=int(r.height), width=int(r.width), heads=int(r.heads),
                  head_dim=int(r.head_dim), kernel_size=int(r.kernel_size)) for r in smallest.itertuples()]
 
 

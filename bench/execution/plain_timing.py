@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     """Print the plain median of the case given on the command line; return 0."""
     variant, *numbers = argv
     batch, height, width, heads, head_dim, kernel, threads = map(int, numbers[:7])
-    case = Case(variant, batch=batch, height=height, width=width, heads=heads, head_dim=head_dim, kernel_size=kernel)
+    case = Case(variant=variant, batch=batch, height=height, width=width, heads=heads, head_dim=head_dim, kernel_size=kernel)
     print(f"{plain_median_ms(case, threads, pace_s=float(numbers[7]) if len(numbers) > 7 else 0.0):.6f}")
     return 0
 

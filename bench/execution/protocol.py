@@ -11,9 +11,9 @@ import json
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 
+from bench.axes import key_columns
 from bench.results.samples import SAMPLES_FIELD
-from bench.results.schema import COLUMNS, SCHEMA, STATUSES
-from bench.results.selection import CASE_KEY
+from bench.results.schema import MACHINE_COLUMNS, STATUSES, dtypes
 
 # `python -c BOOT SYS_PATH [worker flags]`: the worker takes the parent's sys.path, then runs.
 BOOT = ("import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
@@ -67,8 +67,7 @@ def encode_result(columns: dict[str, object], token: str) -> str:
 
 
 # Columns the parent writes itself (what was run, where, when): a worker's answer never sets them.
-PARENT_COLUMNS = frozenset({*CASE_KEY, "run_id", "timestamp", "round", "family", "device_name", "schema_version", "scope",
-                            "host", "cpu", "gpu", "threads", "allocator", "torch_version", "natten_version", "git_sha"})
+PARENT_COLUMNS = frozenset({"run_id", "timestamp", "round", "family", "device_name", "schema_version", "scope", *MACHINE_COLUMNS})
 _TYPES = {"float64": (int, float), "Int64": (int,), "int64": (int,), "string": (str,), "boolean": (bool,)}
 
 
@@ -79,7 +78,8 @@ def decode_message(line: str | bytes, token: str | None = None) -> dict[str, obj
         return message
     if message.pop("token", None) != token:
         raise ProtocolError("a result line that does not answer the task running (printed by the case?)")
-    unknown = sorted(set(message) - (set(COLUMNS) - PARENT_COLUMNS) - {SAMPLES_FIELD})
+    schema = dtypes()
+    unknown = sorted(set(message) - (set(schema) - PARENT_COLUMNS - set(key_columns())) - {SAMPLES_FIELD})
     if unknown:
         raise ProtocolError(f"column(s) a worker may not set: {', '.join(unknown[:3])}")
     samples = message.get(SAMPLES_FIELD, [])
@@ -90,7 +90,7 @@ def decode_message(line: str | bytes, token: str | None = None) -> dict[str, obj
     for column, value in message.items():
         if column == SAMPLES_FIELD:
             continue
-        allowed = _TYPES.get(SCHEMA.get(column, "string"), (str,))
+        allowed = _TYPES.get(schema.get(column, "string"), (str,))
         if value is not None and (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
             raise ProtocolError(f"column {column} of a worker's result has a {type(value).__name__}")
     return message

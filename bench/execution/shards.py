@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 
 from attention_variants.case import Case
-from bench.results.selection import SHAPE_KEY
+from bench.axes import case_columns
+from bench.results.selection import shape_key
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # what a run id or host may be in a file name
 
@@ -31,8 +32,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def shape_of(case: Case) -> tuple[object, ...]:
     """Return the case without its variant: the rows that speed-ups compare."""
-    key = case.key()
-    return tuple(key[column] for column in SHAPE_KEY)
+    key = case_columns(case)
+    return tuple(key[column] for column in shape_key())
 
 
 def case_shapes(cases: list[Case]) -> list[tuple[object, ...]]:

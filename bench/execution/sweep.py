@@ -14,6 +14,7 @@ import torch
 
 import attention_variants as av
 from attention_variants.case import Case
+from bench.axes import case_columns
 from bench.execution.isolation import Isolation, WorkerPool
 from bench.measure import machine, roofline
 from bench.measure.case import measure_case, release_memory
@@ -22,7 +23,7 @@ from bench.results import ResultsError, append_rows
 from bench.results.guard import keep_own_rows, rows_text
 from bench.results.samples import append_samples, take_samples
 from bench.results.schema import SCHEMA_VERSION
-from bench.results.selection import CASE_KEY
+from bench.results.selection import case_key
 from bench.results.store import LockTimeout
 
 
@@ -31,7 +32,7 @@ def case_row(case: Case, run_id: str, fingerprint: dict[str, object]) -> dict[st
     return {
         "run_id": run_id,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **case.key(),
+        **case_columns(case),
         "family": av.get(case.variant).family,
         "device_name": machine.device_name(case.device),
         **fingerprint,
@@ -51,9 +52,9 @@ def run_case(case: Case, settings: Settings, run_id: str, fingerprint: dict[str,
 
 
 def case_key_text(case: Case, round_number: int = 1) -> tuple[str, ...]:
-    """Return the round and the case's CASE_KEY values as text (how they compare with a loaded CSV's)."""
-    key = case.key()
-    return (str(round_number), *(str(key[column]) for column in CASE_KEY))
+    """Return the round and the case's key values as text (how they compare with a loaded CSV's)."""
+    key = case_columns(case)
+    return (str(round_number), *(str(key[column]) for column in case_key()))
 
 
 def plan_rounds(cases: list[Case], repeats: int, seed: int) -> list[tuple[int, Case]]:
@@ -73,9 +74,9 @@ def plan_rounds(cases: list[Case], repeats: int, seed: int) -> list[tuple[int, C
 
 
 def recorded_keys(recorded: pd.DataFrame) -> list[tuple[str, ...]]:
-    """Return the (round, *CASE_KEY) text of every row of a loaded results file (as case_key_text gives them)."""
+    """Return the (round, *case_key()) text of every row of a loaded results file (as case_key_text gives them)."""
     rounds = recorded["round"].fillna(1)  # files from before --repeats hold one round
-    keys = recorded[list(CASE_KEY)].assign(round=rounds)[["round", *CASE_KEY]]
+    keys = recorded[list(case_key())].assign(round=rounds)[["round", *case_key()]]
     return list(keys.astype(str).itertuples(index=False, name=None))
 
 

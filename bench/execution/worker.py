@@ -72,6 +72,9 @@ def as_case(case_class: type, fields: dict[str, object]) -> object:
     """
     fields = dict(fields)
     known = case_class.__dataclass_fields__
+    if "extra" not in known:  # predates axes added by plugins
+        if fields.pop("extra", None):
+            raise ValueError("this attention_variants predates axes added by plugins: it cannot run this case")
     if "runtime" in known and "dilation" in known:
         return case_class(**fields)
     if fields.get("dilation") == 1 and "dilation" not in known:

@@ -17,7 +17,7 @@ from bench.measure.callables import timed_callable
 from bench.measure.inputs import make_inputs
 from bench.measure.settings import Settings
 
-TINY = Case("im2col", batch=1, height=3, width=3, heads=1, head_dim=1, kernel_size=3)
+TINY = Case(variant="im2col", batch=1, height=3, width=3, heads=1, head_dim=1, kernel_size=3)
 
 
 def empty_callable_us(settings: Settings) -> timing.Timing:

@@ -99,7 +99,7 @@ class Attention(nn.Module):
         batch, heads, height, width, head_dim = q.shape
         # A training step's case asks for a backward: a forward-only kernel refuses it instead of cutting the gradient.
         pass_name = "forward_backward" if trains else "forward"
-        case = Case(self.spec.variant, device=q.device.type, dtype=str(q.dtype).removeprefix("torch."), batch=batch,
+        case = Case(variant=self.spec.variant, device=q.device.type, dtype=str(q.dtype).removeprefix("torch."), batch=batch,
                     height=height, width=width, heads=heads, head_dim=head_dim, kernel_size=self.spec.kernel_size,
                     pass_name=pass_name)
         reason = self.variant.supports(case)
@@ -121,7 +121,7 @@ class Attention(nn.Module):
         return ORACLES[self.variant.family](q, k, v, self.spec.kernel_size, **extra)
 
     def _variant_oracle_kwargs(self, q, k, v) -> dict[str, object]:
-        case = Case(self.spec.variant, batch=q.shape[0], height=q.shape[2], width=q.shape[3], heads=q.shape[1],
+        case = Case(variant=self.spec.variant, batch=q.shape[0], height=q.shape[2], width=q.shape[3], heads=q.shape[1],
                     head_dim=q.shape[4], kernel_size=self.spec.kernel_size)
         return self.variant.build(case, q.float(), k.float(), v.float()).oracle_kwargs
 

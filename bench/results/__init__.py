@@ -5,9 +5,20 @@
 
 from bench.results.guard import unwritable
 from bench.results.samples import load_samples
-from bench.results.schema import COLUMNS, SCHEMA, SCHEMA_VERSION, STATUSES, ResultsError
-from bench.results.selection import CASE_KEY, REFERENCE_VARIANT, SHAPE_KEY
+from bench.results.schema import SCHEMA_VERSION, STATUSES, ResultsError, columns, dtypes
+from bench.results.selection import REFERENCE_VARIANT, case_key, shape_key
 from bench.results.store import append_rows, load
 
-__all__ = ["CASE_KEY", "COLUMNS", "REFERENCE_VARIANT", "SCHEMA", "SCHEMA_VERSION", "SHAPE_KEY", "STATUSES",
-           "ResultsError", "append_rows", "load", "load_samples", "unwritable"]
+__all__ = ["REFERENCE_VARIANT", "SCHEMA_VERSION", "STATUSES", "ResultsError", "append_rows", "case_key", "columns", "dtypes",
+           "load", "load_samples", "shape_key", "unwritable"]
+
+
+def __getattr__(name: str) -> object:  # CASE_KEY, SHAPE_KEY, COLUMNS and SCHEMA as they were: the current ones
+    from bench.results import schema, selection
+
+    for module in (selection, schema):
+        try:
+            return getattr(module, name)
+        except AttributeError:
+            pass
+    raise AttributeError(name)

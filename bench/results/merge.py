@@ -8,14 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench.results.machines import machines
-from bench.results.samples import ROW_KEY, key_mask, load_samples, samples_path, write_samples
-from bench.results.schema import COLUMNS, SCHEMA, SCHEMA_VERSION, ResultsError
-from bench.results.selection import CASE_KEY, MACHINE
+from bench.results.samples import key_mask, load_samples, samples_path, write_samples
+from bench.results.schema import SCHEMA_VERSION, ResultsError, columns, dtypes
+from bench.results.selection import row_key
 from bench.results.store import load, locked, replace_text, rows_csv
-
-# Two rows with these values are one measurement given twice (a file passed twice, a shard file
-# beside an earlier merge of it): the later one is kept. Rounds of a run and other hosts are kept apart.
-DUPLICATE_KEY = ("run_id", MACHINE, "round", *CASE_KEY)
 
 
 @dataclass
@@ -45,7 +41,7 @@ def expand(paths: list[Path]) -> list[Path]:
 
 def check_schema(frame: pd.DataFrame, path: Path) -> None:
     """Refuse a CSV this version cannot merge without loss: unknown columns, or a newer schema version."""
-    unknown = [column for column in frame.columns if column not in SCHEMA]
+    unknown = [column for column in frame.columns if column not in dtypes()]
     if unknown:
         raise ResultsError(f"{path} has columns this version does not know ({', '.join(unknown[:3])}): it was written by a "
                            "newer version of the harness or is not a results file; merge it with that version")
@@ -65,10 +61,12 @@ def merge_files(paths: list[Path]) -> Merged:
         if frame.attrs.get("partial_last_line"):
             notes.append(f"{path} ended with a partial row (a killed writer): it is left out")
         frames.append(frame)
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
-    frame = frame.astype({column: dtype for column, dtype in SCHEMA.items()})
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(columns()))
+    frame = frame.astype(dtypes())
+    # Two rows of one row_key are one measurement given twice (a file passed twice, a shard file beside an
+    # earlier merge of it): the later one is kept. Rounds of a run and other hosts are kept apart.
     ordered = frame.sort_values("timestamp", kind="stable", na_position="first")
-    unique = ordered.drop_duplicates(subset=list(DUPLICATE_KEY), keep="last").sort_index()
+    unique = ordered.drop_duplicates(subset=list(row_key()), keep="last").sort_index()
     return Merged(unique.reset_index(drop=True), files, len(frame) - len(unique), notes)
 
 
@@ -76,7 +74,7 @@ def write_merged(merged: Merged, out: Path) -> None:
     """Write the merged rows to `out`, replacing it atomically (its own rows are among the inputs when it exists), and
     beside it the block times of those rows that the inputs' samples files hold."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = merged.frame[list(COLUMNS)].astype(object).to_dict("records")
+    rows = merged.frame[list(columns())].astype(object).to_dict("records")
     samples = merged_samples(merged)
     with locked(out):
         replace_text(out, rows_csv(rows, header=True))
@@ -87,7 +85,7 @@ def write_merged(merged: Merged, out: Path) -> None:
 def merged_samples(merged: Merged) -> pd.DataFrame:
     """Return the block times of the merged rows: each row's from one input (a row given twice keeps one set)."""
     frames = [load_samples(path) for path in merged.files]
-    samples = pd.concat(frames, ignore_index=True).drop_duplicates(subset=[*ROW_KEY, "block"], keep="last")
+    samples = pd.concat(frames, ignore_index=True).drop_duplicates(subset=[*row_key(), "block"], keep="last")
     return samples[key_mask(samples, merged.frame)]
 
 

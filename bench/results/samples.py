@@ -14,15 +14,18 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from bench.results.schema import SCHEMA, ResultsError
-from bench.results.selection import CASE_KEY, MACHINE
+from bench.axes import fills
+from bench.results.schema import ResultsError, dtypes
+from bench.results.selection import row_key
 from bench.results.store import locked, replace_text, rows_csv
 
 # Not a column: the time per call of every timed block, in a worker's answer and the row built from it until stored.
 SAMPLES_FIELD = "block_ms"
-ROW_KEY = ("run_id", MACHINE, "round", *CASE_KEY)
-SAMPLE_COLUMNS = (*ROW_KEY, "block", "block_ms")
-SAMPLE_TYPES = {**{column: SCHEMA[column] for column in ROW_KEY}, "round": "Int64", "block": "int64", "block_ms": "float64"}
+
+
+def sample_types() -> dict[str, str]:
+    """Return the columns of a samples file and their dtypes: the row's key (a plugin's axes too), the block and its time."""
+    return {**{column: dtypes()[column] for column in row_key()}, "round": "Int64", "block": "int64", "block_ms": "float64"}
 
 
 def samples_path(csv_path: str | Path) -> Path:
@@ -32,12 +35,12 @@ def samples_path(csv_path: str | Path) -> Path:
 
 def take_samples(row: dict[str, object]) -> list[dict[str, object]]:
     """Remove the block times from a measured row (so it holds columns only); return them as samples lines."""
-    key = {column: row.get(column) for column in ROW_KEY}
+    key = {column: row.get(column) for column in row_key()}
     return [{**key, "block": index, "block_ms": ms} for index, ms in enumerate(row.pop(SAMPLES_FIELD, None) or [])]
 
 
 def _text(lines: Iterable[Mapping[str, object]], header: bool) -> str:
-    return rows_csv(lines, header, SAMPLE_COLUMNS, delimiter="\t")
+    return rows_csv(lines, header, tuple(sample_types()), delimiter="\t")
 
 
 def append_samples(csv_path: str | Path, lines: Sequence[Mapping[str, object]]) -> None:
@@ -60,17 +63,21 @@ def append_samples(csv_path: str | Path, lines: Sequence[Mapping[str, object]]) 
 def load_samples(csv_path: str | Path) -> pd.DataFrame:
     """Return one row per timed block of the results CSV at csv_path (its key columns, block, block_ms); empty when
     the CSV has no samples file (written before samples were kept, or copied without it)."""
-    path = samples_path(csv_path)
+    path, types, filled = samples_path(csv_path), sample_types(), fills()
     if not path.exists():
-        return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in SAMPLE_TYPES.items()})[list(SAMPLE_COLUMNS)]
+        return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in types.items()})
     try:
         frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as err:
         raise ResultsError(f"{path} is not a samples file: {str(err).splitlines()[0]}") from None
-    if list(frame.columns) != list(SAMPLE_COLUMNS):
-        raise ResultsError(f"{path} is not a samples file: its columns are not {', '.join(SAMPLE_COLUMNS)}")
+    # Written before an axis existed, a file lacks its column: its lines were measured at the axis's fill value. A column
+    # of a plugin's axis that this process lacks is kept as text, as results.load keeps it.
+    if not set(types) - set(filled) <= set(frame.columns) or len(set(frame.columns)) != len(frame.columns):
+        raise ResultsError(f"{path} is not a samples file: its columns are not {', '.join(types)}")
+    unknown = [column for column in frame.columns if column not in types]
+    frame = frame.reindex(columns=[*types, *unknown]).fillna({column: str(filled[column]) for column in filled})
     try:
-        for column, dtype in SAMPLE_TYPES.items():
+        for column, dtype in types.items():
             numeric = dtype != "string"
             values = pd.to_numeric(frame[column].replace("", None)) if numeric else frame[column].replace("", None)
             frame[column] = values.astype(dtype)
@@ -90,9 +97,10 @@ def keep_samples_of(csv_path: str | Path, rows: pd.DataFrame) -> None:
 
 
 def key_mask(samples: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
-    """Return which samples lines belong to one of `rows` (compared by ROW_KEY, as text)."""
-    keys = set(rows[list(ROW_KEY)].astype(str).itertuples(index=False, name=None))
-    return pd.Series([key in keys for key in samples[list(ROW_KEY)].astype(str).itertuples(index=False, name=None)],
+    """Return which samples lines belong to one of `rows` (compared by their row_key, as text)."""
+    key = list(row_key())
+    keys = set(rows[key].astype(str).itertuples(index=False, name=None))
+    return pd.Series([key in keys for key in samples[key].astype(str).itertuples(index=False, name=None)],
                      index=samples.index, dtype=bool)
 
 
@@ -100,4 +108,4 @@ def write_samples(csv_path: str | Path, frame: pd.DataFrame) -> None:
     """Replace the samples file of csv_path with frame's lines (a merge's)."""
     path = samples_path(csv_path)
     with locked(path):
-        replace_text(path, _text(frame[list(SAMPLE_COLUMNS)].astype(object).to_dict("records"), header=True))
+        replace_text(path, _text(frame[list(sample_types())].astype(object).to_dict("records"), header=True))

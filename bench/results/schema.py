@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.results.selection import CASE_KEY
+from bench.axes import AXES, RUNTIMES, axis_columns, fills, key_columns
 
 # Written in every row. 1: files before the column existed (they load with it empty);
 # 2: the same columns plus schema_version itself; 3: the accepted errors (tolerance, mean_abs_err,
@@ -11,30 +11,38 @@ from bench.results.selection import CASE_KEY
 # check's columns (grad_max_abs_err ... grad_mean_tolerance).
 SCHEMA_VERSION = 7
 STATUSES = ("ok", "skipped", "oom", "error", "timeout", "mismatch")
-# attention_variants.case.RUNTIMES, repeated so that reading results never imports torch (a test keeps them equal).
-RUNTIMES = ("eager", "inductor", "export", "onnxruntime")
+# The machine a row was measured on: bench.measure.machine.fingerprint's keys, and the allocator of the workers.
+MACHINE_COLUMNS = ("threads", "host", "cpu", "gpu", "torch_version", "natten_version", "git_sha", "allocator")
+__all__ = ["RUNTIMES", "STATUSES", "SCHEMA_VERSION", "columns", "dtypes"]
 
 # Largest |variant - float64 oracle| ever accepted per dtype (bench/measure/correctness.py accepts
 # less where the plain formulation does better; compiled rows, whose error adds drift, get this).
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4, "float16": 1e-2, "bfloat16": 6e-2}
 
-# Column -> pandas dtype. Add columns at the end; never rename without a reason.
-SCHEMA: dict[str, str] = {
+
+
+def _axis(name: str) -> dict[str, str]:
+    """Return the columns of a built-in axis of bench/axes.py and their dtypes (declared there)."""
+    return {column: AXES[name].dtype for column in AXES[name].columns}
+
+
+# Column -> pandas dtype, in the order files have them. Add columns at the end; never rename without
+# a reason. An axis added later (bench/axes.py, or a plugin's) appends its columns after these: dtypes().
+_BUILT_IN: dict[str, str] = {
     "run_id": "string",
     "timestamp": "string",
-    "variant": "string",
+    **_axis("variants"),
     "family": "string",
-    "device": "string",
+    **_axis("devices"),
     "device_name": "string",
-    "dtype": "string",
-    "batch": "int64",
-    "height": "int64",
-    "width": "int64",
-    "heads": "int64",
-    "head_dim": "int64",
-    "kernel_size": "int64",
-    "pass": "string",
-    "runtime": "string",  # eager, inductor, export or onnxruntime (attention_variants.case.RUNTIMES)
+    **_axis("dtypes"),
+    **_axis("batch"),
+    **_axis("resolutions"),  # height, width
+    **_axis("heads"),
+    **_axis("head_dim"),
+    **_axis("kernel_sizes"),
+    **_axis("passes"),  # pass
+    **_axis("runtimes"),  # eager, inductor, export or onnxruntime (bench/axes.py RUNTIMES)
     "status": "string",
     "reason": "string",
     "median_ms": "float64",
@@ -82,7 +90,7 @@ SCHEMA: dict[str, str] = {
     "scope": "string",
     "params": "Int64",
     # the case's dilation (DiNAT): neighbours d pixels apart; a case key column
-    "dilation": "Int64",
+    **_axis("dilations"),
     # the one-off cost of the export and onnxruntime runtimes: torch.export, or the ONNX export
     # (the AOTInductor build or the ONNX Runtime session, and the first call, are compile_ms)
     "export_ms": "float64",
@@ -93,17 +101,31 @@ SCHEMA: dict[str, str] = {
     "grad_mean_abs_err": "float64",
     "grad_mean_tolerance": "float64",
 }
-COLUMNS = tuple(SCHEMA)
-# What an empty cell of a column added later means: rows written before dilation existed were
-# measured at dilation 1. store.load fills these in, so resume, merge, the gate and the figures
-# see old rows as the cases they were.
-DEFAULTS: dict[str, object] = {"dilation": 1, "runtime": "eager"}
+def dtypes() -> dict[str, str]:
+    """Return column -> pandas dtype of every column a row has now: the built-in ones, then those of axes added later."""
+    return {**_BUILT_IN, **axis_columns()}
+
+
+def columns() -> tuple[str, ...]:
+    """Return the columns of a results file, in order (a plugin's axes at the end)."""
+    return tuple(dtypes())
+
+
+def __getattr__(name: str) -> object:  # bench.results.SCHEMA and COLUMNS for notebooks: the current ones
+    if name == "SCHEMA":
+        return dtypes()
+    if name == "COLUMNS":
+        return columns()
+    raise AttributeError(name)
+
+
 # Columns renamed since: old name -> (new name, old cell -> new cell). store.load renames them, so
 # a file from before schema 6 loads with `compiled` true as runtime inductor, false as eager.
 RENAMED: dict[str, tuple[str, dict[str, str]]] = {"compiled": ("runtime", {"true": "inductor", "false": "eager"})}
 # Without these a CSV is not a results file (every reader needs them). Other columns may be
-# missing (files written before a column was added): they load as empty, or as their DEFAULTS.
-REQUIRED = ("run_id", *(c for c in CASE_KEY if c not in DEFAULTS), "status", "reason", "median_ms", "iqr_ms", "min_ms",
+# missing (files written before a column was added): they load as empty, or as their axis's fill
+# (bench/axes.py: rows written before dilation existed were measured at dilation 1).
+REQUIRED = ("run_id", *(c for c in key_columns() if c not in fills()), "status", "reason", "median_ms", "iqr_ms", "min_ms",
             "n_measurements")
 
 

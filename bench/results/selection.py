@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.axes import key_columns as case_key  # the columns that name a case: equal values, the same thing measured
+
 # The column that names the machine of a row: rows of one case from two hosts are two measurements (machines.py).
 MACHINE = "host"
-# The columns that name a case: two rows with the same values measured the same thing.
-CASE_KEY = ("variant", "device", "dtype", "batch", "height", "width", "heads", "head_dim", "kernel_size", "dilation", "pass",
-            "runtime")
-# A case without its variant: the rows that variants are compared on (speed-ups, the gate's ratios).
-SHAPE_KEY = tuple(column for column in CASE_KEY if column != "variant")
+
+
+def row_key() -> tuple[str, ...]:
+    """Return the columns that name one row: a case in a round of a run on a host (a merge keeps one row per value)."""
+    return ("run_id", MACHINE, "round", *case_key())
+
+
+def shape_key() -> tuple[str, ...]:
+    """Return a case without its variant: the columns that variants are compared on (speed-ups, the gate's ratios)."""
+    return tuple(column for column in case_key() if column != "variant")
+
+
+def __getattr__(name: str) -> tuple[str, ...]:  # bench.results.CASE_KEY and SHAPE_KEY for notebooks: the current ones
+    if name in ("CASE_KEY", "SHAPE_KEY"):
+        return case_key() if name == "CASE_KEY" else shape_key()
+    raise AttributeError(name)
+
 # The variant every speed-up and every normalised gate ratio is measured against.
 REFERENCE_VARIANT = "im2col"
 # A row whose IQR exceeds this fraction of its median is noisy (flagged in tables, figures and reasons).
@@ -47,7 +61,7 @@ def latest_per_case(frame: pd.DataFrame, within: tuple[str, ...] = ()) -> pd.Dat
     rounds of one run count as one measurement (median_over_rounds).
     """
     ordered = median_over_rounds(frame, within).sort_values("timestamp", kind="stable", na_position="first")
-    return ordered.drop_duplicates(subset=[*within, MACHINE, *CASE_KEY], keep="last").sort_index()
+    return ordered.drop_duplicates(subset=[*within, MACHINE, *case_key()], keep="last").sort_index()
 
 
 def fastest_per_case(frame: pd.DataFrame) -> pd.DataFrame:
@@ -60,7 +74,7 @@ def fastest_per_case(frame: pd.DataFrame) -> pd.DataFrame:
     frame = median_over_rounds(frame)
     ranked = frame.assign(_order=range(len(frame)), _ok=frame["status"] == "ok")
     ranked = ranked.sort_values(["_ok", "median_ms", "_order"], ascending=[False, True, False], na_position="last")
-    best = ranked.drop_duplicates(subset=[MACHINE, *CASE_KEY], keep="first").sort_values("_order")
+    best = ranked.drop_duplicates(subset=[MACHINE, *case_key()], keep="first").sort_values("_order")
     return best.drop(columns=["_order", "_ok"]).reset_index(drop=True)
 
 
@@ -72,7 +86,7 @@ def median_over_rounds(frame: pd.DataFrame, within: tuple[str, ...] = ()) -> pd.
     row), `round_spread` is (max - min) / median of those medians, `rounds` how many rounds
     there were. Drift between minutes shows in round_spread, which no single round's IQR sees.
     """
-    keys = [*within, "run_id", MACHINE, *CASE_KEY]  # a cluster run's shards share the run id, not the host
+    keys = [*within, "run_id", MACHINE, *case_key()]  # a cluster run's shards share the run id, not the host
     grouped = frame.assign(_order=range(len(frame)), _ok=frame["status"] == "ok").groupby(keys, dropna=False, sort=False)
     rows = []
     for _, group in grouped:

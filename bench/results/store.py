@@ -19,8 +19,10 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
+from bench.axes import fills
 from bench.messages import first_line
-from bench.results.schema import COLUMNS, DEFAULTS, RENAMED, REQUIRED, RUNTIMES, SCHEMA, STATUSES, ResultsError
+from bench.results.schema import RENAMED, REQUIRED, RUNTIMES, STATUSES, ResultsError, dtypes
+from bench.results.schema import columns as results_columns
 
 
 def _format(value: object) -> object:
@@ -29,8 +31,9 @@ def _format(value: object) -> object:
     return value
 
 
-def rows_csv(rows: Iterable[Mapping[str, object]], header: bool, columns: tuple[str, ...] = COLUMNS,
+def rows_csv(rows: Iterable[Mapping[str, object]], header: bool, columns: tuple[str, ...] | None = None,
              delimiter: str = ",") -> str:
+    columns = columns or results_columns()
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="raise", lineterminator="\n", delimiter=delimiter)
     if header:
@@ -165,7 +168,7 @@ def _last_record_start(text: str) -> int:
 
 
 def _has_current_header(text: str) -> bool:
-    return next(csv.reader(io.StringIO(text))) == list(COLUMNS)
+    return next(csv.reader(io.StringIO(text))) == list(results_columns())
 
 
 def _in_schema(text: str, path: Path) -> str:
@@ -176,7 +179,7 @@ def _in_schema(text: str, path: Path) -> str:
         return text
     reader = csv.reader(io.StringIO(text))
     header, rows = renamed(next(reader), [row for row in reader if row])
-    unknown = [column for column in header if column not in SCHEMA]
+    unknown = [column for column in header if column not in dtypes()]
     if unknown or len(set(header)) != len(header):
         raise ResultsError(f"{path} has columns this version does not write ({', '.join(unknown[:3]) or 'duplicates'}); "
                            "append to a new file")
@@ -242,7 +245,7 @@ def load(path: str | Path) -> pd.DataFrame:
     text, torn = _complete(_read_text(path))
     header, rows = _records(text, path)
     frame = pd.DataFrame(rows, columns=header, dtype=object)
-    for column in COLUMNS:
+    for column in results_columns():
         if column not in frame.columns:
             frame[column] = ""
     frame = _typed(frame, path)
@@ -251,10 +254,11 @@ def load(path: str | Path) -> pd.DataFrame:
 
 
 def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    for column, dtype in SCHEMA.items():
+    filled = fills()
+    for column, dtype in dtypes().items():
         text = frame[column].replace("", pd.NA)
-        if column in DEFAULTS:  # a row from before the column existed: what it measured (schema.DEFAULTS)
-            text = text.fillna(str(DEFAULTS[column]))
+        if column in filled:  # a row from before the column existed: what it measured (bench/axes.py)
+            text = text.fillna(str(filled[column]))
         try:
             if dtype in ("int64", "Int64"):
                 frame[column] = pd.to_numeric(text).astype(dtype)
