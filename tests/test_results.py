@@ -23,7 +23,8 @@ def test_append_and_load_round_trip_with_types(tmp_path):
     results.append_rows(path, [_row()])
     results.append_rows(path, [_row(variant="slide", status="skipped", median_ms=None, reason="why, with a comma")])
     frame = results.load(path)
-    assert list(frame.columns) == list(results.COLUMNS)
+    assert list(frame.columns) == [*results.COLUMNS, "block_ms"]  # the block times beside them: none kept here
+    assert frame["block_ms"].isna().all()
     assert frame["batch"].dtype == "int64" and frame["median_ms"].dtype == "float64"
     assert frame["runtime"].dtype == "string" and (frame["runtime"] == "eager").all()
     assert frame.loc[1, "reason"] == "why, with a comma" and pd.isna(frame.loc[1, "median_ms"])

@@ -7,10 +7,11 @@ import json
 import pandas as pd
 import pytest
 
+from bench.analysis.verdict import _block_interval
 from bench.execution.protocol import ProtocolError, decode_message
 from bench.results import load, load_samples
 from bench.results.samples import samples_path
-from bench.results.selection import row_key
+from bench.results.selection import median_over_rounds, row_key
 from conftest import run_main
 
 FAST = ["--variants", "im2col,slide", "--resolutions", "9,11", "--kernel-sizes", "3", "--min-run-s", "0.01",
@@ -67,3 +68,32 @@ def test_a_worker_cannot_send_block_times_that_are_not_numbers():
     with pytest.raises(ProtocolError, match="block_ms"):
         decode_message(line, "t")
     assert decode_message(json.dumps({"status": "ok", "reason": "", "block_ms": [1.0, 2], "token": "t"}), "t")["block_ms"] == [1.0, 2]
+
+
+def test_rounds_pool_their_blocks(tmp_path):
+    out = tmp_path / "run.csv"
+    assert run_main([*FAST, "--repeats", "2", "--out", str(out)])[0] == 0
+    rows = load(out)
+    assert all(isinstance(blocks, tuple) and len(blocks) == n for blocks, n in zip(rows["block_ms"], rows["n_measurements"]))
+    pooled = median_over_rounds(rows)
+    assert len(pooled) == 4 and (pooled["rounds"] == 2).all()
+    for _, row in pooled.iterrows():
+        rounds = rows[(rows["variant"] == row["variant"]) & (rows["height"] == row["height"])]
+        blocks = pd.Series([ms for times in rounds["block_ms"] for ms in times])
+        assert row["median_ms"] == pytest.approx(blocks.median()) and row["n_measurements"] == len(blocks)
+        assert row["iqr_ms"] == pytest.approx(blocks.quantile(0.75) - blocks.quantile(0.25)) and row["min_ms"] == blocks.min()
+    # Without the blocks (a file from before they were kept): the median of the round medians.
+    samples_path(out).unlink()
+    old = load(out)
+    expected = old.groupby(["variant", "height"])["median_ms"].median()
+    assert median_over_rounds(old).set_index(["variant", "height"])["median_ms"].to_dict() == pytest.approx(expected.to_dict())
+
+
+def test_one_rounds_interval_is_the_quartiles_of_its_blocks():
+    rows = pd.DataFrame([
+        {"variant": "slide", "median_ms": 10.0, "iqr_ms": 99.0, "min_ms": 1.0, "block_ms": (9.0, 10.0, 11.0, 12.0, 8.0)},
+        {"variant": "im2col", "median_ms": 30.0, "iqr_ms": 99.0, "min_ms": 1.0, "block_ms": (29.0, 30.0, 31.0, 32.0, 28.0)},
+    ])
+    low, high = _block_interval(rows)  # the IQR columns would make it 1.0 to 60: the blocks say 29 / 11 to 31 / 9
+    assert (low, high) == pytest.approx((29 / 11, 31 / 9))
+    assert _block_interval(rows.assign(block_ms=None))[0] == pytest.approx(1 / (10 + 49.5))

@@ -7,7 +7,10 @@ im2col ms / slide ms with an interval:
   - several rounds (--repeats R): the ratio of each round, their median and the interval of the
     median (95 % from 6 rounds; with fewer, min to max, which covers it with 1 - 2/2^R);
   - one round: the ratio of the medians, and the ratios of the ends of the middle halves of the
-    block times (median -/+ IQR/2), so overlapping middle halves are inconclusive.
+    block times (their quartiles, from the blocks kept beside the CSV; without them median -/+
+    IQR/2), so overlapping middle halves are inconclusive.
+Blocks within a round follow each other in one process and are not independent draws, so
+several rounds are the unit of the interval; a round's blocks only set the one-round interval.
 `holds` when the whole interval is above 1, `does not hold` when below, else `inconclusive`.
 """
 
@@ -17,7 +20,7 @@ import pandas as pd
 
 from bench.analysis.ab import interval
 from bench.results.machines import machine_of, machine_title, per_machine
-from bench.results.selection import case_label, median_over_rounds
+from bench.results.selection import SAMPLES_FIELD, case_label, median_over_rounds
 
 SLIDE, IM2COL = "slide", "im2col"
 CLAIM = "Slide-Transformer's claim (Slide faster than Im2Col)"
@@ -74,6 +77,11 @@ def _block_interval(members: pd.DataFrame) -> tuple[float, float]:
     ends = {}
     for name in (SLIDE, IM2COL):
         row = members[members["variant"] == name].iloc[-1]
+        blocks = row.get(SAMPLES_FIELD)
+        if isinstance(blocks, tuple) and len(blocks) > 1:
+            times = pd.Series(blocks, dtype=float)
+            ends[name] = (float(times.quantile(0.25)), float(times.quantile(0.75)))
+            continue
         half = float(row["iqr_ms"]) / 2 if pd.notna(row["iqr_ms"]) else 0.0
         low = float(row["median_ms"]) - half
         if pd.notna(row["min_ms"]):  # skewed block times (IQR above twice the median): no block was below the fastest

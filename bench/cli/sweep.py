@@ -221,7 +221,7 @@ def _report(rows: list[dict[str, object]], planned: int, args: argparse.Namespac
             console: Console) -> None:
     """Print the run's table, failures and noise, draw its figures, and end with the verdict."""
     measured = pd.DataFrame(rows, columns=list(results.columns()))  # every column, even if no row filled it
-    if args.resume is not None and out.exists():  # the table shows the whole run, not only the part run now
+    if out.exists():  # the whole run (a resumed one too), with its block times: rounds pool them
         recorded = results.load(out)
         measured = recorded[recorded["run_id"].astype(str) == run_id]
     frame = median_over_rounds(measured)

@@ -4,10 +4,10 @@
 """
 
 from bench.results.guard import unwritable
-from bench.results.samples import load_samples
+from bench.results.samples import load, load_samples
 from bench.results.schema import SCHEMA_VERSION, STATUSES, ResultsError, columns, dtypes
 from bench.results.selection import REFERENCE_VARIANT, case_key, shape_key
-from bench.results.store import append_rows, load
+from bench.results.store import append_rows
 
 __all__ = ["REFERENCE_VARIANT", "SCHEMA_VERSION", "STATUSES", "ResultsError", "append_rows", "case_key", "columns", "dtypes",
            "load", "load_samples", "shape_key", "unwritable"]

@@ -16,11 +16,9 @@ import pandas as pd
 
 from bench.axes import fills
 from bench.results.schema import ResultsError, dtypes
-from bench.results.selection import row_key
+from bench.results.selection import SAMPLES_FIELD, row_key  # block_ms: not a column; kept beside the CSV
+from bench.results.store import load as load_rows
 from bench.results.store import locked, replace_text, rows_csv
-
-# Not a column: the time per call of every timed block, in a worker's answer and the row built from it until stored.
-SAMPLES_FIELD = "block_ms"
 
 
 def sample_types() -> dict[str, str]:
@@ -84,6 +82,21 @@ def load_samples(csv_path: str | Path) -> pd.DataFrame:
         return frame
     except (ValueError, TypeError) as err:
         raise ResultsError(f"{path} has a value that is not of its column's type: {str(err).splitlines()[0]}") from None
+
+
+def load(csv_path: str | Path) -> pd.DataFrame:
+    """Return the results CSV at csv_path (bench.results.store.load) with each row's block times beside it: column
+    block_ms holds a tuple of ms per call, one per timed block, or None where no block was kept (a row that was not
+    timed, a file written before samples were kept or copied without them). Statistics pool these blocks
+    (bench.results.selection.median_over_rounds)."""
+    frame, key = load_rows(csv_path), list(row_key())
+    samples = load_samples(csv_path).sort_values("block", kind="stable")
+    blocks: dict[tuple[str, ...], list[float]] = {}
+    for line, ms in zip(samples[key].astype(str).itertuples(index=False, name=None), samples["block_ms"].astype(float)):
+        blocks.setdefault(line, []).append(ms)
+    keys = frame[key].astype(str).itertuples(index=False, name=None)
+    frame[SAMPLES_FIELD] = pd.Series([tuple(blocks[k]) if k in blocks else None for k in keys], index=frame.index, dtype=object)
+    return frame
 
 
 def keep_samples_of(csv_path: str | Path, rows: pd.DataFrame) -> None:

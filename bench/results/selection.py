@@ -6,6 +6,9 @@ import pandas as pd
 
 from bench.axes import key_columns as case_key  # the columns that name a case: equal values, the same thing measured
 
+# Not a column: the time per call of each timed block, in a worker's answer and its row until stored (a list),
+# and in a loaded frame (bench.results.load: a tuple, or None where none was kept).
+SAMPLES_FIELD = "block_ms"
 # The column that names the machine of a row: rows of one case from two hosts are two measurements (machines.py).
 MACHINE = "host"
 
@@ -79,12 +82,15 @@ def fastest_per_case(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def median_over_rounds(frame: pd.DataFrame, within: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Return one row per run and case: with several rounds, their median and the spread between them.
+    """Return one row per run and case: with several rounds, their pooled blocks' statistics and the spread between rounds.
 
-    A case measured in R rounds of one run (--repeats R) becomes one row: `median_ms` is the
-    median of its rounds' medians (ok rounds only; a case with no ok round keeps its last
-    row), `round_spread` is (max - min) / median of those medians, `rounds` how many rounds
-    there were. Drift between minutes shows in round_spread, which no single round's IQR sees.
+    A case measured in R rounds of one run (--repeats R) becomes one row (a case with no ok round
+    keeps its last row). Its ok rounds' timed blocks are pooled: `median_ms`, `iqr_ms` and
+    `min_ms` are the median, interquartile range and minimum of every block's time per call
+    (the column block_ms, bench.results.load), `n_measurements` the number of blocks. So drift
+    between rounds widens the IQR that the gate and the tables read as noise. Rows without
+    blocks (files written before samples were kept) take the median of the round medians.
+    `round_spread` is (max - min) / median of the round medians, `rounds` how many rounds there were.
     """
     keys = [*within, "run_id", MACHINE, *case_key()]  # a cluster run's shards share the run id, not the host
     grouped = frame.assign(_order=range(len(frame)), _ok=frame["status"] == "ok").groupby(keys, dropna=False, sort=False)
@@ -93,10 +99,18 @@ def median_over_rounds(frame: pd.DataFrame, within: tuple[str, ...] = ()) -> pd.
         ok = group[group["_ok"]]
         row = (ok if len(ok) else group).iloc[-1].copy()
         row["rounds"], row["_order"] = len(group), group["_order"].iloc[0]
-        if len(ok):
+        if len(ok) > 1:
             medians = ok["median_ms"].astype(float)
             row["median_ms"] = medians.median()
-            row["round_spread"] = (medians.max() - medians.min()) / medians.median() if len(ok) > 1 else float("nan")
+            row["round_spread"] = (medians.max() - medians.min()) / medians.median()
+            blocks = list(ok[SAMPLES_FIELD]) if SAMPLES_FIELD in ok else [None]
+            if all(isinstance(times, tuple) and times for times in blocks):
+                pooled = pd.Series([ms for times in blocks for ms in times], dtype=float)
+                row["median_ms"], row["min_ms"], row["n_measurements"] = pooled.median(), pooled.min(), len(pooled)
+                row["iqr_ms"] = pooled.quantile(0.75) - pooled.quantile(0.25)
+                row[SAMPLES_FIELD] = tuple(pooled)
+        elif len(ok):
+            row["round_spread"] = float("nan")
         rows.append(row)
     if not rows:
         return frame.assign(rounds=pd.Series(dtype="Int64"), round_spread=pd.Series(dtype="float64"))
