@@ -19,7 +19,7 @@ from bench.cli.console import summary_table
 from bench.execution import allocator as allocators
 from bench.execution.fidelity import CONDITIONS, run_fidelity
 from bench.execution.isolation import Isolation
-from bench.measure.machine import busy_report
+from bench.measure.probes import busy_report
 from bench.measure.settings import Settings
 from bench.results.selection import fastest_per_case, latest_per_case, median_over_rounds
 from synthetic_results import row as make_row

@@ -20,7 +20,8 @@ import pandas as pd
 
 from bench.analysis.ab import interval
 from bench.results.machines import machine_of, machine_title, per_machine
-from bench.results.selection import SAMPLES_FIELD, case_label, median_over_rounds
+from bench.results.schema import SAMPLES_FIELD
+from bench.results.selection import case_label, median_over_rounds
 
 SLIDE, IM2COL = "slide", "im2col"
 CLAIM = "Slide-Transformer's claim (Slide faster than Im2Col)"

@@ -31,7 +31,7 @@ from bench.execution import instructions, revision, spec
 from bench.execution.ab import ABError, reserved_flag, run_ab, variants_root
 from bench.execution.revision import RevisionError
 from bench.execution.touched import Touched, variants_touched
-from bench.measure.machine import busy_report
+from bench.measure.probes import busy_report
 from bench.measure.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]  # the working tree whose code is "current"

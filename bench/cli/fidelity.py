@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-import torch
 from rich.markup import escape
 from rich.table import Table
 
@@ -15,9 +14,10 @@ from bench.axes import MAX_SIZE, ascii_integer
 from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, integer
 from bench.cli.console import message_console, wide_console
 from bench.execution import allocator as allocators
+from bench.execution.early import default_threads
 from bench.execution.fidelity import CONDITIONS, fidelity_cases, run_fidelity
 from bench.execution.isolation import Isolation
-from bench.measure.machine import busy_report, cpu_name
+from bench.measure.probes import busy_report, cpu_name
 from bench.measure.settings import Settings
 from bench.results import unwritable
 
@@ -32,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allocator", default=allocators.DEFAULT, choices=list(allocators.ALLOCATORS),
                         help="C allocator of every process measured (default: %(default)s)")
     add_no_plots_option(parser, draws=False)
-    parser.add_argument("--threads", type=integer(), default=torch.get_num_threads(), help="threads (default: %(default)s)")
+    parser.add_argument("--threads", type=integer(), default=default_threads(), help="threads (default: %(default)s)")
     parser.add_argument("--batch", default="1,8", help="batch sizes of the fixed cases (default: %(default)s)")
     parser.add_argument("--min-run-s", type=float, default=0.5, help="least measuring time per case (default: %(default)s)")
     parser.add_argument("--rounds", type=integer(), default=2, help="repeat the whole protocol; medians over rounds (default: %(default)s)")

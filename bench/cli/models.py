@@ -15,7 +15,6 @@ import tomllib
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from rich.markup import escape
 from rich.table import Table
 
@@ -25,6 +24,7 @@ from bench.axes import DEVICES, MAX_SIZE, PASSES, ascii_integer
 from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, integer, new_run_id
 from bench.cli.console import wide_console
 from bench.execution import allocator as allocators
+from bench.execution.early import default_threads
 from bench.execution.isolation import Isolation, WorkerPool
 from bench.execution.spec import PRESET_DIR
 from bench.measure import machine
@@ -49,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=integer(), help="times each case is measured, in shuffled rounds (preset's rounds)")
     parser.add_argument("--min-run-s", type=float, help="least measuring time per case (preset's min_run_s)")
     parser.add_argument("--max-run-s", type=float, help="most measuring time per case (preset's max_run_s)")
-    parser.add_argument("--threads", type=integer(), default=torch.get_num_threads(), help="intra-op threads (default: %(default)s)")
+    parser.add_argument("--threads", type=integer(), default=default_threads(), help="intra-op threads (default: %(default)s)")
     parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0, help="seed of the weights, the images and the order of cases")
     parser.add_argument("--out", type=Path, help="results CSV to append to (default: results/models-<run_id>.csv)")
     parser.add_argument("--case-timeout", type=float, default=600.0, metavar="SECONDS", help="per case (default: %(default)g)")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-import torch
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,10 +23,11 @@ from bench.cli.console import message_console, print_failures, summary_table, wi
 from bench.cli.plot import plot_after_sweep
 from bench.execution import allocator as allocators
 from bench.execution import spec
+from bench.execution.early import default_threads
 from bench.execution.isolation import Isolation
 from bench.execution.shards import ShardError, parse_shard, shard_cases
 from bench.execution.sweep import pending, plan_rounds, recorded_keys, run_sweep
-from bench.measure.machine import busy_report, cpu_name
+from bench.measure.probes import busy_report, cpu_name
 from bench.measure.settings import Settings
 from bench.results.samples import keep_samples_of
 from bench.results.selection import median_over_rounds
@@ -45,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(LEGACY_FLAG, dest=spec.LEGACY_COMPILED, metavar="A,B,...",
                         help="the old form of --runtimes: false,true means eager,inductor")
     parser.add_argument("--out", type=Path, help="results CSV to append to (default: results/<run_id>.csv)")
-    parser.add_argument("--threads", type=integer(), default=torch.get_num_threads(), help="intra-op threads (default: %(default)s)")
+    parser.add_argument("--threads", type=integer(), default=default_threads(), help="intra-op threads (default: %(default)s)")
     parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0, help="seed of the random inputs")
     parser.add_argument("--min-run-s", type=float, help="least measuring time per case (preset's min_run_s)")
     parser.add_argument("--max-run-s", type=float, help="most measuring time per case (preset's max_run_s)")

@@ -100,8 +100,9 @@ class Worker:
 
     def run(self, case: dict[str, object], task_settings: dict[str, object]) -> dict[str, object]:
         """Return the measured columns of the case (its fields), or a failure row when the worker did not report."""
+        base = self.memory_base(case)  # before the task: reading /proc costs this process ~50 ms of CPU, not during the timing
         self.send(Task(case, task_settings, self.cap))
-        return self.receive(case)
+        return self.receive(case, base)
 
     def send(self, task: Task) -> None:
         """Queue a task (read by the worker once it is ready and done with the tasks before it)."""
@@ -112,14 +113,20 @@ class Worker:
         except (BrokenPipeError, OSError):
             pass  # the worker died; _next_message says how
 
-    def receive(self, case: dict[str, object]) -> dict[str, object]:
-        """Return the worker's answer to its oldest unanswered task (of case), or the failure row when none comes."""
+    def memory_base(self, case: dict[str, object]) -> int:
+        """Return the resident memory the worker's tree may hold before the case adds any (the cap is counted from it)."""
         # On CPU the worker's own address-space limit (worker.py) stops its allocations at the cap;
         # pages it had mapped but not resident can become resident under that limit, so the watch
         # here allows for them and stays the backstop for processes the case starts (and for GPU cases).
         self.slack = mapped_not_resident(self.process.pid) if case.get("device") == "cpu" else 0
+        return tree_rss(self.process.pid) + self.slack
+
+    def receive(self, case: dict[str, object], base: int | None = None) -> dict[str, object]:
+        """Return the worker's answer to its oldest unanswered task (of case), or the failure row when none comes; the
+        memory watch counts from base (memory_base, taken now when not given)."""
+        base = self.memory_base(case) if base is None else base
         token = self.unanswered.popleft() if self.unanswered else None
-        return self._next_message(self.isolation.case_timeout_s, "--case-timeout", tree_rss(self.process.pid) + self.slack, token)
+        return self._next_message(self.isolation.case_timeout_s, "--case-timeout", base, token)
 
     def _next_message(self, timeout_s: float, limit: str, base_rss: int = 0, token: str | None = None) -> dict[str, object]:
         """Return the worker's next message, or the failure row (status, reason) when none comes."""
@@ -217,12 +224,12 @@ def _log_hint(log_path: Path, last_line: bool = False) -> str:
 class WorkerPool:
     """At most one live worker: started on demand, replaced after a failure or `cases_per_worker` cases."""
 
-    def __init__(self, isolation: Isolation) -> None:
+    def __init__(self, isolation: Isolation, started: Worker | None = None) -> None:
         self.isolation = isolation
         self.log_dir = tempfile.TemporaryDirectory(prefix="bench-workers-")
-        self.worker: Worker | None = None
+        self.worker: Worker | None = started  # a worker of this isolation already starting (bench/execution/early.py)
         self.served = 0
-        self.unready = False  # launched, not yet waited for
+        self.unready = started is not None  # launched, not yet waited for
         self.primes: list[dict[str, object]] = []
 
     def launch(self, prime: list[dict[str, object]] = (), task_settings: dict[str, object] | None = None) -> None:

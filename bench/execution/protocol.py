@@ -12,8 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, fields
 
 from bench.axes import key_columns
-from bench.results.samples import SAMPLES_FIELD
-from bench.results.schema import MACHINE_COLUMNS, STATUSES, dtypes
+from bench.results.schema import MACHINE_COLUMNS, SAMPLES_FIELD, STATUSES, dtypes
 
 # `python -c BOOT SYS_PATH [worker flags]`: the worker takes the parent's sys.path, then runs.
 BOOT = ("import sys, json; sys.path[:] = json.loads(sys.argv[1]); "

@@ -15,6 +15,7 @@ import torch
 import attention_variants as av
 from attention_variants.case import Case
 from bench.axes import case_columns
+from bench.execution import early
 from bench.execution.isolation import Isolation, WorkerPool
 from bench.measure import machine, roofline
 from bench.measure.case import measure_case, release_memory
@@ -106,7 +107,7 @@ def run_sweep(
     """
     torch.set_num_threads(settings.threads)
     rows, written, in_process, current_round = [], [], isolation.cases_per_worker == 0, None  # written: their CSV lines
-    with contextlib.nullcontext() if in_process else WorkerPool(isolation) as pool:
+    with contextlib.nullcontext() if in_process else WorkerPool(isolation, early.adopt(isolation)) as pool:
         fingerprint, settings = _begin(pool, plan, settings, isolation, recalibrate, on_begin)
         for round_number, case in plan:
             if pool is not None and current_round is not None and round_number != current_round:

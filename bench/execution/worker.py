@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import faulthandler
 import functools
+import gc
 import os
 import resource
 import signal
@@ -182,6 +183,7 @@ def main(argv: list[str]) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return EXIT_STARTUP_FAILED
+    gc.freeze()  # what the imports made is never garbage: each case's collection (release_memory) skips it, 0.13 s -> 0 s
     results = os.fdopen(args.result_fd, "w", buffering=1)
     results.write(encode_ready(os.getpid()))
     clean = hygiene.snapshot()

@@ -24,7 +24,7 @@ from bench.measure.machine import device_unavailable
 from bench.measure.runtimes import RuntimeFailure, runtime_refusal
 from bench.measure.settings import Settings
 from bench.measure.timing import Timing, measure
-from bench.results.samples import SAMPLES_FIELD
+from bench.results.schema import SAMPLES_FIELD
 
 
 @dataclass(frozen=True)

@@ -5,23 +5,14 @@ from __future__ import annotations
 import functools
 import platform
 import subprocess
-import time
 from pathlib import Path
 
-import cpuinfo
-import psutil
 import torch
 
 from attention_variants.natten import NATTEN_VERSION
+from bench.measure.probes import cpu_name
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@functools.cache
-def cpu_name() -> str:
-    """Return the CPU's brand string with its core counts."""
-    brand = cpuinfo.get_cpu_info().get("brand_raw") or platform.processor() or "unknown cpu"
-    return f"{brand} ({psutil.cpu_count(logical=False)} cores / {psutil.cpu_count()} threads)"
 
 
 def gpu_name() -> str:
@@ -71,31 +62,3 @@ def device_unavailable(device: str) -> str | None:
     if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         return "mps is not available on this machine"
     return None
-
-
-def busy_report(sample_s: float = 0.5, busy_percent: float = 20.0) -> str:
-    """Return a warning naming what keeps this machine busy (load average, busy processes), or '' when it is quiet.
-
-    Load from other processes slows some cases and not others; the sweep warns before it starts.
-    """
-    cores = psutil.cpu_count() or 1
-    load = psutil.getloadavg()[0]
-    mine = {psutil.Process().pid, *(child.pid for child in psutil.Process().children(recursive=True))}
-    processes = [p for p in psutil.process_iter(["name"]) if p.pid not in mine]
-    for process in processes:
-        try:
-            process.cpu_percent(None)  # the first call only starts the sample
-        except psutil.Error:
-            pass
-    time.sleep(sample_s)
-    busy = []
-    for process in processes:
-        try:
-            percent = process.cpu_percent(None)
-        except psutil.Error:
-            continue
-        if percent >= busy_percent:
-            busy.append(f"{process.info['name']} (pid {process.pid}, {percent:.0f}% CPU)")
-    if load < 0.5 * cores and not busy:
-        return ""
-    return f"the machine is not quiet: load average {load:.1f} on {cores} CPUs" + (f"; busy: {', '.join(busy[:3])}" if busy else "")

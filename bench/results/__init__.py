@@ -1,24 +1,23 @@
 """Results: the schema of a row, the CSV store (append, load, lock, migrate), and which rows count.
 
 `bench.results.load(path)` is the one call a notebook needs: a typed DataFrame of a results CSV.
+Names are imported on first use, so that a process that needs only the schema (a worker's
+protocol) does not import pandas.
 """
 
-from bench.results.guard import unwritable
-from bench.results.samples import load, load_samples
-from bench.results.schema import SCHEMA_VERSION, STATUSES, ResultsError, columns, dtypes
-from bench.results.selection import REFERENCE_VARIANT, case_key, shape_key
-from bench.results.store import append_rows
+import importlib
 
-__all__ = ["REFERENCE_VARIANT", "SCHEMA_VERSION", "STATUSES", "ResultsError", "append_rows", "case_key", "columns", "dtypes",
-           "load", "load_samples", "shape_key", "unwritable"]
+# name -> the module of bench.results that defines it
+_WHERE = {
+    "unwritable": "guard", "load": "samples", "load_samples": "samples", "SCHEMA_VERSION": "schema", "STATUSES": "schema",
+    "ResultsError": "schema", "columns": "schema", "dtypes": "schema", "SCHEMA": "schema", "COLUMNS": "schema",
+    "REFERENCE_VARIANT": "selection", "case_key": "selection", "shape_key": "selection", "CASE_KEY": "selection",
+    "SHAPE_KEY": "selection", "append_rows": "store",
+}
+__all__ = sorted(name for name in _WHERE if not name.isupper() or name in ("REFERENCE_VARIANT", "SCHEMA_VERSION", "STATUSES"))
 
 
-def __getattr__(name: str) -> object:  # CASE_KEY, SHAPE_KEY, COLUMNS and SCHEMA as they were: the current ones
-    from bench.results import schema, selection
-
-    for module in (selection, schema):
-        try:
-            return getattr(module, name)
-        except AttributeError:
-            pass
-    raise AttributeError(name)
+def __getattr__(name: str) -> object:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'bench.results' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"bench.results.{_WHERE[name]}"), name)

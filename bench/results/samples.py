@@ -15,8 +15,8 @@ from typing import Iterable, Mapping, Sequence
 import pandas as pd
 
 from bench.axes import fills
-from bench.results.schema import ResultsError, dtypes
-from bench.results.selection import SAMPLES_FIELD, row_key  # block_ms: not a column; kept beside the CSV
+from bench.results.schema import SAMPLES_FIELD, ResultsError, dtypes
+from bench.results.selection import row_key
 from bench.results.store import load as load_rows
 from bench.results.store import locked, replace_text, rows_csv
 

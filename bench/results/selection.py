@@ -5,10 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.axes import key_columns as case_key  # the columns that name a case: equal values, the same thing measured
+from bench.results.schema import SAMPLES_FIELD
 
-# Not a column: the time per call of each timed block, in a worker's answer and its row until stored (a list),
-# and in a loaded frame (bench.results.load: a tuple, or None where none was kept).
-SAMPLES_FIELD = "block_ms"
 # The column that names the machine of a row: rows of one case from two hosts are two measurements (machines.py).
 MACHINE = "host"
 

@@ -21,7 +21,7 @@ except ImportError:  # Windows
 
 from bench.axes import fills
 from bench.messages import first_line
-from bench.results.schema import RENAMED, REQUIRED, RUNTIMES, STATUSES, ResultsError, dtypes
+from bench.results.schema import RENAMED, REQUIRED, RUNTIMES, SAMPLES_FIELD, STATUSES, ResultsError, dtypes
 from bench.results.schema import columns as results_columns
 
 
@@ -187,7 +187,11 @@ def _in_schema(text: str, path: Path) -> str:
 
 
 def renamed(header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
-    """Return header and rows with the columns renamed since they were written (schema.RENAMED)."""
+    """Return header and rows with the columns renamed since they were written (schema.RENAMED), without block_ms (a
+    loaded frame written back with to_csv carries its block times as text: the samples file holds them)."""
+    if SAMPLES_FIELD in header:
+        at = header.index(SAMPLES_FIELD)
+        header, rows = [*header[:at], *header[at + 1:]], [[*row[:at], *row[at + 1:]] for row in rows]
     for old, (new, cells) in RENAMED.items():
         if old in header and new not in header:
             at = header.index(old)
