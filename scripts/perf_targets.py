@@ -23,6 +23,7 @@ import torch  # noqa: E402
 
 import attention_variants as av  # noqa: E402
 from attention_variants.case import Case  # noqa: E402
+from bench.execution.rows import make_row  # noqa: E402
 from bench.execution.sweep import run_case  # noqa: E402
 from bench.measure import machine  # noqa: E402
 from bench.measure.settings import Settings  # noqa: E402
@@ -87,7 +88,7 @@ def main() -> int:
     rows, samples = [], []
     for case in cases:
         print(f"measuring {case.variant}{'' if case.runtime == 'eager' else ' ' + case.runtime} ...", file=sys.stderr, flush=True)
-        row = run_case(case, settings, run_id, fingerprint)
+        row = make_row(case, run_case(case, settings), run_id, fingerprint, {})
         samples += take_samples(row)
         rows.append(row)
     if args.out:

@@ -67,7 +67,7 @@ def test_im2col_swin_t_equals_slide_swin_t_with_the_deformed_part_off():
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["swin-t", "slide-swin-t", "im2col-swin-t", "fast-swin-t"])
 def test_each_config_matches_its_float64_oracle_model(config):
-    row = measure_model(ModelCase(config), FAST)
+    row = measure_model(ModelCase(config), FAST).to_columns()
     assert row["status"] == "ok", row["reason"]
     assert 0 < row["max_abs_err"] <= row["tolerance"] < 1e-4 and row["params"] > 28e6
     assert row["gflop"] == pytest.approx(9.0, rel=0.05)  # 2 x the paper's 4.5 G multiply-adds
@@ -75,7 +75,7 @@ def test_each_config_matches_its_float64_oracle_model(config):
 
 @pytest.mark.slow
 def test_a_training_step_is_timed_with_its_backward():
-    row = measure_model(ModelCase("slide-swin-t", pass_name="forward_backward"), FAST)
+    row = measure_model(ModelCase("slide-swin-t", pass_name="forward_backward"), FAST).to_columns()
     assert row["status"] == "ok", row["reason"]
     assert 2.5 < row["gflop"] / 9.36 < 3.5  # backward: about twice the forward's multiply-adds
     assert 0 < row["grad_max_abs_err"] <= row["grad_tolerance"]  # every gradient against the float64 oracle model's
@@ -85,7 +85,7 @@ def test_a_training_step_is_timed_with_its_backward():
 def test_a_wrong_attention_is_a_mismatch_and_an_unfit_stage_is_skipped(monkeypatch):
     monkeypatch.setitem(registry._REGISTRY, "test-wrong-scale", Variant("test-wrong-scale", "local-zero-pad", _wrong_scale))
     monkeypatch.setitem(configs.CONFIGS, "planted", Config("planted", configs.slide_layout("test-wrong-scale"), ""))
-    row = measure_model(ModelCase("planted"), FAST)
+    row = measure_model(ModelCase("planted"), FAST).to_columns()
     assert row["status"] == "mismatch" and "max_abs_err" in row["reason"]
     skipped = measure_model(ModelCase("swin-t", resolution=256), FAST)  # window 7 does not tile a 64x64 stage
     assert skipped["status"] == "skipped" and "window 7 does not divide 64x64" in skipped["reason"]

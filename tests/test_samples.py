@@ -67,7 +67,7 @@ def test_a_worker_cannot_send_block_times_that_are_not_numbers():
     line = json.dumps({"status": "ok", "reason": "", "block_ms": ["1.0"], "token": "t"})
     with pytest.raises(ProtocolError, match="block_ms"):
         decode_message(line, "t")
-    assert decode_message(json.dumps({"status": "ok", "reason": "", "block_ms": [1.0, 2], "token": "t"}), "t")["block_ms"] == [1.0, 2]
+    assert decode_message(json.dumps({"status": "ok", "reason": "", "block_ms": [1.0, 2], "token": "t"}), "t").block_ms == (1.0, 2.0)
 
 
 def test_rounds_pool_their_blocks(tmp_path):

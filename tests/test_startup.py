@@ -29,7 +29,7 @@ def test_the_early_worker_serves_the_sweep_that_would_have_started_it():
     assert worker is not None and worker.isolation.case_timeout_s == 60  # under the sweep's own limits
     with WorkerPool(worker.isolation, worker) as pool:
         row = pool.measure(asdict(SMALL), asdict(Settings(1, 0.0, 0.01, 0.02, 0)))
-    assert row["status"] == "ok", row
+    assert row.status == "ok", row
     assert early.adopt(Isolation(threads=1)) is None  # adopted once
 
 

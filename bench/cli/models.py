@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import time
 import tomllib
 from dataclasses import asdict
 from pathlib import Path
@@ -26,13 +25,14 @@ from bench.cli.console import wide_console
 from bench.execution import allocator as allocators
 from bench.execution.early import default_threads
 from bench.execution.isolation import Isolation, WorkerPool
+from bench.execution.rows import make_row
 from bench.execution.spec import PRESET_DIR
 from bench.measure import machine
 from bench.measure.settings import Settings
 from bench.models.configs import NAMES
-from bench.models.measure import ModelCase, case_columns
+from bench.models.measure import ModelCase
 from bench.results import append_rows, load, unwritable
-from bench.results.schema import SCHEMA_VERSION
+from bench.results.samples import append_samples, take_samples
 
 PRESET = PRESET_DIR / "models.toml"
 LIST_FLAGS = {"--models": "models", "--batch": "batch", "--resolutions": "resolutions", "--dtypes": "dtypes",
@@ -114,10 +114,10 @@ def run(args: argparse.Namespace) -> int:
     with WorkerPool(isolation) as pool:
         for round_number in range(1, rounds + 1):
             for index, case in enumerate(random.Random(f"models/{args.seed}/{round_number}").sample(cases, len(cases)), 1):
-                row = {"run_id": run_id, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fingerprint,
-                       **case_columns(case), "device_name": machine.device_name(case.device), "schema_version": SCHEMA_VERSION,
-                       **pool.measure(asdict(case), asdict(settings)), "round": round_number}
+                row = make_row(case, pool.measure(asdict(case), asdict(settings)), run_id, fingerprint, {}, round_number)
+                samples = take_samples(row)
                 append_rows(out, [row])
+                append_samples(out, samples)
                 console.print(escape(f"  round {round_number}/{rounds} [{index}/{len(cases)}] {case.config} {case.device} "
                                      f"{case.dtype} b{case.batch} {case.resolution} {case.pass_name}: {_outcome(row)}"))
     rows = load(out)

@@ -23,7 +23,7 @@ from typing import Callable
 
 from attention_variants.case import Case
 from bench.execution.isolation import Isolation, WorkerPool
-from bench.execution.sweep import case_row
+from bench.execution.rows import make_row
 from bench.measure import machine, roofline
 from bench.measure.settings import Settings
 from bench.results import append_rows
@@ -95,8 +95,8 @@ def run_ab(cases: list[Case], settings: Settings, isolations: dict[str, Isolatio
                 for side in side_order(round_number + index):
                     if case.variant not in known[side]:
                         continue
-                    row = {**case_row(case, run_id, fingerprint), "git_sha": commits[side],
-                           **pools[side].measure(asdict(case), asdict(settings)), "round": round_number}
+                    measured = pools[side].measure(asdict(case), asdict(settings))
+                    row = {**make_row(case, measured, run_id, fingerprint, settings.peaks, round_number), "git_sha": commits[side]}
                     samples = take_samples(row)
                     append_rows(paths[side], [row])
                     append_samples(paths[side], samples)

@@ -33,6 +33,7 @@ from bench.axes import case_columns
 from bench.execution.isolation import Isolation, WorkerPool
 from bench.execution.protocol import Task
 from bench.measure import roofline
+from bench.measure.record import Measured
 from bench.measure.settings import Settings
 
 VARIANTS = ("im2col", "slide", "local-tiled", "window")
@@ -92,7 +93,7 @@ def _in_turns(case: Case, cases: list[Case], settings: Settings, isolation: Isol
         for name, before in histories(case, cases).items():
             failed = pools[name].ready() or _first_failure(pools[name], before)
             if failed:
-                rows[name] = failed
+                rows[name] = failed.to_columns()
             else:
                 worker = pools[name].worker
                 turns[name] = _Turn(worker.process.pid, worker.results_fd,
@@ -104,7 +105,7 @@ def _in_turns(case: Case, cases: list[Case], settings: Settings, isolation: Isol
             rows[name] = {"status": "timeout", "reason": f"a turn took more than {isolation.case_timeout_s:g} s; killed"}
         for name in turns:
             if name not in rows:
-                rows[name] = _plain_row(plain) if name == "plain" else pools[name].worker.receive(asdict(case))
+                rows[name] = _plain_row(plain) if name == "plain" else pools[name].worker.receive(asdict(case)).to_columns()
     return {condition: rows[condition] for condition in CONDITIONS}
 
 
@@ -128,13 +129,13 @@ def _take_turns(turns: dict[str, "_Turn"], woken: int, draw: random.Random, time
     return timed_out
 
 
-def _first_failure(pool: WorkerPool, before: list[Case]) -> dict[str, object] | None:
-    """Return a failure row of the condition when a case of its history failed, else None."""
+def _first_failure(pool: WorkerPool, before: list[Case]) -> Measured | None:
+    """Return the failure of the condition when a case of its history failed, else None."""
     for other in before:
         answer = pool.worker.receive(asdict(other))
-        if answer.get("status") not in ("ok", "skipped", "mismatch"):
+        if answer.status not in ("ok", "skipped", "mismatch"):
             pool.retire()
-            return {"status": "error", "reason": f"its history failed at {other.variant} batch {other.batch}: {answer.get('reason')}"}
+            return Measured("error", f"its history failed at {other.variant} batch {other.batch}: {answer.reason}")
     return None
 
 

@@ -29,6 +29,7 @@ from bench.execution import allocator as allocators
 from bench.execution.hygiene import LEAKED_FDS
 from bench.execution.process_tree import mapped_not_resident, open_fds, tree_rss
 from bench.execution.protocol import BOOT, EXIT_STARTUP_FAILED, ProtocolError, Task, decode_message, encode_task
+from bench.measure.record import Measured
 
 POLL_S = 0.2  # how often the parent checks the clock while it waits
 # How often it adds up the resident memory of the worker's process tree: a scan of /proc costs
@@ -87,19 +88,19 @@ class Worker:
         self.slack = 0  # bytes the running case may add beyond the cap unseen by the address-space limit
         self.fds_at_start = 0
 
-    def start(self) -> dict[str, object] | None:
-        """Wait until the worker is ready; return the failure row if it never is, else None."""
+    def start(self) -> Measured | None:
+        """Wait until the worker is ready; return the failure record if it never is, else None."""
         message = self._next_message(self.isolation.startup_timeout_s, "start-up limit")
-        if "ready" in message:
+        if isinstance(message, dict):  # {"ready": pid}
             self.fds_at_start = open_fds(self.process.pid)
             return None
-        reason = str(message.get("reason", message))
+        reason = message.reason
         if not reason.startswith("worker failed to start"):
             reason = f"worker failed to start: {reason}"
-        return {"status": "error", "reason": reason}
+        return Measured("error", reason)
 
-    def run(self, case: dict[str, object], task_settings: dict[str, object]) -> dict[str, object]:
-        """Return the measured columns of the case (its fields), or a failure row when the worker did not report."""
+    def run(self, case: dict[str, object], task_settings: dict[str, object]) -> Measured:
+        """Return what the worker measured of the case (its fields), or the failure record when it did not report."""
         base = self.memory_base(case)  # before the task: reading /proc costs this process ~50 ms of CPU, not during the timing
         self.send(Task(case, task_settings, self.cap))
         return self.receive(case, base)
@@ -121,15 +122,17 @@ class Worker:
         self.slack = mapped_not_resident(self.process.pid) if case.get("device") == "cpu" else 0
         return tree_rss(self.process.pid) + self.slack
 
-    def receive(self, case: dict[str, object], base: int | None = None) -> dict[str, object]:
+    def receive(self, case: dict[str, object], base: int | None = None) -> Measured:
         """Return the worker's answer to its oldest unanswered task (of case), or the failure row when none comes; the
         memory watch counts from base (memory_base, taken now when not given)."""
         base = self.memory_base(case) if base is None else base
         token = self.unanswered.popleft() if self.unanswered else None
-        return self._next_message(self.isolation.case_timeout_s, "--case-timeout", base, token)
+        answer = self._next_message(self.isolation.case_timeout_s, "--case-timeout", base, token)
+        return answer if isinstance(answer, Measured) else Measured("error", "worker said it was ready twice")
 
-    def _next_message(self, timeout_s: float, limit: str, base_rss: int = 0, token: str | None = None) -> dict[str, object]:
-        """Return the worker's next message, or the failure row (status, reason) when none comes."""
+    def _next_message(self, timeout_s: float, limit: str, base_rss: int = 0,
+                      token: str | None = None) -> dict[str, object] | Measured:
+        """Return the worker's next message ({"ready": pid} or a record), or the failure record when none comes."""
         deadline = time.monotonic() + timeout_s
         cap = base_rss + self.cap
         watched = time.monotonic()
@@ -140,21 +143,21 @@ class Worker:
                 return self._death_row()
             if time.monotonic() > deadline:
                 self.kill()
-                return {"status": "timeout", "reason": f"no result within {timeout_s:g} s ({limit}); worker killed"}
+                return Measured("timeout", f"no result within {timeout_s:g} s ({limit}); worker killed")
             if time.monotonic() - watched < MEMORY_WATCH_S:
                 continue
             watched = time.monotonic()
             if tree_rss(self.process.pid) > cap:
                 self.kill()
                 allowed = f" plus {self.slack / 2**30:.2g} GB the worker had mapped" if self.slack else ""
-                return {"status": "oom", "reason": f"the case grew its worker's resident memory by more than "
-                                                   f"{self.cap / 2**30:.3g} GB (--max-memory-gb){allowed}; worker killed"}
+                return Measured("oom", f"the case grew its worker's resident memory by more than "
+                                       f"{self.cap / 2**30:.3g} GB (--max-memory-gb){allowed}; worker killed")
         line, self.buffer = self.buffer.split(b"\n", 1)
         try:
             return decode_message(line, token)
         except ProtocolError as err:  # e.g. a variant that printed to the result pipe
             self.kill()
-            return {"status": "error", "reason": f"worker sent a malformed message ({err}); worker killed"}
+            return Measured("error", f"worker sent a malformed message ({err}); worker killed")
 
     def _read(self, timeout_s: float) -> bool:
         ready, _, _ = select.select([self.results_fd], [], [], timeout_s)
@@ -164,17 +167,17 @@ class Worker:
         self.buffer += chunk
         return bool(chunk)
 
-    def _death_row(self) -> dict[str, object]:
+    def _death_row(self) -> Measured:
         code = self.process.wait()
         if code == EXIT_STARTUP_FAILED:
-            return {"status": "error", "reason": f"worker failed to start: {_log_hint(self.log_path, last_line=True)}"}
+            return Measured("error", f"worker failed to start: {_log_hint(self.log_path, last_line=True)}")
         if code >= 0:
-            return {"status": "error", "reason": f"worker exited with status {code}; {_log_hint(self.log_path, last_line=True)}"}
+            return Measured("error", f"worker exited with status {code}; {_log_hint(self.log_path, last_line=True)}")
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
         hint = _log_hint(self.log_path)
         if name == "SIGKILL":  # we kill only after deciding the row, so this came from the kernel's OOM killer
-            return {"status": "oom", "reason": "worker killed by SIGKILL (the system probably ran out of memory)"}
-        return {"status": "error", "reason": f"worker killed by {name}{'; ' + hint if hint else ''}"}
+            return Measured("oom", "worker killed by SIGKILL (the system probably ran out of memory)")
+        return Measured("error", f"worker killed by {name}{'; ' + hint if hint else ''}")
 
     def kill(self) -> None:
         """Kill the worker and every process it started, then reap it."""
@@ -244,8 +247,8 @@ class WorkerPool:
             for case in self.primes:
                 self.worker.send(Task(case, task_settings or {}, self.worker.cap, prime=True))
 
-    def ready(self) -> dict[str, object] | None:
-        """Wait until the launched worker has started and primed; return the failure row when it never started."""
+    def ready(self) -> Measured | None:
+        """Wait until the launched worker has started and primed; return the failure record when it never started."""
         if self.worker is None or not self.unready:
             return None
         failure = self.worker.start()
@@ -254,13 +257,13 @@ class WorkerPool:
             return failure
         self.unready = False
         for case in self.primes:
-            if self.worker.receive(case).get("status") in RETIRE_AFTER:  # the measurement proper will say what went wrong
+            if self.worker.receive(case).status in RETIRE_AFTER:  # the measurement proper will say what went wrong
                 self.retire()
                 break
         return None
 
-    def measure(self, case: dict[str, object], task_settings: dict[str, object]) -> dict[str, object]:
-        """Return the measured columns of the case (its fields), run in a worker."""
+    def measure(self, case: dict[str, object], task_settings: dict[str, object]) -> Measured:
+        """Return what measuring the case (its fields) in a worker observed."""
         self.launch()
         failure = self.ready()
         if failure:
@@ -268,7 +271,7 @@ class WorkerPool:
         measured = self.worker.run(case, task_settings)
         self.served += 1
         leaked = open_fds(self.worker.process.pid) - self.worker.fds_at_start > LEAKED_FDS  # e.g. a case that opens files
-        if measured.get("status") in RETIRE_AFTER or self.served >= self.isolation.cases_per_worker or leaked:
+        if measured.status in RETIRE_AFTER or self.served >= self.isolation.cases_per_worker or leaked:
             self.retire()
         return measured
 

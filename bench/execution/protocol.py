@@ -1,7 +1,7 @@
 """The wire protocol between a sweep and its worker subprocess: how a worker starts, and the messages both send.
 
 One JSON object per line. The parent writes tasks to the worker's stdin; the worker answers on
-its result pipe, first `{"ready": pid}`, then one results-row fragment per task. Both sides
+its result pipe, first `{"ready": pid}`, then one Measured record per task (bench/measure/record.py). Both sides
 import this module (and nothing of each other); every message is validated on receipt.
 """
 
@@ -11,8 +11,7 @@ import json
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 
-from bench.axes import key_columns
-from bench.results.schema import MACHINE_COLUMNS, SAMPLES_FIELD, STATUSES, dtypes
+from bench.measure.record import Measured, RecordError, from_message
 
 # `python -c BOOT SYS_PATH [worker flags]`: the worker takes the parent's sys.path, then runs.
 BOOT = ("import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
@@ -60,39 +59,22 @@ def encode_ready(pid: int) -> str:
     return json.dumps({"ready": pid}) + "\n"
 
 
-def encode_result(columns: dict[str, object], token: str) -> str:
-    """Return the line that carries one task's results-row columns and the task's token."""
-    return json.dumps({**columns, "token": token}, default=str) + "\n"
+def encode_result(measured: Measured, token: str) -> str:
+    """Return the line that carries one task's record (bench/measure/record.py) and the task's token."""
+    return json.dumps({**measured.to_message(), "token": token}) + "\n"
 
 
-# Columns the parent writes itself (what was run, where, when): a worker's answer never sets them.
-PARENT_COLUMNS = frozenset({"run_id", "timestamp", "round", "family", "device_name", "schema_version", "scope", *MACHINE_COLUMNS})
-_TYPES = {"float64": (int, float), "Int64": (int,), "int64": (int,), "string": (str,), "boolean": (bool,)}
-
-
-def decode_message(line: str | bytes, token: str | None = None) -> dict[str, object]:
-    """Return a worker's message: {"ready": pid}, or the measured columns of the task with this token; else ProtocolError."""
+def decode_message(line: str | bytes, token: str | None = None) -> dict[str, object] | Measured:
+    """Return a worker's message: {"ready": pid}, or the record of the task with this token; else ProtocolError."""
     message = _json_object(line)
     if set(message) == {"ready"}:
         return message
     if message.pop("token", None) != token:
         raise ProtocolError("a result line that does not answer the task running (printed by the case?)")
-    schema = dtypes()
-    unknown = sorted(set(message) - (set(schema) - PARENT_COLUMNS - set(key_columns())) - {SAMPLES_FIELD})
-    if unknown:
-        raise ProtocolError(f"column(s) a worker may not set: {', '.join(unknown[:3])}")
-    samples = message.get(SAMPLES_FIELD, [])
-    if not isinstance(samples, list) or not all(isinstance(ms, (int, float)) and not isinstance(ms, bool) for ms in samples):
-        raise ProtocolError(f"{SAMPLES_FIELD} of a worker's result is not a list of numbers")
-    if message.get("status") not in STATUSES or not isinstance(message.get("reason", ""), str):
-        raise ProtocolError(f"a worker's result has no valid status: {str(message.get('status'))[:40]!r}")
-    for column, value in message.items():
-        if column == SAMPLES_FIELD:
-            continue
-        allowed = _TYPES.get(schema.get(column, "string"), (str,))
-        if value is not None and (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
-            raise ProtocolError(f"column {column} of a worker's result has a {type(value).__name__}")
-    return message
+    try:
+        return from_message(message)
+    except RecordError as err:
+        raise ProtocolError(str(err)) from None
 
 
 def _json_object(line: str | bytes) -> dict[str, object]:

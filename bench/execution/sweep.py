@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -12,44 +11,27 @@ from typing import Callable, Iterable
 import pandas as pd
 import torch
 
-import attention_variants as av
 from attention_variants.case import Case
 from bench.axes import case_columns
 from bench.execution import early
 from bench.execution.isolation import Isolation, WorkerPool
+from bench.execution.rows import make_row
 from bench.measure import machine, roofline
 from bench.measure.case import measure_case, release_memory
+from bench.measure.record import Measured
 from bench.measure.settings import Settings
 from bench.results import ResultsError, append_rows
 from bench.results.guard import keep_own_rows, rows_text
 from bench.results.samples import append_samples, take_samples
-from bench.results.schema import SCHEMA_VERSION
 from bench.results.selection import case_key
 from bench.results.store import LockTimeout
 
 
-def case_row(case: Case, run_id: str, fingerprint: dict[str, object]) -> dict[str, object]:
-    """Return the columns of a case's row that do not depend on measuring it."""
-    return {
-        "run_id": run_id,
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **case_columns(case),
-        "family": av.get(case.variant).family,
-        "device_name": machine.device_name(case.device),
-        **fingerprint,
-        "gflop": roofline.analytic_gflop(case),
-        "schema_version": SCHEMA_VERSION,
-        "scope": "op",
-    }
-
-
-def run_case(case: Case, settings: Settings, run_id: str, fingerprint: dict[str, object]) -> dict[str, object]:
-    """Return the full results row of one case, measured in this process."""
-    row = case_row(case, run_id, fingerprint)
+def run_case(case: Case, settings: Settings) -> Measured:
+    """Return what measuring one case in this process observed."""
     measured = measure_case(case, settings)
-    row.update(measured.to_columns())
     release_memory(case, measured.status)
-    return row
+    return measured
 
 
 def case_key_text(case: Case, round_number: int = 1) -> tuple[str, ...]:
@@ -114,11 +96,8 @@ def run_sweep(
                 pool.retire()  # a fresh worker per round: no round inherits another's process state
             current_round = round_number
             on_start(case)
-            if in_process:
-                row = run_case(case, settings, run_id, fingerprint)
-            else:
-                row = {**case_row(case, run_id, fingerprint), **pool.measure(asdict(case), asdict(settings))}
-            row["round"] = round_number
+            measured = run_case(case, settings) if in_process else pool.measure(asdict(case), asdict(settings))
+            row = make_row(case, measured, run_id, fingerprint, settings.peaks, round_number)
             _store(out, row, written, pool, on_note)
             rows.append(row)
             written.append(rows_text([row]))

@@ -22,6 +22,7 @@ import sys
 
 from bench.execution import hygiene
 from bench.execution.protocol import EXIT_STARTUP_FAILED, Task, decode_task, encode_ready, encode_result
+from bench.measure.record import Measured
 
 
 def _die_with_sweep(lifeline_fd: int) -> int:
@@ -108,13 +109,13 @@ def _older(case_class: type) -> type:
     return OlderCase
 
 
-def run_task(task: Task) -> dict[str, object]:
-    """Return the measured columns of one task (a case and its settings), failures included."""
+def run_task(task: Task) -> Measured:
+    """Return what measuring one task (a case and its settings) observed, failures included."""
     import torch
 
     from attention_variants.case import Case
     from bench.measure.case import measure_case, prime_case, release_memory
-    from bench.measure.failures import failure_columns
+    from bench.measure.failures import classify
     from bench.measure.settings import Settings
 
     settings = Settings(**task.settings)
@@ -127,17 +128,17 @@ def run_task(task: Task) -> dict[str, object]:
         try:
             case = as_case(Case, task.case)
         except (TypeError, ValueError) as err:  # an A/B base's Case that cannot express this case
-            return {"status": "skipped", "reason": str(err)}
-        measure = lambda c, s: (prime_case if task.prime else measure_case)(c, s).to_columns()  # noqa: E731
-    measured: dict[str, object] = {}
+            return Measured("skipped", str(err))
+        measure = prime_case if task.prime else measure_case
+    measured = Measured("error", "the case did not finish")
     try:
         _limit_address_space(case.device, task.max_memory_bytes)
         measured = measure(case, settings)
     except BaseException as err:  # a variant calling sys.exit is a row too
-        measured = failure_columns(err)
+        measured = Measured(*classify(err))
     finally:
         _limit_address_space(case.device, None)
-    release_memory(case, measured.get("status"))
+    release_memory(case, measured.status)
     return measured
 
 

@@ -1,4 +1,4 @@
-"""One case, measured: support check, oracle check, first call, timing, memory and roofline -> a CaseResult.
+"""One case, measured: support check, oracle check, first call, timing and memory -> a Measured record.
 
 This runs in whichever process measures the case (a worker, or the sweep itself with
 --cases-per-worker 0). A failure of the variant is data: it becomes the result's status.
@@ -7,64 +7,24 @@ This runs in whichever process measures the case (a worker, or the sweep itself 
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Callable
 
 import torch
 
 import attention_variants as av
 from attention_variants.case import Case
-from bench.measure import memory, roofline
+from bench.measure import memory
 from bench.measure.callables import first_call
 from bench.measure.correctness import oracle_check, verdict
 from bench.measure.failures import classify
-from bench.measure.gradients import GradientVerdict, check_gradients, differentiable_inputs
+from bench.measure.gradients import check_gradients, differentiable_inputs
 from bench.measure.inputs import make_inputs
 from bench.measure.machine import device_unavailable
+from bench.measure.record import Measured
 from bench.measure.runtimes import RuntimeFailure, runtime_refusal
 from bench.measure.settings import Settings
-from bench.measure.timing import Timing, measure
-from bench.results.schema import SAMPLES_FIELD
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """What measuring one case gave: its status and reason, and what was observed when it ran."""
-
-    status: str
-    reason: str = ""
-    timing: Timing | None = None
-    peak_mem_mb: float | None = None
-    max_abs_err: float | None = None
-    backend: str = ""
-    compile_ms: float | None = None
-    export_ms: float | None = None
-    gflop: float | None = None
-    throughput_per_s: float | None = None
-    roofline: dict[str, object] = field(default_factory=dict)
-    tolerance: float | None = None  # the largest max_abs_err accepted (bench/measure/correctness.py)
-    mean_abs_err: float | None = None
-    mean_tolerance: float | None = None
-    gradients: GradientVerdict | None = None  # forward_backward: the gradient check (bench/measure/gradients.py)
-
-    def to_columns(self) -> dict[str, object]:
-        """Return the results-row columns this result fills (measured ones only when it was timed)."""
-        columns: dict[str, object] = {"status": self.status, "reason": self.reason}
-        if self.timing is None:
-            return columns
-        seconds = self.timing.median_ms / 1e3
-        columns.update(
-            median_ms=self.timing.median_ms, iqr_ms=self.timing.iqr_ms, min_ms=self.timing.min_ms,
-            n_measurements=self.timing.n_measurements, peak_mem_mb=self.peak_mem_mb,
-            throughput_per_s=self.throughput_per_s, gflop=self.gflop, gflop_per_s=self.gflop / seconds if self.gflop else None,
-            max_abs_err=self.max_abs_err, backend=self.backend, compile_ms=self.compile_ms, export_ms=self.export_ms, **self.roofline,
-            **self.timing.per_call, **{SAMPLES_FIELD: list(self.timing.block_times_ms)},
-            tolerance=self.tolerance, mean_abs_err=self.mean_abs_err, mean_tolerance=self.mean_tolerance,
-        )
-        if self.gradients is not None:
-            columns.update(grad_max_abs_err=self.gradients.max_abs_err, grad_tolerance=self.gradients.tolerance,
-                           grad_mean_abs_err=self.gradients.mean_abs_err, grad_mean_tolerance=self.gradients.mean_tolerance)
-        return columns
+from bench.measure.timing import measure
 
 
 def release_memory(case: Case, status: object) -> None:
@@ -76,36 +36,36 @@ def release_memory(case: Case, status: object) -> None:
         torch.cuda.empty_cache()  # a long sweep otherwise fragments the allocator
 
 
-def measure_case(case: Case, settings: Settings) -> CaseResult:
+def measure_case(case: Case, settings: Settings) -> Measured:
     """Return the result of one case: skipped with the reason, failed with the error's class, or measured."""
     return _if_supported(case, lambda variant: _measure_supported(variant, case, settings))
 
 
-def prime_case(case: Case, settings: Settings) -> CaseResult:
+def prime_case(case: Case, settings: Settings) -> Measured:
     """Build the case and call it once, untimed (status ok, reason `primed`): a variant's lazy
     initialisation (imports, kernel selection: seconds for natten) then happens before this
     process times anything, and processes started together pay it together."""
-    def prime(variant: av.Variant) -> CaseResult:
+    def prime(variant: av.Variant) -> Measured:
         # Eager: the variant's own lazy set-up. A traced runtime's export and compile are what
         # its row's export_ms and compile_ms measure, so they are not paid here first.
         eager = case.replace(runtime="eager")
         first_call(variant.build(eager, *make_inputs(eager, settings.seed + 1)), eager)
-        return CaseResult("ok", "primed")
+        return Measured("ok", "primed")
     return _if_supported(case, prime)
 
 
-def _if_supported(case: Case, run: Callable[[av.Variant], CaseResult]) -> CaseResult:
+def _if_supported(case: Case, run: Callable[[av.Variant], Measured]) -> Measured:
     try:
         variant = av.get(case.variant)
         reason = device_unavailable(case.device) or runtime_refusal(case) or variant.supports(case)
         if reason:
-            return CaseResult("skipped", reason)
+            return Measured("skipped", reason)
         return run(variant)
     except Exception as err:  # a failing variant (or a plugin's supports() raising) is data, not the end of the sweep
-        return CaseResult(*classify(err))
+        return Measured(*classify(err))
 
 
-def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> CaseResult:
+def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> Measured:
     check = oracle_check(variant, case, settings.seed)
     # Other inputs than the oracle check's; leaves that record build()'s layout change when gradients are checked.
     leaves = (differentiable_inputs if case.needs_grad else make_inputs)(case, settings.seed + 1)
@@ -113,20 +73,18 @@ def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> C
     try:
         called = first_call(prepared, case, settings.threads, settings.seed)
     except RuntimeFailure as err:  # a variant the exporter cannot take is an error row with the exporter's reason
-        return CaseResult("error", str(err))
+        return Measured("error", str(err))
     except Exception as err:  # a variant that does not compile is an error row that says so
         if not case.traced:
             raise
         step = "torch.compile" if case.runtime == "inductor" else f"{case.runtime} (first call)"
-        return CaseResult("error", f"{step} failed: {classify(err)[1]}")
+        return Measured("error", f"{step} failed: {classify(err)[1]}")
     gradients = check_gradients(variant, case, settings.seed, prepared, leaves, called) if case.needs_grad else None
     called, backend = replace(called, returned=()), prepared.backend  # the first call's gradients are not held while timing
     del prepared, leaves
     timing = measure(called.fn, case.device, settings.threads, settings.warmup_s, settings.min_run_s, settings.max_run_s,
                      settle=settings.allocator == "steady" and case.device == "cpu", pace_s=settings.pace_s)
     peak_mb = memory.peak_memory_mb(called.fn, case.device)
-    calibrated = settings.peaks.get(f"{case.device}/{case.dtype}")
-    peaks = roofline.Peaks(*calibrated) if calibrated else roofline.peaks(case.device, case.torch_dtype, settings.threads)
     judged = verdict(check, case.dtype, case.traced, called.drift)
     reasons = [judged.reason] if judged.reason else []
     reasons += [gradients.reason] if gradients and gradients.reason else []
@@ -137,11 +95,14 @@ def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> C
         notes.append(gradients.note)
     if timing.noisy:
         notes.append(f"noisy: IQR is {timing.iqr_ms / timing.median_ms:.0%} of the median")
-    gflop = roofline.analytic_gflop(case)
-    return CaseResult(
-        "mismatch" if reasons else "ok", "; ".join(reasons + notes), timing, peak_mb,
-        judged.max_abs_err, backend, called.compile_ms, called.export_ms, gflop,
-        case.batch / (timing.median_ms / 1e3), roofline.roofline_columns(gflop, case, timing.median_ms, peaks),
-        tolerance=judged.tolerance, mean_abs_err=check.mean_error, mean_tolerance=check.mean_tolerance, gradients=gradients,
+    gradient_errors = {} if gradients is None else dict(
+        grad_max_abs_err=gradients.max_abs_err, grad_tolerance=gradients.tolerance,
+        grad_mean_abs_err=gradients.mean_abs_err, grad_mean_tolerance=gradients.mean_tolerance)
+    return Measured(
+        "mismatch" if reasons else "ok", "; ".join(reasons + notes), timing.median_ms, timing.iqr_ms, timing.min_ms,
+        timing.n_measurements, tuple(timing.block_times_ms), **timing.per_call, peak_mem_mb=peak_mb,
+        max_abs_err=judged.max_abs_err, tolerance=judged.tolerance, mean_abs_err=check.mean_error,
+        mean_tolerance=check.mean_tolerance, **gradient_errors, backend=backend, compile_ms=called.compile_ms,
+        export_ms=called.export_ms,
     )
 

@@ -16,8 +16,3 @@ def classify(err: BaseException) -> tuple[str, str]:
         isinstance(err, RuntimeError) and any(text in str(err).lower() for text in ALLOCATION_FAILURES))
     return ("oom" if out_of_memory else "error"), f"{type(err).__name__}: {first_line(err)[:300]}"
 
-
-def failure_columns(err: BaseException) -> dict[str, object]:
-    """Return the status and reason columns of a case that raised err."""
-    status, reason = classify(err)
-    return {"status": status, "reason": reason}

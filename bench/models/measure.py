@@ -19,6 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.measure import memory
 from bench.measure.correctness import MAX_FACTOR, MAX_FLOOR, MEAN_FACTOR, MEAN_FLOOR
 from bench.measure.failures import classify
+from bench.measure.record import Measured
 from bench.measure.settings import Settings
 from bench.measure.timing import measure, synchronize
 from bench.models.attention import UnsupportedStage
@@ -68,20 +69,19 @@ def build(config: str, resolution: int, seed: int) -> tuple[torch.nn.Module, tor
     return model, twin
 
 
-def measure_model(case: ModelCase, settings: Settings) -> dict[str, object]:
-    """Return the measured columns of one model case; a failure or an unsupported stage is the row's status."""
+def measure_model(case: ModelCase, settings: Settings) -> Measured:
+    """Return what measuring one model case observed; a failure or an unsupported stage is its status."""
     try:
         if case.config == TIMM_CONFIG and timm_unavailable():
-            return {"status": "skipped", "reason": timm_unavailable()}
+            return Measured("skipped", timm_unavailable())
         return _measure(case, settings)
     except UnsupportedStage as err:
-        return {"status": "skipped", "reason": str(err)}
+        return Measured("skipped", str(err))
     except Exception as err:
-        status, reason = classify(err)
-        return {"status": status, "reason": reason}
+        return Measured(*classify(err))
 
 
-def _measure(case: ModelCase, settings: Settings) -> dict[str, object]:
+def _measure(case: ModelCase, settings: Settings) -> Measured:
     model, twin = build(case.config, case.resolution, settings.seed)
     model = model.to(case.device, case.torch_dtype).eval()
     generator = torch.Generator().manual_seed(settings.seed + 1)
@@ -100,14 +100,11 @@ def _measure(case: ModelCase, settings: Settings) -> dict[str, object]:
     reasons = check.pop("reasons") + [flop_note] * bool(flop_note)
     if timing.noisy:
         reasons.append(f"noisy: IQR is {timing.iqr_ms / timing.median_ms:.0%} of the median")
-    return {
-        "status": "mismatch" if check.pop("mismatch") else "ok",
-        "reason": "; ".join(reasons), "median_ms": timing.median_ms, "iqr_ms": timing.iqr_ms, "min_ms": timing.min_ms,
-        "n_measurements": timing.n_measurements, "peak_mem_mb": peak_mb, "throughput_per_s": case.batch / (timing.median_ms / 1e3),
-        "gflop": gflop, "gflop_per_s": gflop / (timing.median_ms / 1e3) if gflop else None,
-        "params": sum(p.numel() for p in model.parameters()),
-        **check, **timing.per_call,
-    }
+    return Measured(
+        "mismatch" if check.pop("mismatch") else "ok", "; ".join(reasons), timing.median_ms, timing.iqr_ms, timing.min_ms,
+        timing.n_measurements, tuple(timing.block_times_ms), **timing.per_call, peak_mem_mb=peak_mb, gflop=gflop,
+        params=sum(p.numel() for p in model.parameters()), **check,
+    )
 
 
 def _gflop(fn) -> tuple[float | None, str]:

@@ -14,8 +14,6 @@ STATUSES = ("ok", "skipped", "oom", "error", "timeout", "mismatch")
 # Not a column: the time per call of each timed block, in a worker's answer and its row until stored (a list),
 # and in a loaded frame (bench.results.load: a tuple, or None where none was kept).
 SAMPLES_FIELD = "block_ms"
-# The machine a row was measured on: bench.measure.machine.fingerprint's keys, and the allocator of the workers.
-MACHINE_COLUMNS = ("threads", "host", "cpu", "gpu", "torch_version", "natten_version", "git_sha", "allocator")
 __all__ = ["RUNTIMES", "STATUSES", "SCHEMA_VERSION", "columns", "dtypes"]
 
 # Largest |variant - float64 oracle| ever accepted per dtype (bench/measure/correctness.py accepts
