@@ -10,7 +10,7 @@ import pytest
 from attention_variants.case import Case
 from bench import results
 from bench.execution import spec
-from bench.execution.worker import as_case
+from bench.execution.contract import as_case
 from bench.measure import runtimes
 from bench.measure.case import measure_case, prime_case
 from bench.measure.runtimes import Runnable, runtime_refusal

@@ -11,9 +11,7 @@ process, and the parent turns that into the row instead.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import faulthandler
-import functools
 import gc
 import os
 import resource
@@ -21,6 +19,7 @@ import signal
 import sys
 
 from bench.execution import hygiene
+from bench.execution.contract import as_case
 from bench.execution.protocol import EXIT_STARTUP_FAILED, Task, decode_task, encode_ready, encode_result
 from bench.measure.record import Measured
 
@@ -63,50 +62,6 @@ def _limit_address_space(device: str, max_memory_bytes: int | None) -> None:
         wanted = psutil.Process().memory_info().vms + max_memory_bytes
         soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
-def as_case(case_class: type, fields: dict[str, object]) -> object:
-    """Return the case fields as a case_class: the current Case, or an A/B run's base worker's older one.
-
-    An older attention_variants may predate dilation (then only dilation 1 is asked of it) and
-    the runtime axis (its Case has a boolean `compiled`: eager and inductor translate, the
-    export runtimes do not; ValueError). It is then answered the harness's questions it lacks.
-    """
-    fields = dict(fields)
-    known = case_class.__dataclass_fields__
-    if "extra" not in known:  # predates axes added by plugins
-        if fields.pop("extra", None):
-            raise ValueError("this attention_variants predates axes added by plugins: it cannot run this case")
-    if "runtime" in known and "dilation" in known:
-        return case_class(**fields)
-    if fields.get("dilation") == 1 and "dilation" not in known:
-        fields.pop("dilation")
-    if "runtime" not in known:
-        runtime = fields.pop("runtime", "eager")
-        if runtime not in ("eager", "inductor"):
-            raise ValueError(f"this attention_variants predates the runtime axis: it cannot run runtime {runtime}")
-        fields["compiled"] = runtime == "inductor"
-    return _older(case_class)(**fields)
-
-
-@functools.cache
-def _older(case_class: type) -> type:
-    """Return an older case_class (no dilation, or a boolean `compiled`) with the attributes the harness reads."""
-    known = case_class.__dataclass_fields__
-
-    class OlderCase(case_class):
-        if "dilation" not in known:
-            dilation = 1
-        if "runtime" not in known:
-            runtime = property(lambda self: "inductor" if self.compiled else "eager")
-            traced = property(lambda self: self.compiled)
-
-        def replace(self, **changes: object) -> "OlderCase":
-            if "runtime" not in known and "runtime" in changes:
-                changes["compiled"] = changes.pop("runtime") == "inductor"
-            return type(self)(**{**dataclasses.asdict(self), **changes})
-
-    return OlderCase
 
 
 def run_task(task: Task) -> Measured:

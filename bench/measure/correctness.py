@@ -92,7 +92,7 @@ def plain_errors(family: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 def oracle_kwargs(case: Case, prepared: av.Prepared) -> dict[str, object]:
     """Return the oracle's extra arguments: the variant's own (e.g. a learned kernel) and the case's dilation."""
     # Only a dilated case passes dilation: the window oracles, which have none, keep their signature.
-    dilation = {"dilation": case.dilation} if case.dilation != 1 else {}  # an older Case has it too (worker.as_case)
+    dilation = {"dilation": case.dilation} if case.dilation != 1 else {}  # an older Case has it too (bench/execution/contract.py)
     return {**prepared.oracle_kwargs, **dilation}
 
 
