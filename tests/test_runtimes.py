@@ -13,7 +13,7 @@ from bench.execution import spec
 from bench.execution.contract import as_case
 from bench.measure import runtimes
 from bench.measure.case import measure_case, prime_case
-from bench.measure.runtimes import Runnable, runtime_refusal
+from bench.measure.runtimes import Runnable, runtime_unavailable
 from bench.measure.settings import Settings
 from bench.results.merge import merge_files
 from tests.conftest import run_main
@@ -35,8 +35,8 @@ def _measure(variant: str, runtime: str, **changes) -> dict:
     (dict(runtime="onnxruntime", dtype="bfloat16"), "numpy has no bfloat16"),
 ])
 def test_what_a_runtime_cannot_run_is_refused_with_the_reason(changes, reason):
-    assert reason in runtime_refusal(Case(variant="im2col", **changes))
-    assert runtime_refusal(Case(variant="im2col", **{**changes, "runtime": "eager"})) is None
+    assert reason in runtime_unavailable(Case(variant="im2col", **changes))
+    assert runtime_unavailable(Case(variant="im2col", **{**changes, "runtime": "eager"})) is None
 
 
 def test_a_skipped_runtime_is_a_row_with_the_reason():

@@ -22,7 +22,7 @@ from bench.measure.gradients import check_gradients, differentiable_inputs
 from bench.measure.inputs import make_inputs
 from bench.measure.machine import device_unavailable
 from bench.measure.record import Measured
-from bench.measure.runtimes import RuntimeFailure, runtime_refusal
+from bench.measure.runtimes import RuntimeFailure, runtime_unavailable
 from bench.measure.settings import Settings
 from bench.measure.timing import measure
 
@@ -57,7 +57,7 @@ def prime_case(case: Case, settings: Settings) -> Measured:
 def _if_supported(case: Case, run: Callable[[av.Variant], Measured]) -> Measured:
     try:
         variant = av.get(case.variant)
-        reason = device_unavailable(case.device) or runtime_refusal(case) or variant.supports(case)
+        reason = device_unavailable(case.device) or runtime_unavailable(case) or variant.supports(case)
         if reason:
             return Measured("skipped", reason)
         return run(variant)

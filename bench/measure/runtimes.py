@@ -38,7 +38,7 @@ class Runnable:
     export_ms: float | None = None  # torch.export or the ONNX export (not compile, not the first call)
 
 
-def runtime_refusal(case: Case) -> str | None:
+def runtime_unavailable(case: Case) -> str | None:
     """Return why the harness cannot run the case under its runtime (None when it can)."""
     if case.runtime in ("export", "onnxruntime") and case.needs_grad:
         return f"{case.runtime} runs inference only: forward, no backward"

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from bench.axes import AXES, RUNTIMES, axis_columns, fills, key_columns
 
-# Written in every row. 1: files before the column existed (they load with it empty);
-# 2: the same columns plus schema_version itself; 3: the accepted errors (tolerance, mean_abs_err,
-# mean_tolerance) at the end; 4: scope (`op` or `model`) and params; 5: dilation (older files
-# load with dilation 1, see DEFAULTS); 6: runtime replaces compiled (see RENAMED), export_ms; 7: the gradient
-# check's columns (grad_max_abs_err ... grad_mean_tolerance).
-SCHEMA_VERSION = 7
+
+@dataclass(frozen=True)
+class Migration:
+    """One change of the schema and how store.load reads a file written before it."""
+
+    version: int
+    change: str
+    # old column -> (new column, old cell -> new cell)
+    renamed: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+
+
+# Every version of a row, in order. A column added later loads empty in older files, or as its
+# axis's fill (bench/axes.py: rows from before dilation were measured at dilation 1).
+MIGRATIONS = (
+    Migration(1, "the first columns (files from before schema_version existed)"),
+    Migration(2, "schema_version in every row"),
+    Migration(3, "the oracle check's accepted errors: tolerance, mean_abs_err, mean_tolerance"),
+    Migration(4, "scope (op or model) and a model's params"),
+    Migration(5, "dilation (a case key column; older rows: dilation 1)"),
+    Migration(6, "runtime replaces the boolean compiled (older rows: true is inductor, false eager); export_ms",
+              renamed={"compiled": ("runtime", {"true": "inductor", "false": "eager"})}),
+    Migration(7, "the gradient check: grad_max_abs_err, grad_tolerance, grad_mean_abs_err, grad_mean_tolerance"),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version  # written in every row
 STATUSES = ("ok", "skipped", "oom", "error", "timeout", "mismatch")
 # Not a column: the time per call of each timed block, in a worker's answer and its row until stored (a list),
 # and in a loaded frame (bench.results.load: a tuple, or None where none was kept).
@@ -120,9 +140,8 @@ def __getattr__(name: str) -> object:  # bench.results.SCHEMA and COLUMNS for no
     raise AttributeError(name)
 
 
-# Columns renamed since: old name -> (new name, old cell -> new cell). store.load renames them, so
-# a file from before schema 6 loads with `compiled` true as runtime inductor, false as eager.
-RENAMED: dict[str, tuple[str, dict[str, str]]] = {"compiled": ("runtime", {"true": "inductor", "false": "eager"})}
+# Columns renamed since: old name -> (new name, old cell -> new cell), from MIGRATIONS (store.load renames them).
+RENAMED = {old: new for migration in MIGRATIONS for old, new in migration.renamed.items()}
 # Without these a CSV is not a results file (every reader needs them). Other columns may be
 # missing (files written before a column was added): they load as empty, or as their axis's fill
 # (bench/axes.py: rows written before dilation existed were measured at dilation 1).
