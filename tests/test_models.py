@@ -87,7 +87,7 @@ def test_a_wrong_attention_is_a_mismatch_and_an_unfit_stage_is_skipped(monkeypat
     monkeypatch.setitem(configs.CONFIGS, "planted", Config("planted", configs.slide_layout("test-wrong-scale"), ""))
     row = measure_model(ModelCase("planted"), FAST).to_columns()
     assert row["status"] == "mismatch" and "max_abs_err" in row["reason"]
-    skipped = measure_model(ModelCase("swin-t", resolution=256), FAST)  # window 7 does not tile a 64x64 stage
+    skipped = measure_model(ModelCase("swin-t", resolution=256), FAST).to_columns()  # window 7 does not tile a 64x64 stage
     assert skipped["status"] == "skipped" and "window 7 does not divide 64x64" in skipped["reason"]
 
 

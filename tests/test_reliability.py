@@ -322,7 +322,7 @@ def test_primed_workers_start_together_and_a_crash_while_priming_costs_no_row() 
         crashing.launch([case["im2col"], case["fault-aborts"], case["window"]], settings)
         assert healthy.ready() is None and crashing.ready() is None
         assert healthy.worker is not None and crashing.worker is None  # it died priming fault-aborts: retired
-        assert healthy.measure(case["window"], settings)["status"] == "ok"  # primes are not answers to measure
-        assert crashing.measure(case["im2col"], settings)["status"] == "ok"  # a fresh worker, started on demand
+        assert healthy.measure(case["window"], settings).status == "ok"  # primes are not answers to measure
+        assert crashing.measure(case["im2col"], settings).status == "ok"  # a fresh worker, started on demand
         aborted = crashing.measure(case["fault-aborts"], settings)
-        assert aborted["status"] == "error" and "SIGABRT" in aborted["reason"]
+        assert aborted.status == "error" and "SIGABRT" in aborted.reason
