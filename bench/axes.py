@@ -153,9 +153,13 @@ def register(axis: Axis) -> Axis:
     known = AXES.get(axis.name)
     if known is not None and known != axis:
         raise ValueError(f"axis {axis.name!r} is already registered differently")
+    from attention_variants.case import Case  # a field must not hide what a case already answers (traced, replace, ...)
+
     taken = {column for other in AXES.values() if other.name != axis.name for column in other.columns}
-    if taken & set(axis.columns) or len(axis.fields) != len(axis.columns):
-        raise ValueError(f"axis {axis.name!r}: its columns must be new, one per field")
+    if taken & set(axis.columns) or len(axis.fields) != len(axis.columns) or any(hasattr(Case, f) for f in axis.fields):
+        raise ValueError(f"axis {axis.name!r}: its fields and columns must be new, one column per field")
+    if not axis.default and axis.fill is None:
+        raise ValueError(f"axis {axis.name!r}: give it a default (what older files were measured at)")
     AXES[axis.name] = axis
     return axis
 
@@ -171,10 +175,14 @@ def axis_columns() -> dict[str, str]:
 
 
 def fills() -> dict[str, object]:
-    """Return what an empty cell of an axis column means (files written before the column existed)."""
-    return {column: axis.fill if axis.fill is not None else axis.default[0]
-            for axis in AXES.values() if axis.fill is not None or axis.name not in BUILT_IN
-            for column in axis.columns}
+    """Return what an empty cell of an axis column means (files written before the column existed): the axis's fill,
+    or for a plugin's axis its first default."""
+    filled: dict[str, object] = {}
+    for axis in AXES.values():
+        if axis.fill is not None or axis.name not in BUILT_IN:
+            value = axis.fill if axis.fill is not None else axis.default[0]
+            filled.update(zip(axis.columns, axis.cells(value).values()))
+    return filled
 
 
 def case_fields(values: dict[str, object]) -> dict[str, object]:

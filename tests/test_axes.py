@@ -79,6 +79,10 @@ def test_a_registered_axis_reaches_the_case_the_key_and_the_columns(monkeypatch:
         register_axis(Axis("tiles", ("tiles",), "Int64", int, (2,)))
     with pytest.raises(ValueError, match="columns must be new"):
         register_axis(Axis("other", ("kernel_size",), "Int64", int, (2,)))
+    with pytest.raises(ValueError, match="fields and columns must be new"):
+        register_axis(Axis("other", ("traced",), "string", str, ("x",)))  # would hide Case.traced
+    with pytest.raises(ValueError, match="give it a default"):
+        register_axis(Axis("other", ("other",), "Int64", int, ()))
 
 
 def test_an_old_file_without_a_later_axis_loads_with_its_fill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,6 +54,8 @@ def test_two_shards_run_as_slurm_jobs_and_merge(cli, tmp_path, slurm, monkeypatc
     job_ids = sorted({path.name.split("_")[0] for path in (folder / "submitit").glob("*_submitted.pkl")})
     assert len(job_ids) == 2
     for job_id in job_ids:
+        # The sweep ends once the jobs' results are in; the job's own process may still be exiting (Slurm: RUNNING).
+        _wait_for(lambda: slurm.job(job_id)["JobState"] != "RUNNING", f"job {job_id} to end", timeout_s=60)
         job = slurm.job(job_id)
         assert job["JobState"] == "COMPLETED" and job["NodeList"] == slurm.node and job["Partition"] == "bench", job
         assert job["OverSubscribe"] == "NO" and Path(job["WorkDir"]).resolve() == Path(__file__).resolve().parent.parent
