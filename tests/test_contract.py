@@ -9,7 +9,8 @@ import pytest
 
 import attention_variants
 from attention_variants.case import Case
-from bench.execution.contract import CURRENT, as_case, version_of
+from bench.execution import contract
+from bench.execution.contract import CURRENT, DERIVED, as_case, version_of
 from bench.measure.case import measure_case
 from bench.measure.settings import Settings
 
@@ -24,6 +25,20 @@ OLDER = {
     2: make_dataclass("CaseV2", [*BASE_FIELDS, ("compiled", bool, False), ("dilation", int, 1)], frozen=True),
     3: make_dataclass("CaseV3", [*BASE_FIELDS, ("runtime", str, "eager"), ("dilation", int, 1)], frozen=True),
 }
+
+
+def test_the_contract_derives_what_todays_case_derives():
+    for case in (Case(**SHAPE), Case(**{**SHAPE, "runtime": "inductor", "pass_name": "forward_backward", "batch": 3})):
+        assert {name: derive(case) for name, derive in DERIVED.items()} == {name: getattr(case, name) for name in DERIVED}
+
+
+def test_an_older_case_is_answered_without_todays_case(monkeypatch):
+    # In the base worker `attention_variants` is the base revision's: nothing of today's Case may be needed.
+    monkeypatch.setattr(contract, "_answering", contract._answering.__wrapped__)
+    monkeypatch.delattr(Case, "traced")
+    monkeypatch.delattr(Case, "needs_grad")
+    old = as_case(OLDER[1], asdict(Case(**SHAPE, runtime="inductor")))
+    assert (old.traced, old.needs_grad) == (True, False)
 
 
 def test_this_revision_declares_the_contract_the_harness_knows():

@@ -6,14 +6,15 @@ attention_variants (bench/execution/ab.py). The harness needs from it: `attentio
 `inputs` and `to_canonical`) and a frozen dataclass `attention_variants.case.Case`, whose fields
 changed over time. Each version below names the fields its Case has; a field of today's Case
 that an older Case lacks is answered from LACKING: the value it must have (or how the older
-field spells it), and how to read it back. What the harness derives from the fields (traced,
-needs_grad, ...) it takes from today's Case. One table, not one adapter per old class.
+field spells it), and how to read it back; what the harness derives from the fields (traced,
+needs_grad, ...) from DERIVED. Tables, not one adapter per old class.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -47,6 +48,17 @@ def _compiled(runtime: object) -> dict[str, object]:
     return {"compiled": runtime == "inductor"}
 
 
+# What the harness reads of a case beyond its fields, as today's Case derives it (a test keeps them equal). Spelled
+# here, not taken from today's Case: in the base worker `attention_variants` is the base revision's package.
+DERIVED: dict[str, Callable[[object], object]] = {
+    "torch_dtype": lambda case: getattr(importlib.import_module("torch"), case.dtype),
+    "traced": lambda case: case.runtime != "eager",
+    "needs_grad": lambda case: case.pass_name == "forward_backward",
+    "radius": lambda case: case.kernel_size // 2,
+    "input_elements": lambda case: case.batch * case.heads * case.height * case.width * case.head_dim,
+    "neighbour_elements": lambda case: case.batch * case.heads * case.height * case.width * case.head_dim * case.kernel_size**2,
+}
+
 LACKING = {
     "dilation": Lacking(2, _only("dilation", 1, 2), lambda case: 1),
     "runtime": Lacking(3, _compiled, lambda case: "inductor" if case.compiled else "eager"),
@@ -78,14 +90,10 @@ def as_case(case_class: type, fields: dict[str, object]) -> object:
 @functools.cache
 def _answering(case_class: type) -> type:
     """Return a subclass of an older case_class that answers what the harness reads: today's fields it lacks (LACKING),
-    what today's Case derives from them, and replace() in today's field names."""
-    from attention_variants.case import Case  # today's: its properties are pure functions of the fields
-
+    what the harness derives from the fields (DERIVED), and replace() in today's field names."""
     missing = set(LACKING) - set(case_class.__dataclass_fields__)
     answers = {name: property(LACKING[name].from_old) for name in missing}
-    for name, member in vars(Case).items():
-        if isinstance(member, property) and not hasattr(case_class, name):
-            answers[name] = member
+    answers.update({name: property(derive) for name, derive in DERIVED.items() if not hasattr(case_class, name)})
 
     def replace(self: object, **changes: object) -> object:
         return as_case(case_class, {**dataclasses.asdict(self), **{name: getattr(self, name) for name in missing}, **changes})
