@@ -7,11 +7,13 @@ numbers, another memory footprint. Nothing else in the harness knows the axis (t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
+from attention_variants import im2col
 from attention_variants.case import Case
-from attention_variants.layout import from_channels_first, to_channels_first
 from attention_variants.registry import Prepared, Variant, register
 from bench.axes import Axis, size
 from bench.axes import register as register_axis
@@ -34,12 +36,8 @@ def _strips(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int,
 
 
 def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
-    batch, heads = q.shape[:2]
-    return Prepared(
-        fn=lambda qn, kn, vn: _strips(qn, kn, vn, case.kernel_size, case.row_tiles),
-        inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
-        to_canonical=lambda out: from_channels_first(out, batch, heads),
-    )
+    """Im2Col's layout and set-up, with the strips as the timed call."""
+    return replace(im2col.build(case, q, k, v), fn=lambda qn, kn, vn: _strips(qn, kn, vn, case.kernel_size, case.row_tiles))
 
 
 def supports(case: Case) -> str | None:
