@@ -29,6 +29,7 @@ from bench.execution.shards import ShardError, parse_shard, shard_cases
 from bench.execution.sweep import pending, plan_rounds, recorded_keys, run_sweep
 from bench.measure.probes import busy_report, cpu_name
 from bench.measure.settings import Settings
+from bench.results import store
 from bench.results.samples import keep_samples_of
 from bench.results.selection import median_over_rounds
 
@@ -143,7 +144,7 @@ def _resume(args: argparse.Namespace, plan: Plan, console: Console) -> tuple[Pat
     if args.resume.is_file() and args.resume.stat().st_size == 0:  # a first append that failed (a full disk) left it empty
         recorded = pd.DataFrame(columns=list(results.columns()))
     else:
-        recorded = results.load(args.resume)
+        recorded = store.load(args.resume)  # the rows only: which cases are done (their blocks are kept by keep_samples_of)
     if recorded.attrs.get("partial_last_line"):
         console.print(f"[yellow]note[/]: {args.resume} ended with a partial row (a killed writer); it is ignored and rerun")
     todo = pending(plan, recorded_keys(recorded))

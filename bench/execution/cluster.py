@@ -30,7 +30,8 @@ from attention_variants.case import Case
 from bench.execution.shards import host_name, shard_files, shard_path
 from bench.execution.sweep import pending, recorded_keys
 from bench.messages import first_line
-from bench.results import ResultsError, load
+from bench.results import ResultsError
+from bench.results.store import load  # the rows only: their keys, not their block times
 
 LOCK_ENV = "BENCH_MACHINE_LOCK"  # the file a job locks while it measures; the README's benchmarks use /tmp/bench.lock
 LOST_AFTER_S = 30.0  # a Slurm job neither in the queue nor with a result for this long was cancelled or lost its node
