@@ -1,10 +1,11 @@
-"""A sweep's first worker, started before the sweep imports torch, pandas and the variants.
+"""A sweep's zygote and first worker, started before the sweep imports torch, pandas and the variants.
 
-A worker and the sweep each spend seconds importing torch (docs/reliability.md). Started from
-the command line's flags before the sweep imports anything heavy, the first worker imports
-while the sweep does, instead of after it. The sweep's pool adopts it only if it would have
-started exactly this worker (same command, environment and sys.path); otherwise it is stopped
-and the pool starts its own, so a guess from the flags can cost time but never change a row.
+The zygote (bench/execution/zygote.py) and the sweep each spend seconds importing torch
+(docs/reliability.md). Started from the command line's flags before the sweep imports anything
+heavy, the zygote imports while the sweep does, instead of after it, and forks the first worker.
+The sweep's pool adopts both only if it would have started exactly this worker (same command,
+environment and sys.path); otherwise they are stopped and the pool starts its own, so a guess
+from the flags can cost time but never change a row.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def launch(argv: list[str]) -> None:
             return
         isolation = Isolation(plugins=tuple(flags.plugin), allocator=flags.allocator, threads=int(flags.threads))
         folder = tempfile.TemporaryDirectory(prefix="bench-early-")
-        _early.update(worker=Worker(isolation, Path(folder.name)), launched=_launched(isolation), folder=folder)
+        zygote = isolation.zygote(Path(folder.name))
+        _early.update(worker=Worker(isolation, Path(folder.name), zygote), launched=_launched(isolation), folder=folder)
         atexit.register(discard)
     except Exception:  # a guess that fails costs nothing: the pool starts its own worker
         discard()
@@ -82,8 +84,8 @@ def adopt(isolation: Isolation) -> Worker | None:
     worker = _early.pop("worker", None)
     if worker is None:
         return None
-    if not _same_start(_early.pop("launched"), _launched(isolation)):
-        worker.close()
+    if not _same_start(_early.pop("launched"), _launched(isolation)) or not isolation.forked:
+        _stop(worker)
         return None
     worker.isolation, worker.cap = isolation, isolation.max_memory_bytes
     return worker
@@ -93,5 +95,10 @@ def discard() -> None:
     """Stop the early worker if no pool adopted it."""
     worker = _early.pop("worker", None)
     if worker is not None:
-        worker.close()
+        _stop(worker)
     _early.pop("launched", None)
+
+
+def _stop(worker: Worker) -> None:
+    worker.close()
+    worker.zygote.close()

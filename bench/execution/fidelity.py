@@ -32,6 +32,7 @@ from attention_variants.case import Case
 from bench.axes import case_columns
 from bench.execution.isolation import Isolation, WorkerPool
 from bench.execution.protocol import Task
+from bench.execution.zygote import Zygote
 from bench.measure import roofline
 from bench.measure.record import Measured
 from bench.measure.settings import Settings
@@ -97,7 +98,8 @@ def _in_turns(case: Case, cases: list[Case], settings: Settings, isolation: Isol
             else:
                 worker = pools[name].worker
                 turns[name] = _Turn(worker.process.pid, worker.results_fd,
-                                    lambda w=worker: b"\n" in w.buffer or _readable(w.results_fd))  # its answer has come
+                                    lambda w=worker: b"\n" in w.buffer or _readable(w.results_fd),  # its answer has come
+                                    worker.zygote)
         turns["plain"] = _Turn(plain.pid, None, lambda: plain.poll() is not None)  # it exits when done
         woken = stack.enter_context(_woken_by_children())
         for name in _take_turns(turns, woken, draw, isolation.case_timeout_s):  # those that ran out of time
@@ -140,18 +142,21 @@ def _first_failure(pool: WorkerPool, before: list[Case]) -> Measured | None:
 
 
 class _Turn:
-    """A process measuring in turns: its pid, and a file that becomes readable when it has finished (None: it exits)."""
+    """A process measuring in turns: its pid, a file that becomes readable when it has finished (None: it exits), and
+    the zygote that forked it (None: a child of this process)."""
 
-    def __init__(self, pid: int, done_fd: int | None, finished: Callable[[], bool]) -> None:
-        self.pid, self.done_fd, self.finished = pid, done_fd, finished
+    def __init__(self, pid: int, done_fd: int | None, finished: Callable[[], bool], zygote: Zygote | None = None) -> None:
+        self.pid, self.done_fd, self.finished, self.zygote = pid, done_fd, finished, zygote
 
     def wait(self, woken: int, timeout_s: float) -> str:
         """Wait until the process stops itself ("paused"), finishes, or timeout_s passes ("timeout").
 
         Blocks in select on its done file and on `woken`, where a SIGCHLD (a child stopped or
-        exited) writes a byte: no polling, so this process takes nothing from the one timed.
+        exited) writes a byte, or on its zygote, which reports when the worker stops: no polling,
+        so this process takes nothing from the one timed.
         """
         deadline = time.monotonic() + timeout_s
+        watched = [fd for fd in (woken, self.done_fd, self.zygote and self.zygote.fileno()) if fd is not None]
         while not self.finished():
             try:
                 if psutil.Process(self.pid).status() == psutil.STATUS_STOPPED:
@@ -161,8 +166,11 @@ class _Turn:
             left = deadline - time.monotonic()
             if left <= 0:
                 return "timeout"
-            if woken in select.select([woken] + [self.done_fd] * (self.done_fd is not None), [], [], left)[0]:
+            readable = select.select(watched, [], [], left)[0]
+            if woken in readable:
                 os.read(woken, 4096)
+            if self.zygote is not None:
+                self.zygote.pump()
         return "finished"
 
 

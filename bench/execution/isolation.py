@@ -1,12 +1,11 @@
 """Parent side of case isolation: run each case in a worker subprocess, with a timeout and a memory cap.
 
-Why a worker that serves a small group of cases, not one process per case: starting Python
-and importing torch costs seconds (docs/reliability.md has the figures), far more than a
-typical case. Isolation holds anyway: each row is reported before the next case starts, a
-worker that crashes, hangs, exceeds the cap or reports a failure is killed (with its
-children) and replaced, so the case that was running is the one blamed and the next case
-starts in a fresh process. A worker also retires after `cases_per_worker` cases, which
-bounds what one case can leave behind (allocator fragmentation, caches).
+Each row is reported before the next case starts; a worker that crashes, hangs, exceeds the
+cap or reports a failure is killed (with its children) and replaced, so the case that was
+running is the one blamed and the next case starts in a fresh process. A worker also retires
+after `cases_per_worker` cases, which bounds what one case can leave behind (allocator
+fragmentation, caches). Workers are forked from a zygote that imported torch once
+(bench/execution/zygote.py): a fresh worker costs ~0.1 s, not a torch import.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -28,7 +27,8 @@ import psutil
 from bench.execution import allocator as allocators
 from bench.execution.hygiene import LEAKED_FDS
 from bench.execution.process_tree import mapped_not_resident, open_fds, tree_rss
-from bench.execution.protocol import BOOT, EXIT_STARTUP_FAILED, ProtocolError, Task, decode_message, encode_task
+from bench.execution.protocol import BOOT, EXIT_CANNOT_FORK, EXIT_STARTUP_FAILED, ProtocolError, Task, decode_message, encode_task
+from bench.execution.zygote import ForkedProcess, Zygote
 from bench.measure.record import Measured
 
 POLL_S = 0.2  # how often the parent checks the clock while it waits
@@ -50,6 +50,7 @@ class Isolation:
     allocator: str = allocators.DEFAULT  # bench/execution/allocator.py
     threads: int | None = None  # every thread pool of a worker is pinned to this (None: left as inherited)
     import_first: tuple[str, ...] = ()  # put before the parent's sys.path in a worker (the A/B gate's base variants)
+    forked: bool = True  # workers forked from a zygote; False: each started with Python (and its imports)
 
     def worker_environment(self) -> dict[str, str]:
         """Return the environment a worker starts with: this one, with the allocator and the thread pools set."""
@@ -65,21 +66,34 @@ class Isolation:
         return int(gb * 2**30)
 
 
-class Worker:
-    """One live worker subprocess, in its own process group, with a log of its output."""
+    def worker_paths(self) -> list[str]:
+        """Return the sys.path a worker imports from: the first paths, then this process's."""
+        return [*self.import_first, *(os.path.abspath(p) for p in sys.path)]
 
-    def __init__(self, isolation: Isolation, log_dir: Path) -> None:
+    def zygote(self, log_dir: Path) -> Zygote:
+        """Start a zygote that forks workers of this isolation."""
+        return Zygote(self.worker_paths(), self.plugins, self.worker_environment(), log_dir)
+
+
+class Worker:
+    """One live worker subprocess, in its own process group, with a log of its output; forked by zygote when given."""
+
+    def __init__(self, isolation: Isolation, log_dir: Path, zygote: Zygote | None = None) -> None:
         self.isolation = isolation
         self.cap = isolation.max_memory_bytes
+        self.zygote = zygote
         self.log_path = Path(tempfile.mkstemp(dir=log_dir, prefix="worker-", suffix=".log")[1])
         read_fd, write_fd = os.pipe()
         lifeline_read, self.lifeline = os.pipe()  # closes when this process ends, however it ends
-        command = [sys.executable, "-c", BOOT, json.dumps([*isolation.import_first, *(os.path.abspath(p) for p in sys.path)]),
-                   f"--result-fd={write_fd}", f"--lifeline-fd={lifeline_read}", *(f"--plugin={m}" for m in isolation.plugins)]
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log,
-                                            pass_fds=(write_fd, lifeline_read), start_new_session=True,
-                                            env=isolation.worker_environment())
+            if zygote is not None:
+                self.process: subprocess.Popen | ForkedProcess = zygote.fork(write_fd, lifeline_read, log.fileno())
+            else:
+                command = [sys.executable, "-c", BOOT, json.dumps(isolation.worker_paths()), f"--result-fd={write_fd}",
+                           f"--lifeline-fd={lifeline_read}", *(f"--plugin={m}" for m in isolation.plugins)]
+                self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log,
+                                                pass_fds=(write_fd, lifeline_read), start_new_session=True,
+                                                env=isolation.worker_environment())
         os.close(write_fd)
         os.close(lifeline_read)
         self.results_fd = read_fd
@@ -92,6 +106,8 @@ class Worker:
         """Wait until the worker is ready; return the failure record if it never is, else None."""
         message = self._next_message(self.isolation.startup_timeout_s, "start-up limit")
         if isinstance(message, dict):  # {"ready": pid}
+            if isinstance(self.process, ForkedProcess):
+                self.process.started(message["ready"])
             self.fds_at_start = open_fds(self.process.pid)
             return None
         reason = message.reason
@@ -169,18 +185,23 @@ class Worker:
 
     def _death_row(self) -> Measured:
         code = self.process.wait()
+        unforked = isinstance(self.process, ForkedProcess) and self.process.unforked  # the zygote ended first
+        log_path = self.zygote.log_path if unforked else self.log_path
         if code == EXIT_STARTUP_FAILED:
-            return Measured("error", f"worker failed to start: {_log_hint(self.log_path, last_line=True)}")
+            return Measured("error", f"worker failed to start: {_log_hint(log_path, last_line=True)}")
         if code >= 0:
-            return Measured("error", f"worker exited with status {code}; {_log_hint(self.log_path, last_line=True)}")
+            return Measured("error", f"worker exited with status {code}; {_log_hint(log_path, last_line=True)}")
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
-        hint = _log_hint(self.log_path)
+        hint = _log_hint(log_path)
         if name == "SIGKILL":  # we kill only after deciding the row, so this came from the kernel's OOM killer
             return Measured("oom", "worker killed by SIGKILL (the system probably ran out of memory)")
         return Measured("error", f"worker killed by {name}{'; ' + hint if hint else ''}")
 
     def kill(self) -> None:
         """Kill the worker and every process it started, then reap it."""
+        if self.process.pid is None:  # its zygote has not forked it: still importing (or hung doing so)
+            self.zygote.kill()
+            return
         try:
             family = psutil.Process(self.process.pid).children(recursive=True)
         except psutil.Error:
@@ -225,15 +246,28 @@ def _log_hint(log_path: Path, last_line: bool = False) -> str:
 
 
 class WorkerPool:
-    """At most one live worker: started on demand, replaced after a failure or `cases_per_worker` cases."""
+    """At most one live worker: started on demand (forked from the pool's zygote), replaced after a failure or
+    `cases_per_worker` cases."""
 
     def __init__(self, isolation: Isolation, started: Worker | None = None) -> None:
         self.isolation = isolation
         self.log_dir = tempfile.TemporaryDirectory(prefix="bench-workers-")
         self.worker: Worker | None = started  # a worker of this isolation already starting (bench/execution/early.py)
+        self.zygote = started.zygote if started is not None else None
         self.served = 0
         self.unready = started is not None  # launched, not yet waited for
         self.primes: list[dict[str, object]] = []
+        self.prime_settings: dict[str, object] = {}
+
+    def _new_worker(self) -> Worker:
+        log_dir = Path(self.log_dir.name)
+        if not self.isolation.forked:
+            return Worker(self.isolation, log_dir)
+        if self.zygote is None or not self.zygote.alive():  # a zygote that died (killed by hand?) is replaced
+            if self.zygote is not None:
+                self.zygote.close()
+            self.zygote = self.isolation.zygote(log_dir)
+        return Worker(self.isolation, log_dir, self.zygote)
 
     def launch(self, prime: list[dict[str, object]] = (), task_settings: dict[str, object] | None = None) -> None:
         """Start a worker now without waiting for it, and queue a first, untimed call of each case of prime.
@@ -242,16 +276,21 @@ class WorkerPool:
         waits for each. A worker that dies while priming is replaced by the next `measure`.
         """
         if self.worker is None:
-            self.worker, self.served, self.unready = Worker(self.isolation, Path(self.log_dir.name)), 0, True
-            self.primes = list(prime)
+            self.worker, self.served, self.unready = self._new_worker(), 0, True
+            self.primes, self.prime_settings = list(prime), task_settings or {}
             for case in self.primes:
-                self.worker.send(Task(case, task_settings or {}, self.worker.cap, prime=True))
+                self.worker.send(Task(case, self.prime_settings, self.worker.cap, prime=True))
 
     def ready(self) -> Measured | None:
         """Wait until the launched worker has started and primed; return the failure record when it never started."""
         if self.worker is None or not self.unready:
             return None
         failure = self.worker.start()
+        if failure and self.zygote is not None and self.zygote.process.poll() == EXIT_CANNOT_FORK:
+            self.retire()
+            self.isolation = replace(self.isolation, forked=False)
+            self.launch(self.primes, self.prime_settings)
+            return self.ready()
         if failure:
             self.retire()
             return failure
@@ -286,4 +325,6 @@ class WorkerPool:
 
     def __exit__(self, *exc: object) -> None:
         self.retire()
+        if self.zygote is not None:
+            self.zygote.close()
         self.log_dir.cleanup()

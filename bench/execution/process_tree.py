@@ -14,17 +14,21 @@ def open_fds(pid: int) -> int:
 
 
 def mapped_not_resident(pid: int) -> int:
-    """Return the bytes of the process's anonymous mappings that are not resident (pages that may become resident unseen).
+    """Return the bytes of the process's private writable memory that are not resident (pages that may become resident
+    unseen): VmData + VmStk - RssAnon of /proc/PID/status (Linux; 0 elsewhere).
 
-    File-backed mappings are left out: a CUDA build of torch maps gigabytes of shared libraries,
-    and counting them let a case grow by that much more before the memory watch saw it (a
-    runaway child then hit the case timeout instead of being named out of memory).
+    Shared and read-only file mappings are left out: a CUDA build of torch maps gigabytes of shared
+    libraries, and counting them let a case grow by that much more before the memory watch saw it
+    (a runaway child then hit the case timeout instead of being named out of memory). One read of
+    status costs ~0.1 ms; summing /proc/PID/smaps per mapping cost ~30 ms per case.
     """
     try:
-        mappings = psutil.Process(pid).memory_maps(grouped=False)
-    except (psutil.Error, NotImplementedError, OSError):
+        with open(f"/proc/{pid}/status") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+        kib = {name: int(fields[name].split()[0]) for name in ("VmData", "VmStk", "RssAnon")}
+    except (OSError, KeyError, ValueError):
         return 0
-    return sum(max(0, m.size - m.rss) for m in mappings if not m.path or m.path in ("[heap]", "[stack]") or m.path.startswith("[anon"))
+    return max(0, kib["VmData"] + kib["VmStk"] - kib["RssAnon"]) * 1024
 
 
 def tree_rss(pid: int) -> int:

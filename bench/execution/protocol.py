@@ -17,6 +17,7 @@ from bench.measure.record import Measured, RecordError, from_message
 BOOT = ("import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
         "from bench.execution.worker import main; sys.exit(main(sys.argv[2:]))")
 EXIT_STARTUP_FAILED = 3  # the worker's exit status when it could not start (e.g. a plugin failed to import)
+EXIT_CANNOT_FORK = 4  # the zygote's, when an import initialised CUDA, which a forked worker could not use
 
 
 class ProtocolError(ValueError):

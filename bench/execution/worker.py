@@ -1,9 +1,10 @@
 """Worker side of case isolation: a subprocess that measures the cases its parent sends.
 
 Started by bench.execution.isolation (never by hand) as `python -c BOOT SYS_PATH [--plugin M ...]`
-(bench.execution.protocol): it takes the parent's sys.path, imports torch, the variants and the
-plugins once, says it is ready, then reads one task per line on stdin and writes one result
-per line on the result fd. It imports the protocol and bench.measure, never the sweep.
+(bench.execution.protocol), or forked from a zygote started the same way (bench/execution/zygote.py):
+it takes the parent's sys.path, imports torch, the variants and the plugins once, says it is
+ready, then reads one task per line on stdin and writes one result per line on the result fd.
+It imports the protocol and bench.measure, never the sweep.
 A Python failure of a case becomes a row here; a crash, a hang or a memory blow-up kills this
 process, and the parent turns that into the row instead.
 """
@@ -15,18 +16,21 @@ import faulthandler
 import gc
 import os
 import resource
+import select
 import signal
+import socket
 import sys
+import traceback
 
 from bench.execution import hygiene
 from bench.execution.contract import as_case
-from bench.execution.protocol import EXIT_STARTUP_FAILED, Task, decode_task, encode_ready, encode_result
+from bench.execution.protocol import EXIT_CANNOT_FORK, EXIT_STARTUP_FAILED, Task, decode_task, encode_ready, encode_result
 from bench.measure.record import Measured
 
 
 def _die_with_sweep(lifeline_fd: int) -> int:
-    # A sweep killed by SIGKILL cannot kill its worker. So a small process forked here (before
-    # torch is imported, so the fork is cheap and safe) waits for the sweep's end of the lifeline
+    # A sweep killed by SIGKILL cannot kill its worker. So a small process forked here (it touches
+    # nothing of torch, so forking is safe even after torch's import) waits for the sweep's end of the lifeline
     # pipe to close, then kills every process below the worker (daemons included: the worker is
     # their subreaper) and the worker's whole process group: nothing a case started outlives the sweep.
     worker = os.getpid()
@@ -123,16 +127,19 @@ def _import_plugins(plugins: list[str]) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    """Serve tasks from stdin until it closes; return the exit status."""
+    """Serve tasks from stdin until it closes (or, as the zygote, fork workers until the sweep ends); return the exit
+    status."""
     parser = argparse.ArgumentParser(prog="bench.worker")
-    parser.add_argument("--result-fd", type=int, required=True)
+    parser.add_argument("--result-fd", type=int)
+    parser.add_argument("--zygote-fd", type=int, help="fork a worker per request on this socket (bench/execution/zygote.py)")
     parser.add_argument("--lifeline-fd", type=int, required=True)
     parser.add_argument("--plugin", action="append", default=[])
     args = parser.parse_args(argv)
-    hygiene.become_subreaper()
+    if args.zygote_fd is None:
+        hygiene.become_subreaper()
     lifeline = frozenset({_die_with_sweep(args.lifeline_fd)})
     faulthandler.enable()  # a segfault or abort leaves "Fatal Python error: ..." in the log
-    import attention_variants  # noqa: F401  the import cost is paid once per worker, not per case
+    import attention_variants  # noqa: F401  the import cost is paid once per worker (or zygote), not per case
     import bench.measure.case  # noqa: F401
 
     problem = _preload_missing() or _import_plugins(args.plugin)
@@ -140,7 +147,13 @@ def main(argv: list[str]) -> int:
         print(problem, file=sys.stderr)
         return EXIT_STARTUP_FAILED
     gc.freeze()  # what the imports made is never garbage: each case's collection (release_memory) skips it, 0.13 s -> 0 s
-    results = os.fdopen(args.result_fd, "w", buffering=1)
+    if args.zygote_fd is not None:
+        return _serve_forks(socket.socket(fileno=args.zygote_fd))
+    return _serve(args.result_fd, lifeline)
+
+
+def _serve(result_fd: int, lifeline: frozenset[int]) -> int:
+    results = os.fdopen(result_fd, "w", buffering=1)
     results.write(encode_ready(os.getpid()))
     clean = hygiene.snapshot()
     for line in sys.stdin:
@@ -149,3 +162,82 @@ def main(argv: list[str]) -> int:
         hygiene.restore(clean, keep=lifeline)  # before the answer: the next case starts from a clean process
         results.write(encode_result(measured, task.token))
     return 0
+
+
+def _serve_forks(control: socket.socket) -> int:
+    """As the zygote: fork a worker for each request on the control socket until the sweep closes it, and report each
+    worker's pid, its end (its exit status), and each stop or continue (which the fidelity command waits for)."""
+    import torch
+
+    if torch.cuda.is_initialized():  # a forked child cannot use CUDA initialised before the fork
+        print("an import initialised CUDA; workers are started plainly instead of forked", file=sys.stderr)
+        return EXIT_CANNOT_FORK
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # the default ignores it: no wake-up byte
+    signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+    forked: dict[int, int] = {}  # pid -> request number
+    requests = 0
+    try:
+        while True:
+            readable = select.select([control, wake_read], [], [])[0]
+            if wake_read in readable:
+                os.read(wake_read, 4096)
+                _report_children(control, forked)
+            if control in readable:
+                message, fds, _, _ = socket.recv_fds(control, 64, 4)
+                if not message:
+                    return 0  # the sweep is done
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    os._exit(_become_worker(control, (wake_read, wake_write), fds))
+                for fd in fds:
+                    os.close(fd)
+                forked[pid], requests = requests, requests + 1
+                control.send(f"forked {forked[pid]} {pid}".encode())
+    except (BrokenPipeError, ConnectionResetError):
+        return 0  # the sweep is gone
+
+
+def _report_children(control: socket.socket, forked: dict[int, int]) -> None:
+    """Reap the workers that ended and report them; report those that stopped or continued."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG | os.WUNTRACED | os.WCONTINUED)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        if pid not in forked:
+            continue  # the zygote's own lifeline watcher
+        if os.WIFSTOPPED(status) or os.WIFCONTINUED(status):
+            control.send(f"changed {forked[pid]} 0".encode())
+        else:
+            control.send(f"exit {forked.pop(pid)} {os.waitstatus_to_exitcode(status)}".encode())
+
+
+def _become_worker(control: socket.socket, wake: tuple[int, int], fds: list[int]) -> int:
+    """In a child the zygote forked: become a worker on the descriptors the sweep sent (stdin, results, lifeline, log)."""
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        control.close()
+        for fd in wake:
+            os.close(fd)
+        stdin_fd, result_fd, lifeline_fd, log_fd = fds
+        os.setsid()  # its own process group and session, as a worker started plainly: the parent kills the group
+        os.dup2(stdin_fd, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(stdin_fd)
+        os.close(log_fd)
+        hygiene.become_subreaper()
+        return _serve(result_fd, frozenset({_die_with_sweep(lifeline_fd)}))
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
