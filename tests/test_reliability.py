@@ -310,7 +310,8 @@ def test_rounds_shuffle_each_round_from_the_seed_and_resume_by_round() -> None:
 def test_primed_workers_start_together_and_a_crash_while_priming_costs_no_row() -> None:
     from dataclasses import asdict
 
-    from bench.execution.isolation import Isolation, WorkerPool
+    from bench.execution.isolation import Isolation
+    from bench.execution.pool import WorkerPool
     from bench.measure.settings import Settings
 
     settings = asdict(Settings(threads=1, min_run_s=0.01, max_run_s=0.03))

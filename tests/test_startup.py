@@ -10,7 +10,8 @@ import pytest
 
 from attention_variants.case import Case
 from bench.execution import early
-from bench.execution.isolation import Isolation, WorkerPool
+from bench.execution.isolation import Isolation
+from bench.execution.pool import WorkerPool
 from bench.measure import probes
 from bench.measure.settings import Settings
 

@@ -24,7 +24,8 @@ from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, integer, n
 from bench.cli.console import wide_console
 from bench.execution import allocator as allocators
 from bench.execution.early import default_threads
-from bench.execution.isolation import Isolation, WorkerPool
+from bench.execution.isolation import Isolation
+from bench.execution.pool import WorkerPool
 from bench.execution.rows import make_row
 from bench.execution.spec import PRESET_DIR
 from bench.measure import machine

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from attention_variants.case import Case
-from bench.execution.isolation import Isolation, WorkerPool
+from bench.execution.isolation import Isolation
+from bench.execution.pool import WorkerPool
 from bench.execution.rows import make_row
 from bench.measure import machine, roofline
 from bench.measure.settings import Settings

@@ -30,7 +30,8 @@ import psutil
 
 from attention_variants.case import Case
 from bench.axes import case_columns
-from bench.execution.isolation import Isolation, WorkerPool
+from bench.execution.isolation import Isolation
+from bench.execution.pool import WorkerPool
 from bench.execution.protocol import Task
 from bench.execution.zygote import Zygote
 from bench.measure import roofline

@@ -19,15 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from bench.execution import allocator as allocators
-from bench.execution.hygiene import LEAKED_FDS
 from bench.execution.process_tree import mapped_not_resident, open_fds, tree_rss
-from bench.execution.protocol import BOOT, EXIT_CANNOT_FORK, EXIT_STARTUP_FAILED, ProtocolError, Task, decode_message, encode_task
+from bench.execution.protocol import BOOT, EXIT_STARTUP_FAILED, ProtocolError, Task, decode_message, encode_task
 from bench.execution.zygote import ForkedProcess, Zygote
 from bench.measure.record import Measured
 
@@ -243,88 +242,3 @@ def _log_hint(log_path: Path, last_line: bool = False) -> str:
         if found:
             return found[-1][:300]
     return lines[-1][:300] if last_line and lines else ""
-
-
-class WorkerPool:
-    """At most one live worker: started on demand (forked from the pool's zygote), replaced after a failure or
-    `cases_per_worker` cases."""
-
-    def __init__(self, isolation: Isolation, started: Worker | None = None) -> None:
-        self.isolation = isolation
-        self.log_dir = tempfile.TemporaryDirectory(prefix="bench-workers-")
-        self.worker: Worker | None = started  # a worker of this isolation already starting (bench/execution/early.py)
-        self.zygote = started.zygote if started is not None else None
-        self.served = 0
-        self.unready = started is not None  # launched, not yet waited for
-        self.primes: list[dict[str, object]] = []
-        self.prime_settings: dict[str, object] = {}
-
-    def _new_worker(self) -> Worker:
-        log_dir = Path(self.log_dir.name)
-        if not self.isolation.forked:
-            return Worker(self.isolation, log_dir)
-        if self.zygote is None or not self.zygote.alive():  # a zygote that died (killed by hand?) is replaced
-            if self.zygote is not None:
-                self.zygote.close()
-            self.zygote = self.isolation.zygote(log_dir)
-        return Worker(self.isolation, log_dir, self.zygote)
-
-    def launch(self, prime: list[dict[str, object]] = (), task_settings: dict[str, object] | None = None) -> None:
-        """Start a worker now without waiting for it, and queue a first, untimed call of each case of prime.
-
-        Pools launched one after the other start their workers at the same time; `ready` then
-        waits for each. A worker that dies while priming is replaced by the next `measure`.
-        """
-        if self.worker is None:
-            self.worker, self.served, self.unready = self._new_worker(), 0, True
-            self.primes, self.prime_settings = list(prime), task_settings or {}
-            for case in self.primes:
-                self.worker.send(Task(case, self.prime_settings, self.worker.cap, prime=True))
-
-    def ready(self) -> Measured | None:
-        """Wait until the launched worker has started and primed; return the failure record when it never started."""
-        if self.worker is None or not self.unready:
-            return None
-        failure = self.worker.start()
-        if failure and self.zygote is not None and self.zygote.process.poll() == EXIT_CANNOT_FORK:
-            self.retire()
-            self.isolation = replace(self.isolation, forked=False)
-            self.launch(self.primes, self.prime_settings)
-            return self.ready()
-        if failure:
-            self.retire()
-            return failure
-        self.unready = False
-        for case in self.primes:
-            if self.worker.receive(case).status in RETIRE_AFTER:  # the measurement proper will say what went wrong
-                self.retire()
-                break
-        return None
-
-    def measure(self, case: dict[str, object], task_settings: dict[str, object]) -> Measured:
-        """Return what measuring the case (its fields) in a worker observed."""
-        self.launch()
-        failure = self.ready()
-        if failure:
-            return failure
-        measured = self.worker.run(case, task_settings)
-        self.served += 1
-        leaked = open_fds(self.worker.process.pid) - self.worker.fds_at_start > LEAKED_FDS  # e.g. a case that opens files
-        if measured.status in RETIRE_AFTER or self.served >= self.isolation.cases_per_worker or leaked:
-            self.retire()
-        return measured
-
-    def retire(self) -> None:
-        """Stop the current worker, if any."""
-        if self.worker is not None:
-            self.worker.close()
-            self.worker = None
-
-    def __enter__(self) -> "WorkerPool":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.retire()
-        if self.zygote is not None:
-            self.zygote.close()
-        self.log_dir.cleanup()

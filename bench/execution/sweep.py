@@ -14,7 +14,8 @@ import torch
 from attention_variants.case import Case
 from bench.axes import case_columns
 from bench.execution import early
-from bench.execution.isolation import Isolation, WorkerPool
+from bench.execution.isolation import Isolation
+from bench.execution.pool import WorkerPool
 from bench.execution.rows import make_row
 from bench.measure import machine, roofline
 from bench.measure.case import measure_case, release_memory
