@@ -3,9 +3,11 @@ would have started (bench/execution/early.py); the CPU's name and the load sampl
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict
 
+import psutil
 import pytest
 
 from attention_variants.case import Case
@@ -59,3 +61,33 @@ def test_probes_name_the_cpu_and_sample_the_load():
     probes.start()
     assert re.fullmatch(r".+ \(\d+ cores / \d+ threads\)", probes.cpu_name())
     assert isinstance(probes.busy_report(sample_s=0.01), str)
+
+
+def _parent_of(pid: int) -> int:
+    return psutil.Process(pid).ppid()
+
+
+def test_workers_are_forked_fresh_from_one_zygote_that_a_pool_replaces_when_it_dies():
+    settings = asdict(Settings(1, 0.0, 0.01, 0.02, 0))
+    with WorkerPool(Isolation(threads=1, cases_per_worker=1)) as pool:
+        pids = []
+        for _ in range(2):
+            pool.launch()
+            assert pool.ready() is None
+            pids.append(pool.worker.process.pid)
+            assert _parent_of(pids[-1]) == pool.zygote.process.pid  # forked by the zygote, not started by this process
+            assert pool.measure(asdict(SMALL), settings).status == "ok"
+        assert pids[0] != pids[1] and not psutil.pid_exists(pids[0])  # a fresh process per case, the last one gone
+        first_zygote = pool.zygote.process.pid
+        pool.zygote.kill()
+        assert pool.measure(asdict(SMALL), settings).status == "ok"  # a new zygote, a new worker
+        assert pool.zygote.process.pid != first_zygote
+    assert pool.zygote.process.poll() is not None  # the pool's end ends its zygote
+
+
+def test_a_zygote_that_cannot_fork_leaves_the_pool_to_start_workers_plainly():
+    isolation = Isolation(threads=1, plugins=("tests.plugins.claims_cuda",))
+    with WorkerPool(isolation) as pool:
+        row = pool.measure(asdict(SMALL), asdict(Settings(1, 0.0, 0.01, 0.02, 0)))
+        assert row.status == "ok", row
+        assert not pool.isolation.forked and _parent_of(pool.worker.process.pid) == os.getpid()
