@@ -21,6 +21,8 @@ from torch.utils import benchmark
 import attention_variants as av
 from attention_variants.case import Case
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
 
 def plain_median_ms(case: Case, threads: int, min_run_time: float = 1.0, pace_s: float = 0.0) -> float:
     """Return the median ms of the variant's forward call on random inputs, after two untimed calls."""
@@ -46,8 +48,22 @@ def plain_median_ms(case: Case, threads: int, min_run_time: float = 1.0, pace_s:
         return timer.blocked_autorange(min_run_time=min_run_time, callback=take_turns).median * 1e3
 
 
+def _die_with_parent() -> None:
+    # Stopped between turns, this process would outlive a fidelity command killed by SIGKILL; the kernel
+    # kills it instead when its parent ends (Linux; elsewhere nothing is done).
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the parent ended before the call
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     """Print the plain median of the case given on the command line; return 0."""
+    _die_with_parent()
     variant, *numbers = argv
     batch, height, width, heads, head_dim, kernel, threads = map(int, numbers[:7])
     case = Case(variant=variant, batch=batch, height=height, width=width, heads=heads, head_dim=head_dim, kernel_size=kernel)
