@@ -67,6 +67,7 @@ def _parent_of(pid: int) -> int:
     return psutil.Process(pid).ppid()
 
 
+@pytest.mark.slow
 def test_workers_are_forked_fresh_from_one_zygote_that_a_pool_replaces_when_it_dies():
     settings = asdict(Settings(1, 0.0, 0.01, 0.02, 0))
     with WorkerPool(Isolation(threads=1, cases_per_worker=1)) as pool:
@@ -85,6 +86,7 @@ def test_workers_are_forked_fresh_from_one_zygote_that_a_pool_replaces_when_it_d
     assert pool.zygote.process.poll() is not None  # the pool's end ends its zygote
 
 
+@pytest.mark.slow
 def test_a_zygote_that_cannot_fork_leaves_the_pool_to_start_workers_plainly():
     isolation = Isolation(threads=1, plugins=("tests.plugins.claims_cuda",))
     with WorkerPool(isolation) as pool:
