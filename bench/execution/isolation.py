@@ -64,14 +64,15 @@ class Isolation:
         gb = self.max_memory_gb if self.max_memory_gb is not None else 0.8 * psutil.virtual_memory().total / 2**30
         return int(gb * 2**30)
 
-
-    def worker_paths(self) -> list[str]:
-        """Return the sys.path a worker imports from: the first paths, then this process's."""
-        return [*self.import_first, *(os.path.abspath(p) for p in sys.path)]
+    def boot_command(self) -> list[str]:
+        """Return the command that starts a worker or a zygote of this isolation, less the descriptors it is given:
+        `python -c BOOT SYS_PATH --plugin M ...`, its sys.path the first paths, then this process's."""
+        paths = [*self.import_first, *(os.path.abspath(p) for p in sys.path)]
+        return [sys.executable, "-c", BOOT, json.dumps(paths), *(f"--plugin={m}" for m in self.plugins)]
 
     def zygote(self, log_dir: Path) -> Zygote:
         """Start a zygote that forks workers of this isolation."""
-        return Zygote(self.worker_paths(), self.plugins, self.worker_environment(), log_dir)
+        return Zygote(self.boot_command(), self.worker_environment(), log_dir)
 
 
 class Worker:
@@ -88,8 +89,7 @@ class Worker:
             if zygote is not None:
                 self.process: subprocess.Popen | ForkedProcess = zygote.fork(write_fd, lifeline_read, log.fileno())
             else:
-                command = [sys.executable, "-c", BOOT, json.dumps(isolation.worker_paths()), f"--result-fd={write_fd}",
-                           f"--lifeline-fd={lifeline_read}", *(f"--plugin={m}" for m in isolation.plugins)]
+                command = [*isolation.boot_command(), f"--result-fd={write_fd}", f"--lifeline-fd={lifeline_read}"]
                 self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log,
                                                 pass_fds=(write_fd, lifeline_read), start_new_session=True,
                                                 env=isolation.worker_environment())

@@ -50,7 +50,8 @@ def plain_median_ms(case: Case, threads: int, min_run_time: float = 1.0, pace_s:
 
 def _die_with_parent() -> None:
     # Stopped between turns, this process would outlive a fidelity command killed by SIGKILL; the kernel
-    # kills it instead when its parent ends (Linux; elsewhere nothing is done).
+    # kills it instead when its parent ends (Linux; elsewhere nothing is done). Its own prctl call, not
+    # bench.execution.hygiene's twin: this yardstick shares no code with the harness (tests/test_trust.py).
     try:
         import ctypes
 

@@ -13,13 +13,11 @@ those reports into the part of `subprocess.Popen` a Worker uses (pid, poll, wait
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,20 +25,18 @@ from typing import BinaryIO
 
 import psutil
 
-from bench.execution.protocol import BOOT
-
 REPORT_BYTES = 256
 
 
 class Zygote:
     """A live zygote process (its own session) with its control socket and log."""
 
-    def __init__(self, paths: list[str], plugins: tuple[str, ...], environment: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, boot_command: list[str], environment: dict[str, str], log_dir: Path) -> None:
+        """Start `boot_command` (Isolation.boot_command) as the zygote, with its control socket and lifeline added."""
         self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         lifeline_read, self.lifeline = os.pipe()  # closes when this process ends, however it ends
         self.log_path = Path(tempfile.mkstemp(dir=log_dir, prefix="zygote-", suffix=".log")[1])
-        command = [sys.executable, "-c", BOOT, json.dumps(paths), f"--zygote-fd={theirs.fileno()}",
-                   f"--lifeline-fd={lifeline_read}", *(f"--plugin={m}" for m in plugins)]
+        command = [*boot_command, f"--zygote-fd={theirs.fileno()}", f"--lifeline-fd={lifeline_read}"]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                             pass_fds=(theirs.fileno(), lifeline_read), start_new_session=True,
