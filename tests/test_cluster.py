@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import run_bench
 from attention_variants.case import Case
 from bench import results
 from bench.execution import spec
@@ -66,17 +67,16 @@ def test_shard_flag_runs_only_that_shards_cases(cli, tmp_path):
 
 # -- merge --
 
-def test_merge_keeps_every_machine_and_drops_a_file_given_twice(cli, tmp_path):
+def test_merge_keeps_every_machine_and_drops_a_file_given_twice(tmp_path, capsys):
     a = write_csv(tmp_path / "runs" / "a.csv", [row("im2col", host="node-a"), row("slide", host="node-a")])
     b = write_csv(tmp_path / "runs" / "b.csv", [row("im2col", host="node-b"), row("slide", host="node-b")])
     copy = tmp_path / "copy-of-a.csv"
     copy.write_text(a.read_text())
-    done = cli("merge", str(tmp_path / "runs"), str(copy), "--out", str(tmp_path / "all.csv"))
-    assert done.returncode == 0, done.stderr
+    assert run_bench.main(["merge", str(tmp_path / "runs"), str(copy), "--out", str(tmp_path / "all.csv")]) == 0
     merged = results.load(tmp_path / "all.csv")
     assert sorted(zip(merged["host"], merged["variant"])) == [("node-a", "im2col"), ("node-a", "slide"),
                                                               ("node-b", "im2col"), ("node-b", "slide")]
-    assert "2 duplicate row(s) dropped" in done.stdout + done.stderr
+    assert "2 duplicate row(s) dropped" in "".join(capsys.readouterr())
     pd.testing.assert_series_equal(merged[merged["host"] == "node-b"]["median_ms"].reset_index(drop=True),
                                    results.load(b)["median_ms"])
 
@@ -200,10 +200,10 @@ def test_bad_cluster_flags_are_one_line(tmp_path, flags, fragment):
     assert not list(tmp_path.iterdir())
 
 
-def test_submitit_executor_without_slurm_says_so(cli, tmp_path, monkeypatch):
+def test_submitit_executor_without_slurm_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(Path(__file__).parent))  # no sbatch there
-    done = cli(*TINY, "--executor", "submitit", "--out", str(tmp_path / "all.csv"))
-    assert done.returncode == 2 and "needs Slurm's sbatch" in done.stderr and "submitit-local" in done.stderr
+    status, err = run_main([*TINY, "--executor", "submitit", "--out", str(tmp_path / "all.csv")])
+    assert status == 2 and "needs Slurm's sbatch" in err[-1] and "submitit-local" in err[-1], err
 
 
 def test_shard_path_names_shard_and_host(tmp_path):

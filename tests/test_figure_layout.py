@@ -88,7 +88,9 @@ def clashes(fig) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("run", list(RUNS))
+# The fast tier draws one run's figures; the others (5-10 s each: matplotlib lays out every text) are slow.
+@pytest.mark.parametrize("run", [run if run == "quick preset, every variant" else pytest.param(run, marks=pytest.mark.slow)
+                                 for run in RUNS])
 def test_no_text_of_any_figure_overlaps_another_or_leaves_the_figure(run, tmp_path):
     frame = load_results([write_csv(tmp_path / "r.csv", RUNS[run]())])
     drawn = []

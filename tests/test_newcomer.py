@@ -7,6 +7,8 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 import attention_variants as av
 import run_bench
 from attention_variants.case import Case
@@ -49,6 +51,7 @@ def test_gate_without_a_current_file_says_how_to_make_one(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and "--out" in err and "--preset ci" in err
 
 
+@pytest.mark.slow  # a real process's piped stderr: a subprocess sweep
 def test_messages_on_a_piped_stderr_are_not_wrapped_mid_phrase(tmp_path):
     bad = tmp_path / "r.csv"
     bad.write_text("not,a,results,file\n")

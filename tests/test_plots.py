@@ -323,6 +323,7 @@ def test_machines_figure_takes_a_machines_latest_run(merged, tmp_path):
     assert all(bar.get_x() + bar.get_width() == pytest.approx(7.0) for bar in node_b)
 
 
+@pytest.mark.slow  # every figure of a merged file, drawn and saved (the machines figure is checked in-process above)
 def test_plot_command_draws_the_machines_figure_of_a_merged_file(merged, tmp_path, capsys):
     assert run_bench.main(["plot", str(merged), "--out-dir", str(tmp_path / "out"), "--formats", "png"]) == 0
     assert (tmp_path / "out" / "machines.png").is_file()

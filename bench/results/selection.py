@@ -91,26 +91,35 @@ def median_over_rounds(frame: pd.DataFrame, within: tuple[str, ...] = ()) -> pd.
     `round_spread` is (max - min) / median of the round medians, `rounds` how many rounds there were.
     """
     keys = [*within, "run_id", MACHINE, *case_key()]  # a cluster run's shards share the run id, not the host
-    grouped = frame.assign(_order=range(len(frame)), _ok=frame["status"] == "ok").groupby(keys, dropna=False, sort=False)
-    rows = []
-    for _, group in grouped:
-        ok = group[group["_ok"]]
-        row = (ok if len(ok) else group).iloc[-1].copy()
-        row["rounds"], row["_order"] = len(group), group["_order"].iloc[0]
-        if len(ok) > 1:
-            medians = ok["median_ms"].astype(float)
-            row["median_ms"] = medians.median()
-            row["round_spread"] = (medians.max() - medians.min()) / medians.median()
-            blocks = list(ok[SAMPLES_FIELD]) if SAMPLES_FIELD in ok else [None]
-            if all(isinstance(times, tuple) and times for times in blocks):
-                pooled = pd.Series([ms for times in blocks for ms in times], dtype=float)
-                row["median_ms"], row["min_ms"], row["n_measurements"] = pooled.median(), pooled.min(), len(pooled)
-                row["iqr_ms"] = pooled.quantile(0.75) - pooled.quantile(0.25)
-                row[SAMPLES_FIELD] = tuple(pooled)
-        elif len(ok):
-            row["round_spread"] = float("nan")
-        rows.append(row)
-    if not rows:
-        return frame.assign(rounds=pd.Series(dtype="Int64"), round_spread=pd.Series(dtype="float64"))
-    out = pd.DataFrame(rows).sort_values("_order").drop(columns=["_order", "_ok"]).reset_index(drop=True)
-    return out.astype({column: frame[column].dtype for column in frame.columns}).astype({"rounds": "Int64"})
+    frame = frame.reset_index(drop=True)
+    ok = frame["status"] == "ok"
+    group = frame.groupby(keys, dropna=False, sort=False).ngroup()
+    alone = group.map(group.value_counts()) == 1
+    # A case measured once (the common case) is its own row: no loop over it.
+    spread = frame["round_spread"].where(~ok) if "round_spread" in frame else pd.Series(float("nan"), index=frame.index)
+    rows = [frame[alone].assign(rounds=1, round_spread=spread[alone], _order=frame.index[alone])]
+    several = frame[~alone].assign(_order=frame.index[~alone], _ok=ok[~alone]).groupby(group[~alone], sort=False)
+    rows += [pd.DataFrame([_pooled(rounds) for _, rounds in several])] if len(several) else []
+    out = pd.concat(rows).sort_values("_order").drop(columns=["_order", "_ok"], errors="ignore").reset_index(drop=True)
+    out = out.astype({column: frame[column].dtype for column in frame.columns})
+    return out.astype({"rounds": "Int64", "round_spread": "float64"})
+
+
+def _pooled(group: pd.DataFrame) -> pd.Series:
+    """Return the one row of a case's rounds in one run (median_over_rounds)."""
+    ok = group[group["_ok"]]
+    row = (ok if len(ok) else group).iloc[-1].copy()
+    row["rounds"], row["_order"] = len(group), group["_order"].iloc[0]
+    if len(ok) > 1:
+        medians = ok["median_ms"].astype(float)
+        row["median_ms"] = medians.median()
+        row["round_spread"] = (medians.max() - medians.min()) / medians.median()
+        blocks = list(ok[SAMPLES_FIELD]) if SAMPLES_FIELD in ok else [None]
+        if all(isinstance(times, tuple) and times for times in blocks):
+            pooled = pd.Series([ms for times in blocks for ms in times], dtype=float)
+            row["median_ms"], row["min_ms"], row["n_measurements"] = pooled.median(), pooled.min(), len(pooled)
+            row["iqr_ms"] = pooled.quantile(0.75) - pooled.quantile(0.25)
+            row[SAMPLES_FIELD] = tuple(pooled)
+    elif len(ok):
+        row["round_spread"] = float("nan")
+    return row
