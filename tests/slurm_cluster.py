@@ -43,6 +43,7 @@ def _config(folder: Path, node: str) -> str:
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core",
         "SchedulerType=sched/backfill",
+        "KillWait=2",  # submitit ignores the SIGTERM of a requeue: SIGKILL follows after this long (default 30 s)
         "SlurmUser=root",
         "SlurmdUser=root",
         "ReturnToService=2",

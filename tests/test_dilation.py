@@ -15,7 +15,7 @@ from bench import results
 from bench.execution import spec
 from bench.execution.spec import SpecError
 from bench.results.merge import merge_files
-from tests.conftest import run_cli
+from tests.conftest import run_main
 
 ORACLES = (local_zero_pad, local_masked, neighborhood)
 
@@ -126,16 +126,16 @@ TINY = ["--variants", "im2col", "--resolutions", "7", "--kernel-sizes", "3", "--
         "--min-run-s", "0.01", "--max-run-s", "0.02", "--threads", "1", "--no-plots"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # three sweeps (in this process)
 def test_old_file_loads_as_dilation_1_resumes_and_merges(tmp_path):
     new, old = tmp_path / "new.csv", tmp_path / "old.csv"
-    assert run_cli("sweep", *TINY, "--out", str(new)).returncode == 0
+    assert run_main(["sweep", *TINY, "--out", str(new)])[0] == 0
     _without_dilation(new, old)
     assert list(results.load(old)["dilation"]) == [1]
     assert merge_files([old, new]).duplicates == 1  # the same measurement, before and after the column
-    again = run_cli("sweep", *TINY, "--resume", str(old))
-    assert again.returncode == 0 and "1 of 1 cases already recorded, 0 to run" in again.stdout + again.stderr, again.stderr
-    more = run_cli("sweep", *TINY, "--dilations", "1,3", "--resume", str(old))
-    assert "1 of 2 cases already recorded, 1 to run" in more.stdout + more.stderr, more.stderr
+    status, lines = run_main(["sweep", *TINY, "--resume", str(old)])
+    assert status == 0 and any("1 of 1 cases already recorded, 0 to run" in line for line in lines), lines
+    status, lines = run_main(["sweep", *TINY, "--dilations", "1,3", "--resume", str(old)])
+    assert status == 0 and any("1 of 2 cases already recorded, 1 to run" in line for line in lines), lines
     frame = results.load(old)
     assert list(frame["dilation"]) == [1, 3] and frame["status"].eq("ok").all()

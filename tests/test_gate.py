@@ -183,12 +183,13 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
 
 
 # One child process (the plugin's variant must not leak into this session's registry) runs
-# the sweeps; BENCH_SLOWED_FACTOR is read when each case is built, so it can change between runs.
+# the sweeps, in itself (no worker to start per sweep); BENCH_SLOWED_FACTOR is read when each
+# case is built, so it can change between runs.
 SWEEPS = """
 import os, sys, run_bench
 base, cur = sys.argv[1:]
 flags = ["--plugin", "tests.plugins.slowed", "--variants", "im2col,slowed", "--resolutions", "14",
-         "--threads", "1", "--min-run-s", "0.05", "--max-run-s", "0.3"]
+         "--threads", "1", "--min-run-s", "0.05", "--max-run-s", "0.3", "--cases-per-worker", "0", "--no-plots"]
 for run in range(2):  # two runs per side: the gate keeps the fastest, as scripts/ci_gate.sh does
     for factor, out in (("1.0", base), ("3.0", cur)):
         os.environ["BENCH_SLOWED_FACTOR"] = factor
