@@ -125,11 +125,11 @@ def test_a_full_disk_mid_sweep_is_one_line_and_keeps_the_rows_before(tmp_path, c
 
     real, calls = sweep_module.append_rows, []
 
-    def fills_up(path, rows):
+    def fills_up(path, rows, wait_s=None):
         calls.append(path)
         if len(calls) > 1:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real(path, rows)
+        real(path, rows, wait_s)
 
     monkeypatch.setattr(sweep_module, "append_rows", fills_up)
     out = tmp_path / "r.csv"

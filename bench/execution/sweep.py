@@ -140,15 +140,20 @@ def _store_samples(out: Path, lines: list[dict[str, object]], on_note: Callable[
         on_note(f"the block times of {lines[0]['variant'] if lines else 'a case'} were not kept: {err}")
 
 
+OWN_WORKER_WAIT_S = 1.0  # the first wait for the results file's lock, before retiring the worker that may hold it
+
+
 def _store(out: Path, row: dict[str, object], written: list[str], pool: WorkerPool | None,
            on_note: Callable[[str], None]) -> None:
     """Append the row, then its block times beside it; first make sure the lines written before are still there (a case
     may have written into the file)."""
     samples = take_samples(row)
     for attempt in (1, 2):
+        # Another writer holds the lock for milliseconds: waiting longer first would only wait on a worker holding it.
+        wait_s = OWN_WORKER_WAIT_S if attempt == 1 and pool is not None else None
         try:
-            note = keep_own_rows(out, written)
-            append_rows(out, [row])
+            note = keep_own_rows(out, written, wait_s)
+            append_rows(out, [row], wait_s)
             break
         except LockTimeout:
             if attempt == 2 or pool is None:

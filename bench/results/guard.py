@@ -16,18 +16,18 @@ def rows_text(rows: Iterable[Mapping[str, object]]) -> str:
     return rows_csv(rows, header=False)
 
 
-def keep_own_rows(path: str | Path, own: list[str]) -> str | None:
+def keep_own_rows(path: str | Path, own: list[str], wait_s: float | None = None) -> str | None:
     """Make sure the file still holds every line in `own` (the rows this sweep wrote) and only well-formed rows.
 
     A case can write into the file its sweep appends to: junk that would make it unloadable, a
     truncation that loses earlier rows. Under the lock, lines that are not rows of the header's
     width are moved to PATH.rejected, rows of `own` that are gone are written again; return
-    what happened in one line, or None when the file was intact.
+    what happened in one line, or None when the file was intact. The lock is waited for as append_rows waits.
     """
     path = Path(path)
     if not own:
         return None
-    with locked(path):
+    with locked(path, wait_s):
         text = path.read_text(errors="replace")
         present = set(text.splitlines(keepends=True))  # a row with a quoted line break: looked for in the text
         missing = [line for line in own if line not in present and (line.count("\n") == 1 or line not in text)]

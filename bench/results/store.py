@@ -43,18 +43,19 @@ def rows_csv(rows: Iterable[Mapping[str, object]], header: bool, columns: tuple[
     return buffer.getvalue()
 
 
-def append_rows(path: str | Path, rows: Iterable[Mapping[str, object]]) -> None:
+def append_rows(path: str | Path, rows: Iterable[Mapping[str, object]], wait_s: float | None = None) -> None:
     """Append rows to the CSV at `path`; a crash leaves the old file, or it plus whole rows.
 
     Writers of one file take turns (an exclusive lock on it), so concurrent sweeps appending
     to one CSV lose no row. A file that ends in a whole row and has the current header gets a
     plain append (fsync'ed) that writes only the new rows. Anything else (a new
     file, a torn last row from a killed writer, an older header) is rewritten whole into a
-    temporary file that is then renamed over the old one.
+    temporary file that is then renamed over the old one. A lock held longer than wait_s
+    (LOCK_WAIT_S by default) is LockTimeout.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path) as handle:
+    with locked(path, wait_s) as handle:
         existing = path.read_text()
         if existing and _ends_whole(existing) and _has_current_header(existing):
             handle.write(rows_csv(rows, header=False))
@@ -73,8 +74,8 @@ class LockTimeout(ResultsError):
     """The results file stayed locked by another process for LOCK_WAIT_S."""
 
 
-def _lock(handle, path: Path) -> None:
-    deadline = time.monotonic() + LOCK_WAIT_S
+def _lock(handle, path: Path, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
     while True:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -82,22 +83,22 @@ def _lock(handle, path: Path) -> None:
         except BlockingIOError:
             if time.monotonic() > deadline:
                 handle.close()
-                raise LockTimeout(f"{path} has been locked by another process for {LOCK_WAIT_S:g} s") from None
+                raise LockTimeout(f"{path} has been locked by another process for {wait_s:g} s") from None
             time.sleep(0.02)
 
 
 @contextmanager
-def locked(path: Path):
+def locked(path: Path, wait_s: float | None = None):
     """Yield path opened for appending (created if missing) under an exclusive advisory lock.
 
     A writer that rewrote the file renamed a new one over it: whoever waited on the old one
     sees another inode once it has the lock, and opens the file again. A lock held for more
-    than LOCK_WAIT_S is LockTimeout, never a hang.
+    than wait_s (LOCK_WAIT_S by default) is LockTimeout, never a hang.
     """
     while True:
         handle = open(path, "a")
         if fcntl is not None:  # POSIX; elsewhere writers are not serialised
-            _lock(handle, path)
+            _lock(handle, path, LOCK_WAIT_S if wait_s is None else wait_s)
         try:
             current = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
