@@ -17,7 +17,8 @@ from bench.models import configs
 from bench.models.backbone import Backbone, Config
 from bench.models.measure import ModelCase, measure_model, timm_unavailable
 
-TIMM_SWIN_T_PARAMS = 28_288_354  # timm.create_model("swin_tiny_patch4_window7_224"): the 28.29 M
+# sum of parameters of timm.create_model("swin_{tiny,small,base}_patch4_window7_224") (timm 1.0, pretrained=False)
+TIMM_PARAMS = {"swin-t": 28_288_354, "swin-s": 49_606_258, "swin-b": 87_768_224}
 FAST = Settings(threads=2, warmup_s=0.01, min_run_s=0.02, max_run_s=0.05)
 
 
@@ -28,21 +29,25 @@ def _wrong_scale(case: Case, q, k, v) -> Prepared:
 
 
 
-def test_swin_t_has_timms_parameter_count_and_shapes():
-    model = Backbone(configs.CONFIGS["swin-t"])
-    assert sum(p.numel() for p in model.parameters()) == TIMM_SWIN_T_PARAMS
+@pytest.mark.parametrize("config", list(TIMM_PARAMS))
+def test_swin_has_timms_parameter_count_and_shapes(config):
+    model = Backbone(configs.CONFIGS[config])
+    assert sum(p.numel() for p in model.parameters()) == TIMM_PARAMS[config]
     table = model.layers[0].blocks[0].attn.relative_position_bias_table
-    assert tuple(table.shape) == (169, 3)  # (2*7-1)^2 offsets x 3 heads, as timm names and shapes it
+    heads = configs.CONFIGS[config].shape.heads[0]
+    assert tuple(table.shape) == (169, heads)  # (2*7-1)^2 offsets x the first stage's heads, as timm names and shapes it
 
 
 @pytest.mark.skipif(timm_unavailable() is not None, reason=str(timm_unavailable()))
-def test_swin_t_with_timms_weights_gives_timms_output():
+@pytest.mark.parametrize("timm_config", list(configs.TIMM))
+def test_swin_with_timms_weights_gives_timms_output(timm_config):
     import timm
 
+    timm_name, config = configs.TIMM[timm_config]
     torch.manual_seed(0)
-    anchor = timm.create_model(configs.TIMM_NAME, pretrained=False).eval()
-    assert sum(p.numel() for p in anchor.parameters()) == TIMM_SWIN_T_PARAMS
-    model = Backbone(configs.CONFIGS["swin-t"]).eval()
+    anchor = timm.create_model(timm_name, pretrained=False).eval()
+    assert sum(p.numel() for p in anchor.parameters()) == TIMM_PARAMS[config]
+    model = Backbone(configs.CONFIGS[config]).eval()
     model.load_state_dict(anchor.state_dict(), strict=True)
     images = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
@@ -64,13 +69,27 @@ def test_im2col_swin_t_equals_slide_swin_t_with_the_deformed_part_off():
         assert not torch.allclose(deformed(images), a, rtol=0, atol=1e-3)  # the deformed kernel does change the output
 
 
+# 2 x the multiply-adds of Swin's Table 1 (4.5, 8.7, 15.4 G at 224x224): torch's flop counter counts a multiply-add as 2.
+SWIN_GFLOP = {"t": 9.0, "s": 17.4, "b": 30.8}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["swin-t", "slide-swin-t", "im2col-swin-t", "fast-swin-t"])
+@pytest.mark.parametrize("config", ["swin-t", "slide-swin-t", "im2col-swin-t", "fast-swin-t", "swin-s", "swin-b"])
 def test_each_config_matches_its_float64_oracle_model(config):
     row = measure_model(ModelCase(config), FAST).to_columns()
     assert row["status"] == "ok", row["reason"]
     assert 0 < row["max_abs_err"] <= row["tolerance"] < 1e-4 and row["params"] > 28e6
-    assert row["gflop"] == pytest.approx(9.0, rel=0.05)  # 2 x the paper's 4.5 G multiply-adds
+    if config.startswith("swin-"):
+        assert row["gflop"] == pytest.approx(SWIN_GFLOP[config[-1]], rel=0.05)
+
+
+# The Slide layouts have no window to tile (stages 3-4 attend globally), so any multiple of 32 runs them: 64x64 here
+# keeps the float64 oracle model of the S and B sizes cheap; the 224 x 224 sweep is the models command's.
+@pytest.mark.parametrize("config", ["slide-swin-s", "im2col-swin-s", "slide-swin-b", "im2col-swin-b"])
+def test_each_slide_layout_of_the_larger_sizes_matches_its_float64_oracle_model(config):
+    row = measure_model(ModelCase(config, resolution=64), FAST).to_columns()
+    assert row["status"] == "ok", row["reason"]
+    assert 0 < row["max_abs_err"] <= row["tolerance"] < 1e-4 and row["params"] > 49e6
 
 
 @pytest.mark.slow
@@ -134,7 +153,7 @@ def test_the_models_command_writes_model_rows_and_the_verdict(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["--models", "swin-x"], "unknown model 'swin-x'"),
-    (["--resolutions", "100"], "a Swin-T backbone needs a multiple of 32"),
+    (["--resolutions", "100"], "a Swin backbone needs a multiple of 32"),
     (["--preset", "/nonexistent.toml"], "cannot read models preset"),
 ])
 def test_bad_models_input_is_one_line(argv, message, capsys):

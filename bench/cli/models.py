@@ -89,7 +89,7 @@ def _validate(axes: dict[str, list], numbers: dict[str, object]) -> None:
             if key in ("batch", "resolutions") and not (number is not None and 0 < number <= MAX_SIZE):
                 raise CliError(f"bad {key} value {str(value)!r}: expected a positive integer in ASCII digits")
             if key == "resolutions" and int(value) % 32:
-                raise CliError(f"bad resolution {value}: a Swin-T backbone needs a multiple of 32")
+                raise CliError(f"bad resolution {value}: a Swin backbone needs a multiple of 32")
     for key, value in numbers.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
             raise CliError(f"bad {key} {value!r}: expected a positive number")

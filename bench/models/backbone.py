@@ -1,9 +1,11 @@
-"""A Swin-T-shaped backbone whose attention comes from the registry (bench.models.attention).
+"""A Swin-shaped backbone whose attention comes from the registry (bench.models.attention).
 
-Patch 4, depths 2-2-6-2, dims 96-192-384-768, heads 3-6-12-24, MLP ratio 4, LayerNorm, patch
-merging, a 1000-class head: Swin-T. Tokens stay (batch, H, W, C) throughout, and every
-parameter has timm's name and shape, so timm's swin_tiny_patch4_window7_224 weights load into
-the `swin-t` config as they are (tests/test_models.py checks the output).
+Patch 4, MLP ratio 4, LayerNorm, patch merging, a 1000-class head, and a Shape: Swin-T (depths
+2-2-6-2, dims 96-192-384-768, heads 3-6-12-24), Swin-S (depths 2-2-18-2) or Swin-B (dims from
+128, heads 4-8-16-32), as in the Swin paper's Table 1 and Slide-Transformer's cfgs/slide_swin_*.yaml.
+Tokens stay (batch, H, W, C) throughout, and every parameter has timm's name and shape, so
+timm's swin_{tiny,small,base}_patch4_window7_224 weights load into the `swin-t`, `swin-s` and
+`swin-b` configs as they are (tests/test_models.py checks the output).
 """
 
 from __future__ import annotations
@@ -16,9 +18,6 @@ from torch import nn
 
 from bench.models.attention import Attention, AttentionSpec
 
-DEPTHS = (2, 2, 6, 2)
-DIMS = (96, 192, 384, 768)
-HEADS = (3, 6, 12, 24)
 PATCH = 4
 MLP_RATIO = 4
 CLASSES = 1000
@@ -28,12 +27,31 @@ Layout = Callable[[int, int, int], tuple[AttentionSpec, int]]
 
 
 @dataclass(frozen=True)
+class Shape:
+    """A Swin backbone's size: the first stage's width (doubled at each stage), and per stage its blocks and heads."""
+
+    embed_dim: int
+    depths: tuple[int, ...]
+    heads: tuple[int, ...]
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return tuple(self.embed_dim << stage for stage in range(len(self.depths)))
+
+
+SWIN_T = Shape(96, (2, 2, 6, 2), (3, 6, 12, 24))
+SWIN_S = Shape(96, (2, 2, 18, 2), (3, 6, 12, 24))
+SWIN_B = Shape(128, (2, 2, 18, 2), (4, 8, 16, 32))
+
+
+@dataclass(frozen=True)
 class Config:
-    """A named backbone: which attention each block gets."""
+    """A named backbone: its shape, and which attention each block gets."""
 
     name: str
     layout: Layout
     description: str
+    shape: Shape = SWIN_T
 
 
 class Mlp(nn.Module):
@@ -70,46 +88,46 @@ class PatchMerging(nn.Module):
 
 
 class Stage(nn.Module):
-    def __init__(self, index: int, side: int, layout: Layout) -> None:
+    def __init__(self, shape: Shape, index: int, side: int, layout: Layout) -> None:
         super().__init__()
-        self.downsample = PatchMerging(DIMS[index - 1]) if index else nn.Identity()
-        self.blocks = nn.Sequential(*(Block(DIMS[index], HEADS[index], *layout(index, block, side))
-                                      for block in range(DEPTHS[index])))
+        self.downsample = PatchMerging(shape.dims[index - 1]) if index else nn.Identity()
+        self.blocks = nn.Sequential(*(Block(shape.dims[index], shape.heads[index], *layout(index, block, side))
+                                      for block in range(shape.depths[index])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.downsample(x))
 
 
 class PatchEmbed(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, dim: int) -> None:
         super().__init__()
-        self.proj, self.norm = nn.Conv2d(3, DIMS[0], PATCH, PATCH), nn.LayerNorm(DIMS[0])
+        self.proj, self.norm = nn.Conv2d(3, dim, PATCH, PATCH), nn.LayerNorm(dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.norm(self.proj(images).permute(0, 2, 3, 1))
 
 
 class Head(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, dim: int) -> None:
         super().__init__()
-        self.fc = nn.Linear(DIMS[-1], CLASSES)
+        self.fc = nn.Linear(dim, CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x.mean(dim=(1, 2)))
 
 
 class Backbone(nn.Module):
-    """The Swin-T shape for images of side `resolution` (divisible by 32), attention chosen by config.layout."""
+    """config.shape for images of side `resolution` (divisible by 32), attention chosen by config.layout."""
 
     def __init__(self, config: Config, resolution: int = 224) -> None:
         super().__init__()
         if resolution % (PATCH * 8):
-            raise ValueError(f"resolution {resolution}: a Swin-T backbone needs a multiple of {PATCH * 8}")
-        self.config, self.resolution = config, resolution
-        self.patch_embed = PatchEmbed()
-        self.layers = nn.Sequential(*(Stage(i, resolution // PATCH >> i, config.layout) for i in range(len(DEPTHS))))
-        self.norm = nn.LayerNorm(DIMS[-1])
-        self.head = Head()
+            raise ValueError(f"resolution {resolution}: a Swin backbone needs a multiple of {PATCH * 8}")
+        self.config, self.resolution, shape = config, resolution, config.shape
+        self.patch_embed = PatchEmbed(shape.dims[0])
+        self.layers = nn.Sequential(*(Stage(shape, i, resolution // PATCH >> i, config.layout) for i in range(len(shape.depths))))
+        self.norm = nn.LayerNorm(shape.dims[-1])
+        self.head = Head(shape.dims[-1])
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.norm(self.layers(self.patch_embed(images))))

@@ -1,6 +1,7 @@
-"""The backbones `run_bench.py models` compares: Swin-T, the paper's Slide-Swin-T and its Im2Col twin, and others.
+"""The backbones `run_bench.py models` compares: Swin-T/S/B, the paper's Slide-Swin-T/S/B, their Im2Col twins, and others.
 
-Slide-Swin-T follows the official cfgs/slide_swin_t.yaml of LeapLabTHU/Slide-Transformer: slide
+Slide-Swin-T/S/B follow the official cfgs/slide_swin_{t,s,b}.yaml of LeapLabTHU/Slide-Transformer (the
+Swin shape of the same size, KA 3, NUM_SLIDE_STAGES 2, WINDOW_SIZE 56): slide
 attention with kernel 3 in stages 1-2 (deformed shifting merged for inference), window
 attention in stages 3-4 with WINDOW_SIZE 56 clamped to the feature map, i.e. global attention
 with Swin's relative position bias. Left out, as no registered variant computes it: the
@@ -11,11 +12,15 @@ per head and offset), the same small work for every local variant.
 from __future__ import annotations
 
 from bench.models.attention import AttentionSpec
-from bench.models.backbone import Config
+from bench.models.backbone import SWIN_B, SWIN_S, SWIN_T, Config
 
 SWIN_WINDOW = 7
-TIMM_NAME = "swin_tiny_patch4_window7_224"
-TIMM_CONFIG = "timm-swin-t"  # timm's own model, timed as the outside anchor (no registry attention)
+# timm's own models, timed as outside anchors (no registry attention): config -> (timm name, the config it equals).
+TIMM = {
+    "timm-swin-t": ("swin_tiny_patch4_window7_224", "swin-t"),
+    "timm-swin-s": ("swin_small_patch4_window7_224", "swin-s"),
+    "timm-swin-b": ("swin_base_patch4_window7_224", "swin-b"),
+}
 FAST_LOCAL = "local-tiled"  # the fastest exact zero-padded variant on CPU in results/reference/ratios-56-k7.csv
 
 
@@ -37,12 +42,21 @@ def _nat(stage: int, block: int, side: int) -> tuple[AttentionSpec, int]:
     return AttentionSpec("natten", 7), side
 
 
+def _family(size: str, shape) -> tuple[Config, ...]:
+    """Return Swin, Slide-Swin and Im2Col-Swin of one size (T, S or B)."""
+    lower = size.lower()
+    return (
+        Config(f"swin-{lower}", _swin, f"Swin-{size}: window 7, W-MSA and SW-MSA alternating, relative position bias", shape),
+        Config(f"slide-swin-{lower}", slide_layout("slide-deformed"),
+               f"Slide-Swin-{size}: slide attention k3 (deformed, merged) in stages 1-2, global windows in 3-4", shape),
+        Config(f"im2col-swin-{lower}", slide_layout("im2col"),
+               f"the Slide-Swin-{size} layout with Im2Col k3 in stages 1-2 (the paper's baseline)", shape),
+    )
+
+
 CONFIGS = {config.name: config for config in (
-    Config("swin-t", _swin, "Swin-T: window 7, W-MSA and SW-MSA alternating, relative position bias"),
-    Config("slide-swin-t", slide_layout("slide-deformed"),
-           "Slide-Swin-T: slide attention k3 (deformed, merged) in stages 1-2, global windows in 3-4"),
-    Config("im2col-swin-t", slide_layout("im2col"), "the Slide-Swin-T layout with Im2Col k3 in stages 1-2 (the paper's baseline)"),
+    *_family("T", SWIN_T), *_family("S", SWIN_S), *_family("B", SWIN_B),
     Config("nat-t", _nat, "natten k7 in every stage of the Swin-T shape"),
     Config("fast-swin-t", slide_layout(FAST_LOCAL), f"the Slide-Swin-T layout with {FAST_LOCAL} k3 in stages 1-2"),
 )}
-NAMES = (*CONFIGS, TIMM_CONFIG)
+NAMES = (*CONFIGS, *TIMM)

@@ -4,8 +4,8 @@ Runs in a worker (bench.execution.worker), like an attention case. Correctness: 
 output for the first image against the same model (same weights) in float64 on the CPU with
 every attention replaced by its family's oracle (bench.models.attention's oracle mode), and
 the plain formulation (the same oracles in the case's dtype) setting the bound, as for ops
-(bench.measure.correctness). timm's model is checked against the `swin-t` config with timm's
-weights loaded.
+(bench.measure.correctness). timm's models are checked against the config they equal (`swin-t`
+for timm-swin-t, ...) with timm's weights loaded.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from bench.measure.settings import Settings
 from bench.measure.timing import measure, synchronize
 from bench.models.attention import UnsupportedStage
 from bench.models.backbone import Backbone
-from bench.models.configs import CONFIGS, TIMM_CONFIG, TIMM_NAME
+from bench.models.configs import CONFIGS, TIMM
 from bench.models.gradients import gradient_check, oracle_model
 
 
@@ -46,7 +46,7 @@ class ModelCase:
 
 
 def timm_unavailable() -> str | None:
-    """Return why timm's Swin-T cannot be built here, or None."""
+    """Return why timm's models cannot be built here, or None."""
     try:
         import timm  # noqa: F401
     except Exception as err:  # ImportError, or torchvision failing to load beside this torch
@@ -56,15 +56,16 @@ def timm_unavailable() -> str | None:
 
 
 def build(config: str, resolution: int, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """Return the model of config with seeded random weights, and the `swin-t`-semantics twin that checks it."""
+    """Return the model of config with seeded random weights, and the twin of the same semantics that checks it."""
     torch.manual_seed(seed)
-    if config != TIMM_CONFIG:
+    if config not in TIMM:
         model = Backbone(CONFIGS[config], resolution)
         return model, model
     import timm
 
-    model = timm.create_model(TIMM_NAME, pretrained=False, img_size=resolution)
-    twin = Backbone(CONFIGS["swin-t"], resolution)
+    timm_name, equal = TIMM[config]
+    model = timm.create_model(timm_name, pretrained=False, img_size=resolution)
+    twin = Backbone(CONFIGS[equal], resolution)
     twin.load_state_dict(model.state_dict())
     return model, twin
 
@@ -72,7 +73,7 @@ def build(config: str, resolution: int, seed: int) -> tuple[torch.nn.Module, tor
 def measure_model(case: ModelCase, settings: Settings) -> Measured:
     """Return what measuring one model case observed; a failure or an unsupported stage is its status."""
     try:
-        if case.config == TIMM_CONFIG and timm_unavailable():
+        if case.config in TIMM and timm_unavailable():
             return Measured("skipped", timm_unavailable())
         return _measure(case, settings)
     except UnsupportedStage as err:
@@ -167,7 +168,10 @@ def _oracle_output(twin: torch.nn.Module, image: torch.Tensor, dtype: torch.dtyp
 
 def case_columns(case: ModelCase) -> dict[str, object]:
     """Return the key columns of a model row (the attention-case key columns filled with stage 1's shape)."""
-    first, window = CONFIGS["swin-t" if case.config == TIMM_CONFIG else case.config].layout(0, 0, case.resolution // 4)
+    config = CONFIGS[TIMM[case.config][1] if case.config in TIMM else case.config]
+    first, _ = config.layout(0, 0, case.resolution // 4)
+    heads = config.shape.heads[0]
     return {"variant": case.config, "family": "model", "device": case.device, "dtype": case.dtype, "batch": case.batch,
-            "height": case.resolution, "width": case.resolution, "heads": 3, "head_dim": 32, "kernel_size": first.kernel_size,
+            "height": case.resolution, "width": case.resolution, "heads": heads, "head_dim": config.shape.dims[0] // heads,
+            "kernel_size": first.kernel_size,
             "dilation": 1, "pass": case.pass_name, "runtime": "eager", "scope": "model"}
