@@ -137,6 +137,16 @@ def test_claims_hold_fail_or_stay_inconclusive_by_the_interval():
     assert "INCONCLUSIVE" in claims.lines(mixed.reset_index())[0]
 
 
+def test_the_papers_arrows_are_judged_at_matched_accuracy():
+    """Slide-Swin-S against Swin-B (1.7x) and against Im2Col-Swin-B (3.9x), as the paper's iPhone 12 panels draw them."""
+    table = claims.verdicts(_rows({"slide-swin-s": [300, 310, 305], "swin-b": [520, 530, 525],
+                                   "im2col-swin-b": [200, 210, 205]})).set_index("claim")
+    assert table.loc["Slide-Swin-S vs Swin-B", "verdict"] == "holds" and table.loc["Slide-Swin-S vs Swin-B", "paper"] == 1.7
+    assert table.loc["Slide-Swin-S vs Im2Col-Swin-B", "verdict"] == "does not hold"
+    lines = " ".join(claims.lines(table.reset_index()))
+    assert "Slide-Swin-S's speed-up 1.72x" in lines and "paper: about 3.9x (iPhone 12, matched accuracy)" in lines
+
+
 def test_two_machines_model_claims_are_judged_apart():
     """A merged file: each machine's rounds against each other, never one machine's model against another's."""
     fast = _rows({"swin-t": [140, 150, 145], "slide-swin-t": [100, 110, 104]}).assign(host="node-a")
@@ -159,7 +169,8 @@ def test_the_models_command_writes_model_rows_and_the_verdict(tmp_path, capsys):
     assert len(rows) == 4 and set(rows["scope"]) == {"model"} and sorted(rows["round"]) == [1, 1, 2, 2]
     assert (rows["status"] == "ok").all() and (rows["params"] > 28e6).all() and rows["gflop"].notna().all()
     printed = " ".join(capsys.readouterr().out.split())
-    assert "Slide-Swin-T vs Im2Col-Swin-T, cpu float32 batch 1 forward" in printed and "paper: about 3.9x" in printed
+    assert "Slide-Swin-T vs Im2Col-Swin-T, cpu float32 batch 1 forward: Slide-Swin-T's speed-up" in printed
+    assert "paper: no arrow for this same-size pair" in printed
 
 
 @pytest.mark.parametrize("argv,message", [
