@@ -41,19 +41,9 @@ def _triton_version() -> str | None:
 TRITON_VERSION = _triton_version()
 HAS_TRITON = TRITON_VERSION is not None
 
-LOG2E = 1.4426950408889634
 MAX_HEAD_DIM = 128
 KERNEL_SIZES = range(3, 14, 2)
 DTYPES = ("float32", "bfloat16", "float16")
-TILE = (8, 8)  # query (and key) tile: 64 pixels, the M of each tl.dot
-BLOCK_K = 64  # halo pixels per chunk: the N of each tl.dot
-NUM_WARPS = 4
-# float32 products. The forward must meet the harness's float32 bound (TF32 misses it by 100x): IEEE.
-# The backward, on an H200: tf32x3 (three TF32 products, gradients within 2e-6) runs 11x faster than
-# IEEE at head_dim 32, but needs more shared memory than there is at head_dim 128; IEEE there, with
-# 8 warps (4x faster than 4 in the backward). Half-precision inputs ignore the setting.
-FORWARD_PRECISION = "ieee"
-BACKWARD_PRECISION = {64: ("tf32x3", NUM_WARPS), MAX_HEAD_DIM: ("ieee", 8)}  # up to head_dim -> (precision, warps)
 
 
 def interpreted() -> bool:
@@ -89,6 +79,8 @@ def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_si
 
 def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prepared:
     """Return the fused Triton closure over channels-last (batch*heads, H, W, head_dim) inputs."""
+    from attention_variants.triton_local_kernels import BLOCK_K, TILE
+
     batch, heads = q.shape[:2]
     return Prepared(
         fn=lambda qn, kn, vn: local_attention(qn, kn, vn, case.kernel_size),

@@ -6,19 +6,24 @@ Callgrind count) does not import Triton; TRITON_INTERPRET is read at that first 
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
 
-from attention_variants.triton_local import (
-    BACKWARD_PRECISION,
-    BLOCK_K,
-    FORWARD_PRECISION,
-    LOG2E,
-    NUM_WARPS,
-    TILE,
-    interpreted,
-)
+LOG2E = 1.4426950408889634
+TILE = (8, 8)  # query (and key) tile: 64 pixels, the M of each tl.dot
+BLOCK_K = 64  # halo pixels per chunk: the N of each tl.dot
+NUM_WARPS = 4
+# float32 products. The forward must meet the harness's float32 bound (TF32 misses it by 100x): IEEE.
+# The backward, on an H200: tf32x3 (three TF32 products, gradients within 2e-6) runs 11x faster than
+# IEEE at head_dim 32, but needs more shared memory than there is at head_dim 128; IEEE there, with
+# 8 warps (4x faster than 4 in the backward). Half-precision inputs ignore the setting.
+FORWARD_PRECISION = "ieee"
+BACKWARD_PRECISION = {64: ("tf32x3", NUM_WARPS), 128: ("ieee", 8)}  # up to head_dim (the variant's maximum) -> (precision, warps)
+# Bfloat16 dots are upcast in the interpreter, whose numpy has no bfloat16; Triton reads the variable at import too.
+INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 @triton.jit
@@ -163,7 +168,7 @@ def _launch(kernel, tensors: list[torch.Tensor], kernel_size: int, precision: st
     grid = (triton.cdiv(height, tile_h) * tiles_w, images)
     kernel[grid](*tensors, height, width, tiles_w, dim**-0.5 * LOG2E, KERNEL=kernel_size, TILE_H=tile_h, TILE_W=tile_w,
                  BLOCK_K=BLOCK_K, HEAD_DIM=dim, BLOCK_D=max(16, triton.next_power_of_2(dim)),
-                 PRECISION=precision, UPCAST=interpreted() and tensors[0].dtype == torch.bfloat16, num_warps=warps)
+                 PRECISION=precision, UPCAST=INTERPRETED and tensors[0].dtype == torch.bfloat16, num_warps=warps)
 
 
 def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int) -> tuple[torch.Tensor, torch.Tensor]:
