@@ -1,4 +1,4 @@
-"""Benchmark 2-D local attention: `python run_bench.py [sweep|list|plot|report|gate|fidelity|models] ...` (sweep is the default)."""
+"""Benchmark 2-D local attention: `python run_bench.py [command] ...`, sweep by default (`--help` lists the commands)."""
 
 from bench.entry import main, run
 

@@ -1,11 +1,10 @@
 """The paper's model-level claims against measured model rows: speed ratios per round, their interval, a verdict. Pure.
 
-The paper's arrows (figs/exp_speed.png of LeapLabTHU/Slide-Transformer; docs/paper.md) compare
-models at matched accuracy, not of one size. The two between Swin models, both on an iPhone 12:
-Slide-Swin-S about 1.7x faster than Swin-B, and 3.9x faster than the largest Im2Col-Swin (B).
-Its other four need the PVT family. The same-size pairs of Swin-T have no arrow in the paper
-and are judged with no paper factor. The verdict is about the direction (is Slide faster
-here?); the measured factor stands beside the paper's.
+The paper's six arrows (figs/exp_speed.png of LeapLabTHU/Slide-Transformer; docs/paper.md)
+compare models at matched accuracy, not of one size: a Slide model against a baseline of about
+its Top-1, on Metal (MPS) or an iPhone 12. The same-size pairs of Swin-T have no arrow in the
+paper and are judged with no paper factor. The verdict is about the direction (is the Slide
+model faster here?); the measured factor stands beside the paper's.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import pandas as pd
 from bench.analysis.ab import interval
 from bench.results.machines import machine_of
 
-GROUP = ["host", "device", "dtype", "batch", "pass"]  # a merged file's machines are judged apart
+GROUP = ["host", "device", "dtype", "height", "batch", "pass"]  # a merged file's machines are judged apart
 
 
 @dataclass(frozen=True)
@@ -31,12 +30,18 @@ class Claim:
     where: str
 
 
+MATCHED = "matched accuracy"
 CLAIMS = (
-    Claim("Slide-Swin-S vs Swin-B", "slide-swin-s", "swin-b", 1.7, "iPhone 12, matched accuracy"),
-    Claim("Slide-Swin-S vs Im2Col-Swin-B", "slide-swin-s", "im2col-swin-b", 3.9, "iPhone 12, matched accuracy"),
+    Claim("Slide-PVT-M vs Swin-S", "slide-pvt-m", "swin-s", 1.4, f"Metal (MPS), {MATCHED}"),
+    Claim("Slide-PVT-S vs PVT-L on Metal", "slide-pvt-s", "pvt-l", 2.3, f"Metal (MPS), {MATCHED}; drawn about 2.0x"),
+    Claim("Slide-Swin-S vs Swin-B", "slide-swin-s", "swin-b", 1.7, f"iPhone 12, {MATCHED}"),
+    Claim("Slide-PVT-S vs PVT-L on iPhone 12", "slide-pvt-s", "pvt-l", 1.7, f"iPhone 12, {MATCHED}"),
+    Claim("Slide-Swin-S vs Im2Col-Swin-B", "slide-swin-s", "im2col-swin-b", 3.9, f"iPhone 12, {MATCHED}"),
+    Claim("Slide-PVT-M vs Im2Col-PVT-M", "slide-pvt-m", "im2col-pvt-m", 3.7, f"iPhone 12, {MATCHED}"),
     Claim("Slide-Swin-T vs Swin-T", "slide-swin-t", "swin-t", None, "no arrow for this same-size pair"),
     Claim("Slide-Swin-T vs Im2Col-Swin-T", "slide-swin-t", "im2col-swin-t", None, "no arrow for this same-size pair"),
 )
+PAPER_ARROWS = CLAIMS[:6]
 ANCHOR = Claim("swin-t (this harness) vs timm's Swin-T", "swin-t", "timm-swin-t", 1.0, "the same network")
 
 
@@ -74,7 +79,8 @@ def lines(table: pd.DataFrame) -> list[str]:
     text = []
     several = table["host"].nunique() > 1
     for _, row in table.iterrows():
-        where = f"{row['host'] + ' ' if several else ''}{row['device']} {row['dtype']} batch {row['batch']} {row['pass']}"
+        where = (f"{row['host'] + ' ' if several else ''}{row['device']} {row['dtype']} {row['height']}x{row['height']} "
+                 f"batch {row['batch']} {row['pass']}")
         measured = (f"{row['speedup']:.2f}x (interval {row['low']:.2f}-{row['high']:.2f}, {row['coverage']:.0%} over "
                     f"{row['rounds']} round{'s' * (row['rounds'] != 1)})")
         if row["verdict"] == "reference":
@@ -85,6 +91,13 @@ def lines(table: pd.DataFrame) -> list[str]:
         text.append(f"{row['claim']}, {where}: {row['claim'].split(' vs ')[0]}'s speed-up {measured}{slower}; paper: {paper} "
                     f"-> {row['verdict'].upper()} here")
     return text
+
+
+def unjudged(table: pd.DataFrame, claims: tuple[Claim, ...]) -> list[str]:
+    """Return one line per claim of `claims` that the verdicts table has no row for (a model without an ok row)."""
+    judged = set(table["claim"])
+    return [f"{claim.name}: NOT JUDGED here: {claim.faster} or {claim.slower} has no ok row (paper: about "
+            f"{claim.factor:g}x, {claim.where})" for claim in claims if claim.name not in judged]
 
 
 def model_rows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The command line: `run_bench.py [sweep|list|plot|report|merge|gate|fidelity|models] ...`, one module per command (sweep is the default).
+"""The command line: `run_bench.py [sweep|list|plot|report|merge|gate|fidelity|models|paper] ...`, one module per command.
 
 The `list` command lives in listing.py: a submodule named `list` would shadow the builtin here.
 """
@@ -11,7 +11,7 @@ import traceback
 
 from bench.analysis.gate import GateError
 from bench.axes import SpecError
-from bench.cli import fidelity, gate, listing, merge, models, plot, report, sweep
+from bench.cli import fidelity, gate, listing, merge, models, paper, plot, report, sweep
 from bench.cli.common import CliError, OneLineParser, add_plugin_option, load_plugins
 from bench.results import ResultsError
 
@@ -24,11 +24,12 @@ COMMANDS = {
     "merge": (merge, "merge results CSVs of several machines or shards (files or folders) into one"),
     "gate": (gate, "compare results with a baseline CSV, or the working tree with a revision (A/B); exit 1 on a regression"),
     "fidelity": (fidelity, "measure fixed cases after other histories and in a plain process: does the number move?"),
-    "models": (models, "time whole Swin-T-shaped backbones (Swin-T, Slide-Swin-T, Im2Col-Swin-T, ...) and judge the paper's claims"),
+    "models": (models, "time whole backbones (Swin, Slide-Swin, Im2Col-Swin, PVT, ...) and judge the paper's claims"),
+    "paper": (paper, "time the models of the paper's six speed arrows, judge each, and redraw its figure with this machine's times"),
 }
 BAD_INPUT = (SpecError, ResultsError, CliError, GateError)
 INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: exit 1 means a regression (gate), 2 bad input
-DESCRIPTION = ("Benchmark 2-D local attention: `run_bench.py [sweep|list|plot|report|merge|gate|fidelity|models] ...` "
+DESCRIPTION = ("Benchmark 2-D local attention: `run_bench.py [sweep|list|plot|report|merge|gate|fidelity|models|paper] ...` "
                "(sweep is the default).")
 
 

@@ -27,7 +27,7 @@ from bench.execution.early import default_threads
 from bench.execution.isolation import Isolation
 from bench.execution.pool import WorkerPool
 from bench.execution.rows import make_row
-from bench.execution.spec import PRESET_DIR
+from bench.execution.spec import MODEL_PRESETS, PRESET_DIR
 from bench.measure import machine
 from bench.measure.settings import Settings
 from bench.models.configs import NAMES
@@ -35,18 +35,17 @@ from bench.models.measure import ModelCase
 from bench.results import append_rows, load, unwritable
 from bench.results.samples import append_samples, take_samples
 
-PRESET = PRESET_DIR / "models.toml"
 LIST_FLAGS = {"--models": "models", "--batch": "batch", "--resolutions": "resolutions", "--dtypes": "dtypes",
               "--devices": "devices", "--passes": "passes"}
 NUMBER_KEYS = ("rounds", "warmup_s", "min_run_s", "max_run_s")
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the models command's options to parser."""
-    parser.add_argument("--preset", default="models", help="`models` (bench/presets/models.toml) or a .toml file of the same keys")
+def configure(parser: argparse.ArgumentParser, preset: str = "models", draws: bool = False) -> None:
+    """Add the models command's options to parser (the paper command's too, with its own preset and figure)."""
+    parser.add_argument("--preset", default=preset, help=f"`{preset}` (bench/presets/{preset}.toml) or a .toml file of the same keys")
     for flag, key in LIST_FLAGS.items():
         parser.add_argument(flag, dest=key, metavar="A,B,...", help=f"override the preset's {key}")
-    add_no_plots_option(parser, draws=False)
+    add_no_plots_option(parser, draws=draws)
     parser.add_argument("--rounds", type=integer(), help="times each case is measured, in shuffled rounds (preset's rounds)")
     parser.add_argument("--min-run-s", type=float, help="least measuring time per case (preset's min_run_s)")
     parser.add_argument("--max-run-s", type=float, help="most measuring time per case (preset's max_run_s)")
@@ -60,7 +59,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def plan(args: argparse.Namespace) -> tuple[list[ModelCase], dict[str, object]]:
     """Return the cases and the numeric settings of the preset and the flags (CliError on a bad value)."""
-    path = PRESET if args.preset == "models" else Path(args.preset)
+    path = PRESET_DIR / f"{args.preset}.toml" if args.preset in MODEL_PRESETS else Path(args.preset)
     try:
         preset = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
@@ -89,7 +88,7 @@ def _validate(axes: dict[str, list], numbers: dict[str, object]) -> None:
             if key in ("batch", "resolutions") and not (number is not None and 0 < number <= MAX_SIZE):
                 raise CliError(f"bad {key} value {str(value)!r}: expected a positive integer in ASCII digits")
             if key == "resolutions" and int(value) % 32:
-                raise CliError(f"bad resolution {value}: a Swin backbone needs a multiple of 32")
+                raise CliError(f"bad resolution {value}: a Swin or PVT backbone needs a multiple of 32")
     for key, value in numbers.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
             raise CliError(f"bad {key} {value!r}: expected a positive number")
@@ -99,6 +98,14 @@ def _validate(axes: dict[str, list], numbers: dict[str, object]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure every case of the plan for the rounds asked; print the table and the claims' verdicts; return 0."""
+    measure(args)
+    return 0
+
+
+def measure(args: argparse.Namespace) -> tuple[object, Path]:
+    """Measure the plan's cases in shuffled rounds, printing each row; print the table and the verdicts.
+
+    Return this run's rows and the CSV they were appended to."""
     cases, numbers = plan(args)
     run_id = new_run_id()
     out = args.out or Path("results") / f"models-{run_id}.csv"
@@ -124,10 +131,11 @@ def run(args: argparse.Namespace) -> int:
     rows = load(out)
     rows = rows[(rows["run_id"] == run_id)]
     console.print(_table(rows))
-    for line in claims.lines(claims.verdicts(rows)):
+    verdicts = claims.verdicts(rows)
+    for line in claims.lines(verdicts) + claims.unjudged(verdicts, claims.PAPER_ARROWS if args.preset == "paper" else ()):
         console.print(escape(line))
     console.print(f"rows: {escape(str(out))}")
-    return 0
+    return rows, out
 
 
 def _outcome(row: dict[str, object]) -> str:

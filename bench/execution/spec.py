@@ -13,7 +13,7 @@ from attention_variants.case import Case
 from bench.axes import AXES, SpecError, case_fields, size
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
-MODELS_PRESET = "models"  # bench/presets/models.toml: the models command's, not a sweep
+MODEL_PRESETS = ("models", "paper")  # bench/presets/{models,paper}.toml: those commands' own, not a sweep's
 # The most elements one input tensor may have: torch counts them in a signed 64-bit integer.
 MAX_ELEMENTS = 2**63 - 1
 TIMING_KEYS = ("warmup_s", "min_run_s", "max_run_s")
@@ -45,8 +45,8 @@ def preset_keys() -> tuple[str, ...]:
 
 
 def preset_names() -> list[str]:
-    """Return the names of the sweep's presets in bench/presets (models.toml belongs to the models command)."""
-    return sorted(path.stem for path in PRESET_DIR.glob("*.toml") if path.stem != MODELS_PRESET)
+    """Return the names of the sweep's presets in bench/presets (models.toml and paper.toml belong to those commands)."""
+    return sorted(path.stem for path in PRESET_DIR.glob("*.toml") if path.stem not in MODEL_PRESETS)
 
 
 def _as_bool(axis: str, value: object) -> bool:
@@ -75,8 +75,8 @@ def _stages(raw: object) -> tuple[tuple[int, int], ...]:
 
 def load_preset(name: str) -> dict[str, object]:
     """Return the raw axes of preset `name` (a name in bench/presets or a path to a TOML file)."""
-    if name == MODELS_PRESET:
-        raise SpecError(f"preset {name!r} is the models command's: run_bench.py models --preset {name}")
+    if name in MODEL_PRESETS:
+        raise SpecError(f"preset {name!r} is the {name} command's: run_bench.py {name}")
     path = Path(name) if name.endswith(".toml") else PRESET_DIR / f"{name}.toml"
     if not path.is_file():
         raise SpecError(f"unknown preset {name!r} (known: {', '.join(preset_names())})")

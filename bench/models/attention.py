@@ -142,7 +142,10 @@ def _relative_index(window: int) -> torch.Tensor:
 
 
 def set_oracle_mode(model: nn.Module, on: bool) -> None:
-    """Make every Attention of model (on the CPU) compute its family's oracle in the model's dtype (on) or its variant (off)."""
+    """Make every attention of model (on the CPU) compute its oracle in the model's dtype (on) or its variant (off).
+
+    Every module with an `oracle_mode` flag takes part: this adapter, and a family's own attention (PVT's SRA).
+    """
     for module in model.modules():
-        if isinstance(module, Attention):
+        if hasattr(module, "oracle_mode"):
             module.oracle_mode = on

@@ -46,12 +46,16 @@ SWIN_B = Shape(128, (2, 2, 18, 2), (4, 8, 16, 32))
 
 @dataclass(frozen=True)
 class Config:
-    """A named backbone: its shape, and which attention each block gets."""
+    """A named backbone: its shape, which attention each block gets, and the family's model class (Swin's by default)."""
 
     name: str
     layout: Layout
     description: str
     shape: Shape = SWIN_T
+    family: type[nn.Module] | None = None  # called as family(config, resolution); None: Backbone
+
+    def build(self, resolution: int = 224) -> nn.Module:
+        return (self.family or Backbone)(self, resolution)
 
 
 class Mlp(nn.Module):
@@ -64,10 +68,12 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, spec: AttentionSpec, window: int) -> None:
+    """Pre-norm residual block around any attention module (the PVT family's too)."""
+
+    def __init__(self, dim: int, attn: nn.Module, mlp: nn.Module, eps: float = 1e-5) -> None:
         super().__init__()
-        self.norm1, self.attn = nn.LayerNorm(dim), Attention(dim, heads, spec, window)
-        self.norm2, self.mlp = nn.LayerNorm(dim), Mlp(dim, MLP_RATIO * dim)
+        self.norm1, self.attn = nn.LayerNorm(dim, eps=eps), attn
+        self.norm2, self.mlp = nn.LayerNorm(dim, eps=eps), mlp
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
@@ -91,20 +97,26 @@ class Stage(nn.Module):
     def __init__(self, shape: Shape, index: int, side: int, layout: Layout) -> None:
         super().__init__()
         self.downsample = PatchMerging(shape.dims[index - 1]) if index else nn.Identity()
-        self.blocks = nn.Sequential(*(Block(shape.dims[index], shape.heads[index], *layout(index, block, side))
-                                      for block in range(shape.depths[index])))
+        dim = shape.dims[index]
+        self.blocks = nn.Sequential(*(Block(dim, Attention(dim, shape.heads[index], *layout(index, block, side)),
+                                            Mlp(dim, MLP_RATIO * dim)) for block in range(shape.depths[index])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.downsample(x))
 
 
 class PatchEmbed(nn.Module):
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.proj, self.norm = nn.Conv2d(3, dim, PATCH, PATCH), nn.LayerNorm(dim)
+    """A convolution of stride `patch` (kernel `patch`, or a larger odd `kernel` that overlaps, as PVTv2's) of a
+    channels-first map (the images by default), then LayerNorm: (batch, H, W, C)."""
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(images).permute(0, 2, 3, 1))
+    def __init__(self, dim: int, in_dim: int = 3, patch: int = PATCH, kernel: int | None = None) -> None:
+        super().__init__()
+        kernel = kernel or patch
+        self.proj = nn.Conv2d(in_dim, dim, kernel, patch, padding=kernel // 2 if kernel > patch else 0)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(x).permute(0, 2, 3, 1))
 
 
 class Head(nn.Module):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from bench.models.attention import AttentionSpec
 from bench.models.backbone import SWIN_B, SWIN_S, SWIN_T, Config
+from bench.models.pvt import PVT_L, PVT_M, PVT_S, PVT_T, PVT_V2_B1, PVT_V2_B2, Pvt
 
 SWIN_WINDOW = 7
 # timm's own models, timed as outside anchors (no registry attention): config -> (timm name, the config it equals).
@@ -20,6 +21,8 @@ TIMM = {
     "timm-swin-t": ("swin_tiny_patch4_window7_224", "swin-t"),
     "timm-swin-s": ("swin_small_patch4_window7_224", "swin-s"),
     "timm-swin-b": ("swin_base_patch4_window7_224", "swin-b"),
+    "timm-pvt-v2-b1": ("pvt_v2_b1", "pvt-v2-b1"),
+    "timm-pvt-v2-b2": ("pvt_v2_b2", "pvt-v2-b2"),
 }
 FAST_LOCAL = "local-tiled"  # the fastest exact zero-padded variant on CPU in results/reference/ratios-56-k7.csv
 
@@ -36,6 +39,33 @@ def slide_layout(local: str, kernel_size: int = 3):
             return AttentionSpec(local, kernel_size), side
         return AttentionSpec("window", side, relative_bias=True), side
     return layout
+
+
+def _pvt(stage: int, block: int, side: int) -> tuple[AttentionSpec | None, int]:
+    return None, side  # spatial-reduction attention (bench.models.pvt)
+
+
+def pvt_layout(local: str, kernel_size: int = 3):
+    """Return the Slide-PVT layout: `local` attention (kernel 3) in stages 1-2, PVT's own SRA after."""
+    def layout(stage: int, block: int, side: int) -> tuple[AttentionSpec | None, int]:
+        return (AttentionSpec(local, kernel_size), side) if stage < 2 else (None, side)
+    return layout
+
+
+def _pvt_family(size: str, shape, slide: bool = True) -> tuple[Config, ...]:
+    """Return PVT (v1 sizes T, S, M, L; v2 sizes B1, B2) and, where `slide`, its Slide and Im2Col forms."""
+    name, title = (f"pvt-v2-{size.lower()}", f"PVTv2-{size}") if shape.v2 else (f"pvt-{size.lower()}", f"PVT-{size}")
+    what = "overlapping patch embeddings, depthwise-conv MLP" if shape.v2 else "class token"
+    pvt = Config(name, _pvt, f"{title}: spatial-reduction attention (reduction 8-4-2-1), {what}", shape, Pvt)
+    if not slide:
+        return (pvt,)
+    return (
+        pvt,
+        Config(f"slide-{name}", pvt_layout("slide-deformed"),
+               f"Slide-{title}: slide attention k3 (deformed, merged) in stages 1-2, SRA in 3-4", shape, Pvt),
+        Config(f"im2col-{name}", pvt_layout("im2col"),
+               f"the Slide-{title} layout with Im2Col k3 in stages 1-2 (the paper's baseline)", shape, Pvt),
+    )
 
 
 def _nat(stage: int, block: int, side: int) -> tuple[AttentionSpec, int]:
@@ -56,6 +86,8 @@ def _family(size: str, shape) -> tuple[Config, ...]:
 
 CONFIGS = {config.name: config for config in (
     *_family("T", SWIN_T), *_family("S", SWIN_S), *_family("B", SWIN_B),
+    *_pvt_family("T", PVT_T), *_pvt_family("S", PVT_S), *_pvt_family("M", PVT_M), *_pvt_family("L", PVT_L, slide=False),
+    *_pvt_family("B1", PVT_V2_B1), *_pvt_family("B2", PVT_V2_B2),
     Config("nat-t", _nat, "natten k7 in every stage of the Swin-T shape"),
     Config("fast-swin-t", slide_layout(FAST_LOCAL), f"the Slide-Swin-T layout with {FAST_LOCAL} k3 in stages 1-2"),
 )}

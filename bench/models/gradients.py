@@ -15,14 +15,13 @@ import torch.nn.functional as F
 
 from bench.measure.gradients import gradient_verdict, tensor_check
 from bench.models.attention import set_oracle_mode
-from bench.models.backbone import Backbone
 
 IMAGE = "input image"  # the name the image's gradient goes by in a reason
 
 
 def oracle_model(twin: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     """Return a fresh copy of twin on the CPU in dtype with every attention computed by its family's oracle."""
-    reference = Backbone(twin.config, twin.resolution).to("cpu", dtype).eval()  # a fresh copy: no built variants
+    reference = twin.config.build(twin.resolution).to("cpu", dtype).eval()  # a fresh copy: no built variants
     reference.load_state_dict(twin.state_dict())
     set_oracle_mode(reference, True)
     return reference

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.measure import memory
@@ -23,7 +24,6 @@ from bench.measure.record import Measured
 from bench.measure.settings import Settings
 from bench.measure.timing import measure, synchronize
 from bench.models.attention import UnsupportedStage
-from bench.models.backbone import Backbone
 from bench.models.configs import CONFIGS, TIMM
 from bench.models.gradients import gradient_check, oracle_model
 
@@ -45,6 +45,18 @@ class ModelCase:
         return getattr(torch, self.dtype)
 
 
+TIMM_FUSED_ATTN = True  # pinned (timm's default, and TIMM_FUSED_ATTN=0 would change it): its SDPA path, as PVT's SRA here
+
+
+def timm_backend(config: str) -> str:
+    """Return the backend column of a model row: timm's version and its pinned attention path for timm's models."""
+    if config not in TIMM:
+        return ""
+    import timm
+
+    return f"timm {timm.__version__}, fused attention {'on' if TIMM_FUSED_ATTN else 'off'}"
+
+
 def timm_unavailable() -> str | None:
     """Return why timm's models cannot be built here, or None."""
     try:
@@ -59,13 +71,15 @@ def build(config: str, resolution: int, seed: int) -> tuple[torch.nn.Module, tor
     """Return the model of config with seeded random weights, and the twin of the same semantics that checks it."""
     torch.manual_seed(seed)
     if config not in TIMM:
-        model = Backbone(CONFIGS[config], resolution)
+        model = CONFIGS[config].build(resolution)
         return model, model
     import timm
 
     timm_name, equal = TIMM[config]
-    model = timm.create_model(timm_name, pretrained=False, img_size=resolution)
-    twin = Backbone(CONFIGS[equal], resolution)
+    timm.layers.set_fused_attn(TIMM_FUSED_ATTN)
+    sized = {"img_size": resolution} if timm_name.startswith("swin") else {}  # PVTv2 takes any size as it is
+    model = timm.create_model(timm_name, pretrained=False, **sized)
+    twin = CONFIGS[equal].build(resolution)
     twin.load_state_dict(model.state_dict())
     return model, twin
 
@@ -104,14 +118,23 @@ def _measure(case: ModelCase, settings: Settings) -> Measured:
     return Measured(
         "mismatch" if check.pop("mismatch") else "ok", "; ".join(reasons), timing.median_ms, timing.iqr_ms, timing.min_ms,
         timing.n_measurements, tuple(timing.block_times_ms), **timing.per_call, peak_mem_mb=peak_mb, gflop=gflop,
-        params=sum(p.numel() for p in model.parameters()), **check,
+        params=sum(p.numel() for p in model.parameters()), backend=timm_backend(case.config), **check,
     )
+
+
+# PyTorch's counter knows the CUDA fused attention kernels but not the CPU one (PVT's SRA runs it): the same formulas.
+CPU_SDPA_FLOPS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu:
+        lambda q, k, v, *args, out_shape=None, **kwargs: flop_counter.sdpa_flop_count(q, k, v),
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward:
+        lambda grad, q, k, v, *args, out_shape=None, **kwargs: flop_counter.sdpa_backward_flop_count(grad, q, k, v),
+}
 
 
 def _gflop(fn) -> tuple[float | None, str]:
     """Return the GFLOP of one call as torch.utils.flop_counter counts them (a multiply-add is 2), or None and why not."""
     try:
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False, custom_mapping=CPU_SDPA_FLOPS) as counter:
             fn()
     except Exception as err:  # e.g. an attention op the counter cannot trace (natten's flex backend)
         return None, f"FLOPs not counted: {type(err).__name__}: {str(err).splitlines()[0][:100]}"
@@ -173,5 +196,5 @@ def case_columns(case: ModelCase) -> dict[str, object]:
     heads = config.shape.heads[0]
     return {"variant": case.config, "family": "model", "device": case.device, "dtype": case.dtype, "batch": case.batch,
             "height": case.resolution, "width": case.resolution, "heads": heads, "head_dim": config.shape.dims[0] // heads,
-            "kernel_size": first.kernel_size,
+            "kernel_size": first.kernel_size if first else config.shape.reductions[0],  # PVT's SRA: its reduction conv's
             "dilation": 1, "pass": case.pass_name, "runtime": "eager", "scope": "model"}

@@ -1,0 +1,96 @@
+"""The paper's speed figure redrawn with this machine's times: the paper's Top-1 against the measured ms.
+
+One panel per machine, device, dtype, batch and pass. x: the median ms over rounds
+(bench.analysis.models.summary), on a log axis; y: the ImageNet-1K Top-1 the paper reports
+(TOP1). One line per family, in order of size; each of the paper's arrows that was measured
+is drawn from its baseline to its Slide model and labelled with the ratio here and the paper's.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+from matplotlib import ticker
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from bench.analysis.frames import machine_label, run_label
+from bench.analysis.models import GROUP, PAPER_ARROWS, model_rows, summary, verdicts
+
+# The Slide-Transformer paper's ImageNet-1K table (figs/exp_cls.png of its repository); PVT-M and -L from the
+# PVT paper's Table 2; Slide-PVT-M (no row in the table) as its speed figure plots it.
+TOP1 = {"swin-t": 81.3, "swin-s": 83.0, "swin-b": 83.5, "slide-swin-t": 82.3, "slide-swin-s": 83.7, "slide-swin-b": 84.2,
+        "pvt-t": 75.1, "pvt-s": 79.8, "pvt-m": 81.2, "pvt-l": 81.7,
+        "slide-pvt-t": 78.0, "slide-pvt-s": 81.7, "slide-pvt-m": 82.9}
+SIZES = "tsmlb"
+FOOTNOTE = ("Top-1: the paper's ImageNet-1K table (Slide-PVT-M as its speed figure plots it; PVT-M/L from the PVT paper). "
+            "An Im2Col or fast- model is drawn at its Slide twin's Top-1 (the same layout, without the deformed shifting), "
+            "timm's at the config it equals. Arrows: the paper's, labelled 'here [interval] / paper'.")
+
+
+def top1(config: str) -> float | None:
+    """Return the paper's Top-1 for a config (a twin's where the paper has none), or None."""
+    name = re.sub(r"^(im2col|fast)-", "slide-", re.sub(r"^timm-", "", config))
+    return TOP1.get(name)
+
+
+def _family(config: str) -> tuple[str, str]:
+    """Return a config's family (its name without the size) and its size letter."""
+    head, _, size = config.rpartition("-")
+    return head, size
+
+
+def _panel(ax, table: pd.DataFrame, arrows: pd.DataFrame) -> None:
+    table = table[table["ms"].notna() & table["config"].map(top1).notna()]
+    for family, members in table.groupby(table["config"].map(lambda c: _family(c)[0]), sort=True):
+        members = members.sort_values("config", key=lambda s: s.map(lambda c: SIZES.find(_family(c)[1])))
+        ys = members["config"].map(top1)
+        ax.plot(members["ms"], ys, marker="o", markersize=4, label=family, gid=f"family|{family}")
+        for ms, y, config in zip(members["ms"], ys, members["config"]):
+            ax.annotate(config, (ms, y), xytext=(3, -9), textcoords="offset points", fontsize=6)
+    at = table.set_index("config")["ms"]
+    pairs = {}  # one arrow per pair of models: the paper draws the Slide-PVT-S vs PVT-L pair on two devices
+    for _, arrow in arrows.iterrows():
+        claim = next(c for c in PAPER_ARROWS if c.name == arrow["claim"])
+        pairs.setdefault((claim.slower, claim.faster), (arrow, []))[1].append(f"{claim.factor:g}x {claim.where.split(',')[0]}")
+    for (slower, faster), (arrow, papers) in pairs.items():
+        start, end = (at[slower], top1(slower)), (at[faster], top1(faster))
+        ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": "grey", "lw": 0.8},
+                    gid=f"arrow|{slower}|{faster}")
+        label = f"{arrow['speedup']:.2f}x [{arrow['low']:.2f}-{arrow['high']:.2f}] here; paper {', '.join(papers)}"
+        ax.annotate(label, ((start[0] * end[0]) ** 0.5, (start[1] + end[1]) / 2), xytext=(0, 2), textcoords="offset points",
+                    fontsize=6, color="dimgrey", ha="center", va="bottom")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
+    ax.tick_params(axis="x", which="both", labelsize=7)
+    ax.set_xlabel("measured ms per image (median over rounds, log scale)", fontsize=8)
+    ax.set_ylabel("ImageNet-1K Top-1 (%, the paper's)", fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def draw(rows: pd.DataFrame, path: Path) -> Path:
+    """Draw the figure of the model rows into path (a PNG); return path."""
+    rows = model_rows(rows)
+    table, arrows = summary(rows), verdicts(rows, PAPER_ARROWS)
+    groups = list(table.groupby(GROUP, sort=True))
+    fig = Figure(figsize=(6.5 * max(1, len(groups)), 5.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, max(1, len(groups)), squeeze=False)[0]
+    for ax, (key, members) in zip(axes, groups):
+        group = dict(zip(GROUP, key))
+        ax.set_title(f"{group['device']} {group['dtype']}, {group['height']}x{group['height']}, batch {group['batch']}, "
+                     f"{group['pass']}", fontsize=9)
+        mask = (arrows[GROUP] == pd.Series(key, index=GROUP)).all(axis=1) if len(arrows) else []
+        _panel(ax, members, arrows[mask] if len(arrows) else arrows)
+    fig.suptitle(f"The paper's speed figure on this machine\n{machine_label(rows)} · {run_label(rows)}", fontsize=10)
+    fig.text(0.01, 0.0, "\n".join(textwrap.wrap(FOOTNOTE, 60 * max(1, len(groups)) + 60)), fontsize=6.5, va="bottom")
+    fig.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    return path
+
