@@ -28,6 +28,7 @@ from attention_variants.layout import from_channels_first, to_channels_first
 from attention_variants.registry import Prepared, Variant, register
 
 SOURCE = Path(__file__).with_suffix(".c")
+MARCH_VARIABLE = "LOCAL_TILED_MARCH"  # another target than native: the Callgrind count's (valgrind decodes no AVX-512)
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "local-attention-bench"
 
 
@@ -112,8 +113,8 @@ def compile_library(kernel_size: int, march: str = "native") -> ctypes.CDLL:
 
 @functools.cache
 def library(kernel_size: int) -> ctypes.CDLL:
-    """Return the kernel library for kernel_size built for this machine (-march=native)."""
-    return compile_library(kernel_size)
+    """Return the kernel library for kernel_size built for this machine (-march=native, or $LOCAL_TILED_MARCH)."""
+    return compile_library(kernel_size, os.environ.get(MARCH_VARIABLE) or "native")
 
 
 def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, threads: int) -> None:

@@ -52,13 +52,14 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def models_csv(path: Path) -> Path:
-    """Write model rows as `run_bench.py models` does (two rounds, Slide-Swin-T faster than Swin-T in both)."""
+def models_csv(path: Path, times: dict[str, tuple[float, ...]] | None = None) -> Path:
+    """Write model rows as `run_bench.py models` does (by default two rounds, Slide-Swin-T faster than Swin-T in both)."""
     rows = [{"run_id": "20990101-000000-aaaaaa", "timestamp": "2099-01-01T00:00:00+0000", "variant": config, "family": "model",
              "device": "cpu", "dtype": "float32", "batch": 1, "height": 224, "width": 224, "heads": 3, "head_dim": 32,
              "kernel_size": 3, "pass": "forward", "runtime": "eager", "status": "ok", "reason": "", "median_ms": ms,
              "iqr_ms": 1.0, "min_ms": ms, "n_measurements": 5, "throughput_per_s": 1e3 / ms, "gflop": 9.0, "params": 28_300_000,
              "max_abs_err": 5e-7, "round": round_number, "scope": "model"}
-            for config, times in {"swin-t": (150, 160), "slide-swin-t": (100, 110)}.items() for round_number, ms in enumerate(times, 1)]
+            for config, ms_per_round in (times or {"swin-t": (150, 160), "slide-swin-t": (100, 110)}).items()
+            for round_number, ms in enumerate(ms_per_round, 1)]
     append_rows(path, rows)
     return path

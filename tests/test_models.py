@@ -224,18 +224,35 @@ def test_two_machines_model_claims_are_judged_apart():
     assert lines[0].startswith("Slide-Swin-T vs Swin-T, node-a cpu") and "node-b cpu" in lines[1]
 
 
+def test_the_paper_figure_draws_each_family_and_each_measured_arrow_once(tmp_path):
+    from bench.plots import paper as figure
+    from synthetic_results import models_csv
+
+    times = {"slide-pvt-s": (40, 42), "pvt-l": (80, 84), "slide-swin-s": (170, 175), "swin-b": (240, 250), "nat-t": (90, 91)}
+    fig = figure.build(results.load(models_csv(tmp_path / "m.csv", times)))
+    gids = {artist.get_gid() for ax in fig.axes for artist in ax.get_children() if artist.get_gid()}
+    # one arrow for the pair the paper draws on two devices; nat-t has no Top-1 in the paper, so it is not drawn
+    assert {"arrow|pvt-l|slide-pvt-s", "arrow|swin-b|slide-swin-s"} <= gids and "family|nat" not in gids
+    labels = [text.get_text() for ax in fig.axes for text in ax.texts]
+    assert any(label.startswith("2.00x [2.00-2.00] here; paper 2.3x Metal (MPS), 1.7x iPhone 12") for label in labels)
+
+
 @pytest.mark.slow
-def test_the_models_command_writes_model_rows_and_the_verdict(tmp_path, capsys):
-    out = tmp_path / "models.csv"
-    # The Slide layouts run at 64x64 (no window to tile): the command's plumbing at a twelfth of 224x224's cost.
-    assert run_bench.main(["models", "--models", "slide-swin-t,im2col-swin-t", "--resolutions", "64", "--batch", "1",
+def test_the_paper_command_writes_model_rows_judges_the_arrows_and_draws_the_figure(tmp_path, capsys, monkeypatch):
+    """The models command's path (bench.cli.models.measure) with the paper command's verdicts and figure."""
+    monkeypatch.setenv("BENCH_PLOTS_DIR", str(tmp_path / "plots"))
+    out = tmp_path / "paper.csv"
+    # 64x64 (no window to tile in these layouts): the command's plumbing at a twelfth of 224x224's cost.
+    assert run_bench.main(["paper", "--models", "slide-pvt-s,pvt-l,slide-swin-t,im2col-swin-t", "--resolutions", "64",
                            "--rounds", "2", "--threads", "2", "--min-run-s", "0.05", "--max-run-s", "0.1", "--out", str(out)]) == 0
     rows = results.load(out)
-    assert len(rows) == 4 and set(rows["scope"]) == {"model"} and sorted(rows["round"]) == [1, 1, 2, 2]
-    assert (rows["status"] == "ok").all() and (rows["params"] > 28e6).all() and rows["gflop"].notna().all()
+    assert len(rows) == 8 and set(rows["scope"]) == {"model"} and sorted(rows["round"]) == [1] * 4 + [2] * 4
+    assert (rows["status"] == "ok").all() and (rows["params"] > 11e6).all() and rows["gflop"].notna().all()
     printed = " ".join(capsys.readouterr().out.split())
-    assert "Slide-Swin-T vs Im2Col-Swin-T, cpu float32 batch 1 forward: Slide-Swin-T's speed-up" in printed
-    assert "paper: no arrow for this same-size pair" in printed
+    assert "Slide-PVT-S vs PVT-L on iPhone 12, cpu float32 64x64 batch 1 forward: Slide-PVT-S's speed-up" in printed
+    assert "paper: no arrow for this same-size pair" in printed  # Slide-Swin-T vs Im2Col-Swin-T
+    assert "Slide-Swin-S vs Swin-B: NOT JUDGED here: slide-swin-s or swin-b has no ok row" in printed
+    assert len(list((tmp_path / "plots").glob("*/paper.png"))) == 1
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -249,9 +266,9 @@ def test_bad_models_input_is_one_line(argv, message, capsys):
     assert message in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("command", ["models", "paper"])
-def test_the_sweep_refuses_the_model_commands_presets(command, capsys):
-    assert run_bench.main(["sweep", "--preset", command]) == 2
+@pytest.mark.parametrize("preset, command", [("models", "models"), ("paper-figure", "paper")])
+def test_the_sweep_refuses_the_model_commands_presets(preset, command, capsys):
+    assert run_bench.main(["sweep", "--preset", preset]) == 2
     assert f"is the {command} command's: run_bench.py {command}" in capsys.readouterr().err
 
 

@@ -132,7 +132,7 @@ def measure(args: argparse.Namespace) -> tuple[object, Path]:
     rows = rows[(rows["run_id"] == run_id)]
     console.print(_table(rows))
     verdicts = claims.verdicts(rows)
-    for line in claims.lines(verdicts) + claims.unjudged(verdicts, claims.PAPER_ARROWS if args.preset == "paper" else ()):
+    for line in claims.lines(verdicts) + claims.unjudged(verdicts, claims.PAPER_ARROWS if args.preset == "paper-figure" else ()):
         console.print(escape(line))
     console.print(f"rows: {escape(str(out))}")
     return rows, out

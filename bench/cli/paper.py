@@ -1,6 +1,6 @@
 """`paper`: the models of the paper's six speed arrows timed on this machine, the arrows judged, the figure redrawn.
 
-The models command with its own preset (bench/presets/paper.toml: batch 1, 224x224, forward, as
+The models command with its own preset (bench/presets/paper-figure.toml: batch 1, 224x224, forward, as
 the paper's figure) and every flag of it; then the figure (bench/plots/paper.py) into
 plots/<run_id>/paper.png. docs/paper.md says how each ratio is defined.
 """
@@ -16,10 +16,12 @@ from bench.cli.console import wide_console
 from bench.cli.models import configure as configure_models
 from bench.cli.models import measure
 
+PRESET = "paper-figure"  # bench/presets/paper-figure.toml
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the models command's options, with the paper preset and a figure."""
-    configure_models(parser, preset="paper", draws=True)
+    configure_models(parser, preset=PRESET, draws=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,8 +29,10 @@ CALLS = 3  # calls per count; the count reported is per call
 # warm-up calls, then `repeats` blocks of `number` calls, one dump per block; `step()` maps the
 # k-th call to its case, so block i counts case i (the warm-up calls go to case 0).
 SETUP = """
-import sys
+import os, platform, sys
 sys.path.insert(0, {root!r})
+if platform.machine() in ("x86_64", "AMD64"):  # valgrind decodes no AVX-512: count local-tiled's AVX2 build
+    os.environ["LOCAL_TILED_MARCH"] = "x86-64-v3"
 import torch
 import attention_variants as av
 from attention_variants.case import Case

@@ -13,7 +13,7 @@ from attention_variants.case import Case
 from bench.axes import AXES, SpecError, case_fields, size
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
-MODEL_PRESETS = ("models", "paper")  # bench/presets/{models,paper}.toml: those commands' own, not a sweep's
+MODEL_PRESETS = {"models": "models", "paper-figure": "paper"}  # bench/presets/<name>.toml -> the command it belongs to
 # The most elements one input tensor may have: torch counts them in a signed 64-bit integer.
 MAX_ELEMENTS = 2**63 - 1
 TIMING_KEYS = ("warmup_s", "min_run_s", "max_run_s")
@@ -45,7 +45,7 @@ def preset_keys() -> tuple[str, ...]:
 
 
 def preset_names() -> list[str]:
-    """Return the names of the sweep's presets in bench/presets (models.toml and paper.toml belong to those commands)."""
+    """Return the names of the sweep's presets in bench/presets (not those of the models and paper commands)."""
     return sorted(path.stem for path in PRESET_DIR.glob("*.toml") if path.stem not in MODEL_PRESETS)
 
 
@@ -76,7 +76,7 @@ def _stages(raw: object) -> tuple[tuple[int, int], ...]:
 def load_preset(name: str) -> dict[str, object]:
     """Return the raw axes of preset `name` (a name in bench/presets or a path to a TOML file)."""
     if name in MODEL_PRESETS:
-        raise SpecError(f"preset {name!r} is the {name} command's: run_bench.py {name}")
+        raise SpecError(f"preset {name!r} is the {MODEL_PRESETS[name]} command's: run_bench.py {MODEL_PRESETS[name]}")
     path = Path(name) if name.endswith(".toml") else PRESET_DIR / f"{name}.toml"
     if not path.is_file():
         raise SpecError(f"unknown preset {name!r} (known: {', '.join(preset_names())})")

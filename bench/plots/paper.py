@@ -75,6 +75,13 @@ def _panel(ax, table: pd.DataFrame, arrows: pd.DataFrame) -> None:
 
 def draw(rows: pd.DataFrame, path: Path) -> Path:
     """Draw the figure of the model rows into path (a PNG); return path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build(rows).savefig(path, dpi=130)
+    return path
+
+
+def build(rows: pd.DataFrame) -> Figure:
+    """Return the figure of the model rows: a panel per machine, device, dtype, resolution, batch and pass."""
     rows = model_rows(rows)
     table, arrows = summary(rows), verdicts(rows, PAPER_ARROWS)
     groups = list(table.groupby(GROUP, sort=True))
@@ -90,7 +97,5 @@ def draw(rows: pd.DataFrame, path: Path) -> Path:
     fig.suptitle(f"The paper's speed figure on this machine\n{machine_label(rows)} · {run_label(rows)}", fontsize=10)
     fig.text(0.01, 0.0, "\n".join(textwrap.wrap(FOOTNOTE, 60 * max(1, len(groups)) + 60)), fontsize=6.5, va="bottom")
     fig.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    return path
+    return fig
 
