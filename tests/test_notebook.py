@@ -76,7 +76,8 @@ def test_notebook_runs_top_to_bottom_and_compares_two_runs(sweep, tmp_path):
     text = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert f"python:  {sys.executable}" in text  # the kernel is this environment's python
     assert str(csv) in text
-    assert "Slide-Swin-T vs Swin-T, cpu float32 batch 1 forward: Slide-Swin-T's speed-up 1.48x" in text  # the model-level verdict
+    # the model-level verdict
+    assert "Slide-Swin-T vs Swin-T, cpu eager float32 224x224 batch 1 forward: Slide-Swin-T's speed-up 1.48x" in text
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     # latency, speed-up, throughput (two batch sizes), roofline, memory, accuracy (no latency-all: im2col and window are
     # the whole default view), then latency and speed-up of the two runs side by side

@@ -16,7 +16,7 @@ import pandas as pd
 from bench.analysis.ab import interval
 from bench.results.machines import machine_of
 
-GROUP = ["host", "device", "dtype", "height", "batch", "pass"]  # a merged file's machines are judged apart
+GROUP = ["host", "device", "runtime", "dtype", "height", "batch", "pass"]  # a merged file's machines are judged apart
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,8 @@ def lines(table: pd.DataFrame) -> list[str]:
     text = []
     several = table["host"].nunique() > 1
     for _, row in table.iterrows():
-        where = (f"{row['host'] + ' ' if several else ''}{row['device']} {row['dtype']} {row['height']}x{row['height']} "
-                 f"batch {row['batch']} {row['pass']}")
+        where = (f"{row['host'] + ' ' if several else ''}{row['device']} {row['runtime']} {row['dtype']} "
+                 f"{row['height']}x{row['height']} batch {row['batch']} {row['pass']}")
         measured = (f"{row['speedup']:.2f}x (interval {row['low']:.2f}-{row['high']:.2f}, {row['coverage']:.0%} over "
                     f"{row['rounds']} round{'s' * (row['rounds'] != 1)})")
         if row["verdict"] == "reference":

@@ -124,10 +124,11 @@ def _link(path: Path, md_path: Path) -> str:
 def models_section(rows: pd.DataFrame) -> list[Block]:
     """Return the report's blocks on whole models (run_bench.py models): their table and the paper's claims."""
     table = models.summary(rows)
-    cells = [[r.config, r.device, r.dtype, str(r.batch), r.pass_, milliseconds(r.ms), f"{r.images_per_s:.1f}",
+    cells = [[r.config, r.device, r.runtime, r.dtype, str(r.batch), r.pass_, milliseconds(r.ms), f"{r.images_per_s:.1f}",
               f"{r.gflop_per_image:.2f}", f"{r.params_m:.2f}", f"{r.max_abs_err:.2g}", r.rounds_ok]
              for r in table.rename(columns={"pass": "pass_"}).itertuples(index=False)]
-    header = ["config", "device", "dtype", "batch", "pass", "ms", "images/s", "GFLOP/image", "params (M)", "max_abs_err", "ok rounds"]
+    header = ["config", "device", "runtime", "dtype", "batch", "pass", "ms", "images/s", "GFLOP/image", "params (M)",
+              "max_abs_err", "ok rounds"]
     return ["## Model level", "Medians over rounds; GFLOP as torch.utils.flop_counter counts them (a multiply-add is 2, "
             "the paper's 4.5 G for Swin-T counts it as 1).", Table(header, cells),
             Bullets(models.lines(models.verdicts(rows)))]

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from attention_variants.case import DTYPES
 from bench.analysis import models as claims
-from bench.axes import DEVICES, MAX_SIZE, PASSES, ascii_integer
+from bench.axes import DEVICES, MAX_SIZE, PASSES, RUNTIMES, ascii_integer
 from bench.cli.common import MAX_SEED, CliError, add_no_plots_option, integer, new_run_id
 from bench.cli.console import wide_console
 from bench.execution import allocator as allocators
@@ -36,7 +36,8 @@ from bench.results import append_rows, load, unwritable
 from bench.results.samples import append_samples, take_samples
 
 LIST_FLAGS = {"--models": "models", "--batch": "batch", "--resolutions": "resolutions", "--dtypes": "dtypes",
-              "--devices": "devices", "--passes": "passes"}
+              "--devices": "devices", "--passes": "passes", "--runtimes": "runtimes"}
+OPTIONAL = {"runtimes": ["eager"]}  # a preset may leave these out
 NUMBER_KEYS = ("rounds", "warmup_s", "min_run_s", "max_run_s")
 
 
@@ -67,17 +68,19 @@ def plan(args: argparse.Namespace) -> tuple[list[ModelCase], dict[str, object]]:
     unknown = sorted(set(preset) - set(LIST_FLAGS.values()) - set(NUMBER_KEYS))
     if unknown:
         raise CliError(f"models preset {args.preset}: unknown key(s) {', '.join(unknown)}")
-    axes = {key: getattr(args, key).split(",") if getattr(args, key) else preset.get(key, []) for key in LIST_FLAGS.values()}
+    axes = {key: getattr(args, key).split(",") if getattr(args, key) else preset.get(key, OPTIONAL.get(key, []))
+            for key in LIST_FLAGS.values()}
     numbers = {key: preset.get(key) for key in NUMBER_KEYS}
     numbers.update({key: getattr(args, key) for key in NUMBER_KEYS if getattr(args, key, None) is not None})
     _validate(axes, numbers)
-    cases = [ModelCase(str(m), str(d), str(t), int(b), int(r), str(p)) for m in axes["models"] for d in axes["devices"]
-             for t in axes["dtypes"] for b in axes["batch"] for r in axes["resolutions"] for p in axes["passes"]]
+    cases = [ModelCase(str(m), str(d), str(t), int(b), int(r), str(p), str(u)) for m in axes["models"] for d in axes["devices"]
+             for t in axes["dtypes"] for b in axes["batch"] for r in axes["resolutions"] for p in axes["passes"]
+             for u in axes["runtimes"]]
     return cases, numbers
 
 
 def _validate(axes: dict[str, list], numbers: dict[str, object]) -> None:
-    allowed = {"models": NAMES, "devices": DEVICES, "passes": PASSES, "dtypes": tuple(DTYPES)}
+    allowed = {"models": NAMES, "devices": DEVICES, "passes": PASSES, "dtypes": tuple(DTYPES), "runtimes": RUNTIMES}
     for key, values in axes.items():
         if not values:
             raise CliError(f"no {key} to run (give --{key} or set it in the preset)")
@@ -115,7 +118,7 @@ def measure(args: argparse.Namespace) -> tuple[object, Path]:
     settings = Settings(args.threads, numbers["warmup_s"], numbers["min_run_s"], numbers["max_run_s"], args.seed,
                         allocator=args.allocator)
     isolation = Isolation(case_timeout_s=args.case_timeout, cases_per_worker=1, allocator=args.allocator, threads=args.threads)
-    console = wide_console(120)
+    console = wide_console(140)
     rounds = int(numbers["rounds"])
     console.print(escape(f"models: {len(cases)} cases x {rounds} rounds -> {out}"))
     fingerprint = {**machine.fingerprint(args.threads), "allocator": args.allocator}
@@ -127,7 +130,8 @@ def measure(args: argparse.Namespace) -> tuple[object, Path]:
                 append_rows(out, [row])
                 append_samples(out, samples)
                 console.print(escape(f"  round {round_number}/{rounds} [{index}/{len(cases)}] {case.config} {case.device} "
-                                     f"{case.dtype} b{case.batch} {case.resolution} {case.pass_name}: {_outcome(row)}"))
+                                     f"{case.runtime} {case.dtype} b{case.batch} {case.resolution} {case.pass_name}: "
+                                     f"{_outcome(row)}"))
     rows = load(out)
     rows = rows[(rows["run_id"] == run_id)]
     console.print(_table(rows))
@@ -147,11 +151,12 @@ def _outcome(row: dict[str, object]) -> str:
 def _table(rows) -> Table:
     """Return the medians over rounds per case (bench.analysis.models.summary) as a rich table."""
     table = Table(title="models (median over rounds)")
-    for header in ("config", "device", "dtype", "batch", "pass", "ms", "images/s", "GFLOP/image", "params (M)", "max_abs_err", "ok rounds"):
-        table.add_column(header, justify="left" if header in ("config", "device", "dtype", "pass") else "right")
+    keys = ("config", "device", "runtime", "dtype", "batch", "pass")
+    for header in (*keys, "ms", "images/s", "GFLOP/image", "params (M)", "max_abs_err", "ok rounds"):
+        table.add_column(header, justify="left" if header in keys and header != "batch" else "right", no_wrap=header == "config")
     number = lambda value, fmt: "-" if value != value else fmt.format(value)  # noqa: E731  NaN: nothing measured
     for _, r in claims.summary(rows).iterrows():
-        table.add_row(*(escape(str(r[k])) for k in ("config", "device", "dtype", "batch", "pass")), number(r["ms"], "{:.1f}"),
+        table.add_row(*(escape(str(r[k])) for k in keys), number(r["ms"], "{:.1f}"),
                       number(r["images_per_s"], "{:.1f}"), number(r["gflop_per_image"], "{:.2f}"), number(r["params_m"], "{:.2f}"),
                       number(r["max_abs_err"], "{:.2g}"), escape(f"{r['rounds_ok']} ({r['status']})"))
     return table

@@ -71,8 +71,9 @@ def runnable(fn: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...], 
         # A fresh dynamo state per case: otherwise a worker's second case of the same variant
         # reuses the first one's frame cache, gets a dynamic-shape recompile (slower, generic
         # kernels) and, past the recompile limit, silently falls back to eager.
+        # Static shapes: a model's check runs one image, its timing the batch; neither may turn the other generic.
         torch._dynamo.reset()
-        return Runnable(torch.compile(fn))
+        return Runnable(torch.compile(fn, dynamic=False))
     module = _AsModule(fn).eval()
     if case.runtime == "export":
         return _aoti(module, inputs)

@@ -27,12 +27,14 @@ def oracle_model(twin: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     return reference
 
 
-def training_gradients(model: torch.nn.Module, image: torch.Tensor, label: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Return the gradient of the cross-entropy on image with label, per parameter name and for the image."""
+def training_gradients(model: torch.nn.Module, image: torch.Tensor, label: torch.Tensor,
+                       forward=None) -> dict[str, torch.Tensor]:
+    """Return the gradient of the cross-entropy on image with label, per parameter name of model and for the image;
+    `forward` runs the model (a runtime's form of it, e.g. compiled; the model itself by default)."""
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     image = image.detach().requires_grad_(True)
     with torch.enable_grad():
-        logits = model(image)
+        logits = (model if forward is None else forward)(image)  # not `or`: a compiled module has no truth value
         loss = F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), label)
         grads = torch.autograd.grad(loss, [p for _, p in named] + [image], allow_unused=True)
     found = {name: grad for (name, p), grad in zip(named, grads) if grad is not None}
@@ -41,9 +43,9 @@ def training_gradients(model: torch.nn.Module, image: torch.Tensor, label: torch
 
 
 def gradient_check(model: torch.nn.Module, twin: torch.nn.Module, image: torch.Tensor, label: torch.Tensor,
-                   dtype: str) -> dict[str, object]:
+                   dtype: str, forward=None) -> dict[str, object]:
     """Return the gradient columns of a model row, its reasons (the worst tensor named) and whether it is a mismatch."""
-    got = training_gradients(model, image, label)
+    got = training_gradients(model, image, label, forward)
     expected = training_gradients(oracle_model(twin, torch.float64), image.to("cpu", torch.float64), label.cpu())
     plain = training_gradients(oracle_model(twin, getattr(torch, dtype)), image.to("cpu", getattr(torch, dtype)), label.cpu())
     checks = {name: tensor_check(got.get(name), reference, None if dtype == "float64" else plain[name], dtype)

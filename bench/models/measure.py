@@ -21,6 +21,7 @@ from bench.measure import memory
 from bench.measure.correctness import MAX_FACTOR, MAX_FLOOR, MEAN_FACTOR, MEAN_FLOOR
 from bench.measure.failures import classify
 from bench.measure.record import Measured
+from bench.measure.runtimes import runnable, runtime_unavailable
 from bench.measure.settings import Settings
 from bench.measure.timing import measure, synchronize
 from bench.models.attention import UnsupportedStage
@@ -38,11 +39,16 @@ class ModelCase:
     batch: int = 1
     resolution: int = 224
     pass_name: str = "forward"
+    runtime: str = "eager"  # one of bench.axes.RUNTIMES: the whole model under it (bench.measure.runtimes)
     scope: str = "model"  # tells the worker this task is a model, not an attention case
 
     @property
     def torch_dtype(self) -> torch.dtype:
         return getattr(torch, self.dtype)
+
+    @property
+    def needs_grad(self) -> bool:
+        return self.pass_name == "forward_backward"
 
 
 TIMM_FUSED_ATTN = True  # pinned (timm's default, and TIMM_FUSED_ATTN=0 would change it): its SDPA path, as PVT's SRA here
@@ -89,6 +95,8 @@ def measure_model(case: ModelCase, settings: Settings) -> Measured:
     try:
         if case.config in TIMM and timm_unavailable():
             return Measured("skipped", timm_unavailable())
+        if runtime_unavailable(case):
+            return Measured("skipped", runtime_unavailable(case))
         return _measure(case, settings)
     except UnsupportedStage as err:
         return Measured("skipped", str(err))
@@ -102,13 +110,15 @@ def _measure(case: ModelCase, settings: Settings) -> Measured:
     generator = torch.Generator().manual_seed(settings.seed + 1)
     images = torch.randn(case.batch, 3, case.resolution, case.resolution, generator=generator).to(case.device, case.torch_dtype)
     with torch.no_grad():
-        output = model(images)  # also builds every stage's attention (an unsupported one raises here)
+        model(images)  # builds every stage's attention (an unsupported one raises here) before a runtime traces it
+        run = runnable(model, (images,), case, settings.threads)  # eager: the model itself
+        output = run.fn(images)
     check = _check(output[:1], twin, images[:1], case)
     labels = torch.randint(0, 1000, (case.batch,), generator=torch.Generator().manual_seed(0)).to(case.device)
     if case.pass_name == "forward_backward":
-        check = _merge(check, gradient_check(model, twin, images[:1], labels[:1], case.dtype))
-    fn = _timed(model, images, labels, case)
-    gflop, flop_note = _gflop(fn)
+        check = _merge(check, gradient_check(model, twin, images[:1], labels[:1], case.dtype, forward=run.fn))
+    fn = _timed(run.fn, model, images, labels, case)
+    gflop, flop_note = _gflop(_timed(model, model, images, labels, case))  # the model's own FLOPs, whatever runs it
     timing = measure(fn, case.device, settings.threads, settings.warmup_s, settings.min_run_s, settings.max_run_s,
                      settle=settings.allocator == "steady" and case.device == "cpu")
     peak_mb = memory.peak_memory_mb(fn, case.device)
@@ -118,7 +128,8 @@ def _measure(case: ModelCase, settings: Settings) -> Measured:
     return Measured(
         "mismatch" if check.pop("mismatch") else "ok", "; ".join(reasons), timing.median_ms, timing.iqr_ms, timing.min_ms,
         timing.n_measurements, tuple(timing.block_times_ms), **timing.per_call, peak_mem_mb=peak_mb, gflop=gflop,
-        params=sum(p.numel() for p in model.parameters()), backend=timm_backend(case.config), **check,
+        params=sum(p.numel() for p in model.parameters()), backend=timm_backend(case.config), export_ms=run.export_ms,
+        **check,
     )
 
 
@@ -141,17 +152,18 @@ def _gflop(fn) -> tuple[float | None, str]:
     return counter.get_total_flops() / 1e9, ""
 
 
-def _timed(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, case: ModelCase):
-    """Return the closure to time: an eval forward without gradients, or one training step's forward and backward."""
+def _timed(forward, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, case: ModelCase):
+    """Return the closure to time: forward(images) without gradients, or one training step's forward and backward
+    of model's parameters through forward (the model itself, or the model compiled)."""
     if case.pass_name == "forward":
-        def forward():
+        def infer():
             with torch.no_grad():
-                return model(images)
-        return forward
+                return forward(images)
+        return infer
     params = [p for p in model.parameters() if p.requires_grad]
 
     def step():
-        return torch.autograd.grad(F.cross_entropy(model(images).float(), labels), params)
+        return torch.autograd.grad(F.cross_entropy(forward(images).float(), labels), params)
     return step
 
 
@@ -197,4 +209,4 @@ def case_columns(case: ModelCase) -> dict[str, object]:
     return {"variant": case.config, "family": "model", "device": case.device, "dtype": case.dtype, "batch": case.batch,
             "height": case.resolution, "width": case.resolution, "heads": heads, "head_dim": config.shape.dims[0] // heads,
             "kernel_size": first.kernel_size if first else config.shape.reductions[0],  # PVT's SRA: its reduction conv's
-            "dilation": 1, "pass": case.pass_name, "runtime": "eager", "scope": "model"}
+            "dilation": 1, "pass": case.pass_name, "runtime": case.runtime, "scope": "model"}

@@ -1,6 +1,6 @@
 """The paper's speed figure redrawn with this machine's times: the paper's Top-1 against the measured ms.
 
-One panel per machine, device, dtype, batch and pass. x: the median ms over rounds
+One panel per machine, device, runtime, dtype, resolution, batch and pass. x: the median ms over rounds
 (bench.analysis.models.summary), on a log axis; y: the ImageNet-1K Top-1 the paper reports
 (TOP1). One line per family, in order of size; each of the paper's arrows that was measured
 is drawn from its baseline to its Slide model and labelled with the ratio here and the paper's.
@@ -94,8 +94,8 @@ def build(rows: pd.DataFrame) -> Figure:
     axes = fig.subplots(1, max(1, len(groups)), squeeze=False)[0]
     for ax, (key, members) in zip(axes, groups):
         group = dict(zip(GROUP, key))
-        ax.set_title(f"{group['device']} {group['dtype']}, {group['height']}x{group['height']}, batch {group['batch']}, "
-                     f"{group['pass']}", fontsize=9)
+        ax.set_title(f"{group['device']} {group['runtime']} {group['dtype']}, {group['height']}x{group['height']}, "
+                     f"batch {group['batch']}, {group['pass']}", fontsize=9)
         mask = (arrows[GROUP] == pd.Series(key, index=GROUP)).all(axis=1) if len(arrows) else []
         _panel(ax, members, arrows[mask] if len(arrows) else arrows)
     fig.suptitle(f"The paper's speed figure on this machine\n{machine_label(rows)} · {run_label(rows)}", fontsize=10)
