@@ -43,6 +43,7 @@ def _config(folder: Path, node: str) -> str:
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core",
         "SchedulerType=sched/backfill",
+        "SchedulerParameters=sched_interval=2,bf_interval=1",  # a requeued job waits for a periodic pass (default 60 s, 30 s)
         "KillWait=2",  # submitit ignores the SIGTERM of a requeue: SIGKILL follows after this long (default 30 s)
         "SlurmUser=root",
         "SlurmdUser=root",
