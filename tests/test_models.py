@@ -108,7 +108,13 @@ def test_slide_pvt_is_within_3_percent_of_the_slide_papers_table(config):
 
 
 # 64x64 keeps the float64 oracle models cheap: every stage still runs (SRA reduces the 16x16 stage 1 to 2x2).
-@pytest.mark.parametrize("config", ["pvt-t", "slide-pvt-t", "im2col-pvt-t"])
+# The T and B1 sizes in the fast tier; the larger ones are the same code at other depths.
+LARGER_PVTS = ["pvt-s", "pvt-m", "pvt-l", "slide-pvt-s", "slide-pvt-m", "im2col-pvt-s", "im2col-pvt-m", "pvt-v2-b2",
+               "slide-pvt-v2-b2", "im2col-pvt-v2-b2"]
+
+
+@pytest.mark.parametrize("config", ["pvt-t", "slide-pvt-t", "im2col-pvt-t", "pvt-v2-b1", "slide-pvt-v2-b1", "im2col-pvt-v2-b1",
+                                    *(pytest.param(name, marks=pytest.mark.slow) for name in LARGER_PVTS)])
 def test_each_pvt_config_matches_its_float64_oracle_model(config):
     row = measure_model(ModelCase(config, resolution=64), FAST).to_columns()
     assert row["status"] == "ok", row["reason"]
