@@ -21,23 +21,25 @@ GROUP = ["host", "device", "runtime", "dtype", "height", "batch", "pass"]  # a m
 
 @dataclass(frozen=True)
 class Claim:
-    """`faster` runs `factor` times faster than `slower` in the paper (on `where`); factor None: no arrow in the paper."""
+    """`faster` runs `factor` times faster than `slower` in the paper (on `where`); factor None: no arrow in the paper.
+    paper_ms: the arrow's two points (faster, slower) in ms as read off figs/exp_speed.png (pixels, so approximate)."""
 
     name: str
     faster: str
     slower: str
     factor: float | None
     where: str
+    paper_ms: tuple[float, float] | None = None
 
 
 MATCHED = "matched accuracy"
 CLAIMS = (
-    Claim("Slide-PVT-M vs Swin-S", "slide-pvt-m", "swin-s", 1.4, f"Metal (MPS), {MATCHED}"),
-    Claim("Slide-PVT-S vs PVT-L on Metal", "slide-pvt-s", "pvt-l", 2.3, f"Metal (MPS), {MATCHED}; drawn about 2.0x"),
-    Claim("Slide-Swin-S vs Swin-B", "slide-swin-s", "swin-b", 1.7, f"iPhone 12, {MATCHED}"),
-    Claim("Slide-PVT-S vs PVT-L on iPhone 12", "slide-pvt-s", "pvt-l", 1.7, f"iPhone 12, {MATCHED}"),
-    Claim("Slide-Swin-S vs Im2Col-Swin-B", "slide-swin-s", "im2col-swin-b", 3.9, f"iPhone 12, {MATCHED}"),
-    Claim("Slide-PVT-M vs Im2Col-PVT-M", "slide-pvt-m", "im2col-pvt-m", 3.7, f"iPhone 12, {MATCHED}"),
+    Claim("Slide-PVT-M vs Swin-S", "slide-pvt-m", "swin-s", 1.4, f"Metal (MPS), {MATCHED}", (66, 94)),
+    Claim("Slide-PVT-S vs PVT-L on Metal", "slide-pvt-s", "pvt-l", 2.3, f"Metal (MPS), {MATCHED}; drawn about 2.0x", (42.5, 84)),
+    Claim("Slide-Swin-S vs Swin-B", "slide-swin-s", "swin-b", 1.7, f"iPhone 12, {MATCHED}", (314, 529)),
+    Claim("Slide-PVT-S vs PVT-L on iPhone 12", "slide-pvt-s", "pvt-l", 1.7, f"iPhone 12, {MATCHED}", (194, 326)),
+    Claim("Slide-Swin-S vs Im2Col-Swin-B", "slide-swin-s", "im2col-swin-b", 3.9, f"iPhone 12, {MATCHED}", (315, 1222)),
+    Claim("Slide-PVT-M vs Im2Col-PVT-M", "slide-pvt-m", "im2col-pvt-m", 3.7, f"iPhone 12, {MATCHED}", (275, 1010)),
     Claim("Slide-Swin-T vs Swin-T", "slide-swin-t", "swin-t", None, "no arrow for this same-size pair"),
     Claim("Slide-Swin-T vs Im2Col-Swin-T", "slide-swin-t", "im2col-swin-t", None, "no arrow for this same-size pair"),
 )

@@ -30,6 +30,7 @@ from bench.execution.rows import make_row
 from bench.execution.spec import MODEL_PRESETS, PRESET_DIR
 from bench.measure import machine
 from bench.measure.settings import Settings
+from bench.models.backbone import check_resolution
 from bench.models.configs import NAMES
 from bench.models.measure import ModelCase
 from bench.results import append_rows, load, unwritable
@@ -90,8 +91,11 @@ def _validate(axes: dict[str, list], numbers: dict[str, object]) -> None:
             number = value if isinstance(value, int) and not isinstance(value, bool) else ascii_integer(str(value))
             if key in ("batch", "resolutions") and not (number is not None and 0 < number <= MAX_SIZE):
                 raise CliError(f"bad {key} value {str(value)!r}: expected a positive integer in ASCII digits")
-            if key == "resolutions" and int(value) % 32:
-                raise CliError(f"bad resolution {value}: a Swin or PVT backbone needs a multiple of 32")
+            if key == "resolutions":
+                try:
+                    check_resolution(int(value))
+                except ValueError as err:
+                    raise CliError(f"bad {err}") from None
     for key, value in numbers.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
             raise CliError(f"bad {key} {value!r}: expected a positive number")

@@ -19,6 +19,7 @@ from torch import nn
 from bench.models.attention import Attention, AttentionSpec
 
 PATCH = 4
+SIDE_MULTIPLE = PATCH * 8  # the image side: a patch of 4, then three halvings, each to a whole number of pixels
 MLP_RATIO = 4
 CLASSES = 1000
 
@@ -128,13 +129,18 @@ class Head(nn.Module):
         return self.fc(x.mean(dim=(1, 2)))
 
 
+def check_resolution(resolution: int) -> None:
+    """Raise ValueError unless a backbone of either family (Swin, PVT) takes images of side `resolution`."""
+    if resolution % SIDE_MULTIPLE:
+        raise ValueError(f"resolution {resolution}: a Swin or PVT backbone needs a multiple of {SIDE_MULTIPLE}")
+
+
 class Backbone(nn.Module):
     """config.shape for images of side `resolution` (divisible by 32), attention chosen by config.layout."""
 
     def __init__(self, config: Config, resolution: int = 224) -> None:
         super().__init__()
-        if resolution % (PATCH * 8):
-            raise ValueError(f"resolution {resolution}: a Swin backbone needs a multiple of {PATCH * 8}")
+        check_resolution(resolution)
         self.config, self.resolution, shape = config, resolution, config.shape
         self.patch_embed = PatchEmbed(shape.dims[0])
         self.layers = nn.Sequential(*(Stage(shape, i, resolution // PATCH >> i, config.layout) for i in range(len(shape.depths))))

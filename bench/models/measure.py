@@ -93,10 +93,8 @@ def build(config: str, resolution: int, seed: int) -> tuple[torch.nn.Module, tor
 def measure_model(case: ModelCase, settings: Settings) -> Measured:
     """Return what measuring one model case observed; a failure or an unsupported stage is its status."""
     try:
-        if case.config in TIMM and timm_unavailable():
-            return Measured("skipped", timm_unavailable())
-        if runtime_unavailable(case):
-            return Measured("skipped", runtime_unavailable(case))
+        if reason := (case.config in TIMM and timm_unavailable()) or runtime_unavailable(case):
+            return Measured("skipped", reason)
         return _measure(case, settings)
     except UnsupportedStage as err:
         return Measured("skipped", str(err))
@@ -110,9 +108,10 @@ def _measure(case: ModelCase, settings: Settings) -> Measured:
     generator = torch.Generator().manual_seed(settings.seed + 1)
     images = torch.randn(case.batch, 3, case.resolution, case.resolution, generator=generator).to(case.device, case.torch_dtype)
     with torch.no_grad():
-        model(images)  # builds every stage's attention (an unsupported one raises here) before a runtime traces it
-        run = runnable(model, (images,), case, settings.threads)  # eager: the model itself
-        output = run.fn(images)
+        output = model(images)  # builds every stage's attention (an unsupported one raises here) before a runtime traces it
+        run = runnable(model, (images,), case, settings.threads)  # eager: the model itself, whose output this is
+        if run.fn is not model:
+            output = run.fn(images)
     check = _check(output[:1], twin, images[:1], case)
     labels = torch.randint(0, 1000, (case.batch,), generator=torch.Generator().manual_seed(0)).to(case.device)
     if case.pass_name == "forward_backward":

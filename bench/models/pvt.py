@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.models.attention import Attention
-from bench.models.backbone import CLASSES, PATCH, Block, Config, Mlp, PatchEmbed
+from bench.models.backbone import CLASSES, PATCH, Block, Config, Mlp, PatchEmbed, check_resolution
 
 EPS = 1e-6  # the blocks' and the closing norms' (PVT's norm_layer, timm's LayerNorm); embeddings and SRA keep 1e-5
 
@@ -137,8 +137,7 @@ class Pvt(nn.Module):
 
     def __init__(self, config: Config, resolution: int = 224) -> None:
         super().__init__()
-        if resolution % (PATCH * 8):
-            raise ValueError(f"resolution {resolution}: a PVT backbone needs a multiple of {PATCH * 8}")
+        check_resolution(resolution)
         self.config, self.resolution, shape = config, resolution, config.shape
         self.patch_embed = PatchEmbed(shape.dims[0], kernel=7 if shape.v2 else None)
         self.stages = nn.Sequential(*(PvtStage(config, i, resolution // PATCH >> i) for i in range(len(shape.dims))))

@@ -26,13 +26,6 @@ TOP1 = {"swin-t": 81.3, "swin-s": 83.0, "swin-b": 83.5, "slide-swin-t": 82.3, "s
         "pvt-t": 75.1, "pvt-s": 79.8, "pvt-m": 81.2, "pvt-l": 81.7,
         "slide-pvt-t": 78.0, "slide-pvt-s": 81.7, "slide-pvt-m": 82.9}
 SIZES = "tsmlb"
-# The paper's own panels, as a table under the figure: its arrows' two points, in ms as read off figs/exp_speed.png
-# (marker positions measured in pixels, so approximate; docs/paper.md).
-PAPER_POINTS = {
-    "Slide-PVT-M vs Swin-S": (66, 94), "Slide-PVT-S vs PVT-L on Metal": (42.5, 84), "Slide-Swin-S vs Swin-B": (314, 529),
-    "Slide-PVT-S vs PVT-L on iPhone 12": (194, 326), "Slide-Swin-S vs Im2Col-Swin-B": (315, 1222),
-    "Slide-PVT-M vs Im2Col-PVT-M": (275, 1010),
-}
 FOOTNOTE = ("Top-1: the paper's ImageNet-1K table (Slide-PVT-M as its speed figure plots it; PVT-M/L from the PVT paper). "
             "An Im2Col (or fast-) model is drawn where the paper's Im2Col curve puts it, at the Top-1 of the baseline of its "
             "size (Im2Col-Swin-B at Swin-B's 83.5); timm's at the config it equals. Arrows: the paper's six, labelled with "
@@ -106,8 +99,9 @@ def build(rows: pd.DataFrame) -> Figure:
         mask = (arrows[GROUP] == pd.Series(key, index=GROUP)).all(axis=1) if len(arrows) else []
         _panel(ax, members, arrows[mask] if len(arrows) else arrows)
     fig.suptitle(f"The paper's speed figure on this machine\n{machine_label(rows)} · {run_label(rows)}", fontsize=10)
-    paper = "; ".join(f"{claim.name}: {PAPER_POINTS[claim.name][0]:g} vs {PAPER_POINTS[claim.name][1]:g} ms "
-                      f"({claim.where.split(',')[0]})" for claim in PAPER_ARROWS)
+    # the paper's own panels, as a table under this machine's
+    paper = "; ".join(f"{claim.name}: {claim.paper_ms[0]:g} vs {claim.paper_ms[1]:g} ms ({claim.where.split(',')[0]})"
+                      for claim in PAPER_ARROWS)
     footnote = textwrap.wrap(FOOTNOTE, 60 * max(1, len(groups)) + 60) + textwrap.wrap(
         f"The paper's panels (its arrows' points, ms read off its figure): {paper}.", 60 * max(1, len(groups)) + 60)
     fig.text(0.01, 0.01, "\n".join(footnote), fontsize=6.5, va="bottom")
