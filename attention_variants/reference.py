@@ -7,6 +7,8 @@ tensors (batch, heads, height, width, head_dim) and return the same shape.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -132,21 +134,31 @@ def window(q: Tensor, k: Tensor, v: Tensor, window_size: int, shift: int = 0, bi
     batch, heads, height, width, dim = q.shape
     if shift and (height % window_size or width % window_size):
         raise ValueError(f"shifted windows need window {window_size} to divide {height}x{width}")
+    same_window, same_region, relative = _window_layout(height, width, window_size, shift)
+    bias = torch.where(same_region, 0.0, -100.0).to(q.dtype).masked_fill(~same_window, float("-inf"))
+    flat = lambda x: x.reshape(batch, heads, height * width, dim)  # noqa: E731
+    logits = (flat(q) * dim**-0.5) @ flat(k).transpose(-1, -2)
+    logits += bias  # in place (here and below): N x N per head is 100+ MB at 56x56, and neither op's backward needs it
+    if bias_table is not None:  # table[h, dy + w-1, dx + w-1] for every query-key pair
+        logits += bias_table.reshape(heads, -1).to(q.dtype)[:, relative].reshape(heads, height * width, -1)
+    return (logits.softmax(dim=-1) @ flat(v)).reshape(batch, heads, height, width, dim)
+
+
+@functools.lru_cache(maxsize=8)
+def _window_layout(height: int, width: int, window_size: int, shift: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Return, for every query-key pair of the image (N x N): same rolled window, same region, and the flat index
+    (dy + w-1) * (2w-1) + dx + w-1 into a bias table of their offset (query minus key) within the rolled window.
+    Data-free, so cached: a Swin oracle model asks for the same few layouts in every block."""
     row_window, row_region = _swin_axis(height, window_size, shift)
     col_window, col_region = _swin_axis(width, window_size, shift)
     window_id = (row_window[:, None] * width + col_window[None, :]).reshape(-1)
     region_id = (row_region[:, None] * 3 + col_region[None, :]).reshape(-1)
-    same_window = window_id[:, None] == window_id[None, :]
-    same_region = region_id[:, None] == region_id[None, :]
-    bias = torch.where(same_region, 0.0, -100.0).to(q.dtype).masked_fill(~same_window, float("-inf"))
-    flat = lambda x: x.reshape(batch, heads, height * width, dim)  # noqa: E731
-    logits = flat(q) @ flat(k).transpose(-1, -2) * dim**-0.5 + bias
-    if bias_table is not None:
-        row = ((torch.arange(height) - shift) % height % window_size)[:, None].expand(height, width).reshape(-1)
-        col = ((torch.arange(width) - shift) % width % window_size)[None, :].expand(height, width).reshape(-1)
-        dy, dx = row[:, None] - row[None, :], col[:, None] - col[None, :]  # query minus key, in the rolled window
-        logits = logits + bias_table[:, dy + window_size - 1, dx + window_size - 1].to(q.dtype)
-    return (logits.softmax(dim=-1) @ flat(v)).reshape(batch, heads, height, width, dim)
+    row = ((torch.arange(height) - shift) % height % window_size)[:, None].expand(height, width).reshape(-1)
+    col = ((torch.arange(width) - shift) % width % window_size)[None, :].expand(height, width).reshape(-1)
+    dy, dx = row[:, None] - row[None, :], col[:, None] - col[None, :]
+    relative = ((dy + window_size - 1) * (2 * window_size - 1) + dx + window_size - 1).reshape(-1)
+    same = lambda ids: ids[:, None] == ids[None, :]  # noqa: E731
+    return same(window_id), same(region_id), relative
 
 
 def window_shifted(q: Tensor, k: Tensor, v: Tensor, window_size: int, bias_table: Tensor | None = None) -> Tensor:

@@ -1,5 +1,6 @@
 import contextlib
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,9 @@ import pytest
 import run_bench
 
 REPO = Path(__file__).resolve().parent.parent
+# The cluster command's submitter looks at its jobs every 2 s; a test's jobs take seconds, so look often (inherited by
+# the `python run_bench.py` processes the tests start).
+os.environ.setdefault("BENCH_CLUSTER_POLL_S", "0.3")
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
