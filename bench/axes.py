@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 # How the variant's code runs: as written (eager), torch.compile (inductor), torch.export plus an
-# AOTInductor package (export), or exported to ONNX and run by ONNX Runtime (onnxruntime).
-RUNTIMES = ("eager", "inductor", "export", "onnxruntime")
+# AOTInductor package (export), exported to ONNX and run by ONNX Runtime (onnxruntime), lowered to
+# ExecuTorch with its XNNPACK delegate (executorch), or converted and compiled by OpenVINO (openvino).
+RUNTIMES = ("eager", "inductor", "export", "onnxruntime", "executorch", "openvino")
 PASSES = ("forward", "forward_backward")
 DEVICES = ("cpu", "cuda", "mps")
 # The largest size of one axis: torch's kernels index many dimensions with 32-bit integers.

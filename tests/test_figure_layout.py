@@ -63,7 +63,7 @@ RUNS = {
                                                     + _rows(list(FAMILIES), [14, 28, 56], [1, 8], host="cpu-node-02")
                                                     + _rows(list(FAMILIES)[:9], [28, 56], [1, 8], host="gpu-node-with-a-long-hostname-17",
                                                             device="cuda", device_name="NVIDIA H100 80GB HBM3"),
-    "four runtimes, some exports failing": _runtime_rows,
+    "every runtime, some exports failing": _runtime_rows,
 }
 
 

@@ -139,26 +139,49 @@ def test_a_whole_model_runs_under_onnxruntime_checked_against_its_oracle():
     assert skipped.status == "skipped" and "inference only" in skipped.reason
 
 
-def test_a_runtime_that_returns_a_wrong_answer_is_a_mismatch(monkeypatch):
-    from bench.measure.runtimes import Runnable
+@pytest.mark.parametrize("runtime", ["onnxruntime", "executorch", "openvino"])
+def test_a_runtime_that_returns_a_wrong_answer_is_a_mismatch(monkeypatch, runtime):
+    from bench.measure.runtimes import Runnable, runtime_unavailable
     from bench.models import measure
 
     def off_by_one_percent(model, inputs, case, threads):  # a planted bug: the traced model's logits scaled
         return Runnable(lambda images: model(images) * 1.01, export_ms=1.0)
 
     monkeypatch.setattr(measure, "runnable", off_by_one_percent)
-    row = measure_model(ModelCase("pvt-t", resolution=64, runtime="onnxruntime"), FAST).to_columns()
+    if reason := runtime_unavailable(Case(variant="im2col", runtime=runtime)):
+        pytest.skip(reason)
+    row = measure_model(ModelCase("pvt-t", resolution=64, runtime=runtime), FAST).to_columns()
     assert row["status"] == "mismatch" and "max_abs_err" in row["reason"]
+
+
+def _tiny(monkeypatch, layout: str = "pvt-t") -> Config:
+    """One block per stage of the layout, registered: a compile or a lowering is most of the cost, and grows with the graph."""
+    from bench.models.pvt import PVT_DIMS, Pvt, PvtShape
+
+    tiny = Config(f"tiny-{layout}", configs.CONFIGS[layout].layout, "", PvtShape(PVT_DIMS, (1, 1, 1, 1)), Pvt)
+    monkeypatch.setitem(configs.CONFIGS, tiny.name, tiny)
+    return tiny
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["executorch", "openvino"])
+def test_a_whole_model_runs_under_an_edge_runtime_checked_against_its_oracle(monkeypatch, runtime):
+    """A wrong answer from these runtimes is a mismatch at op level (tests/test_runtimes.py) and from any runtime here
+    (test_a_runtime_that_returns_a_wrong_answer_is_a_mismatch): the same check of the runtime's output."""
+    from bench.measure.runtimes import runtime_unavailable
+
+    if reason := runtime_unavailable(Case(variant="im2col", runtime=runtime)):
+        pytest.skip(reason)
+    tiny = _tiny(monkeypatch, "slide-pvt-t")
+    row = measure_model(ModelCase(tiny.name, resolution=64, runtime=runtime), FAST).to_columns()
+    assert row["status"] == "ok", row["reason"]
+    assert 0 < row["max_abs_err"] <= row["tolerance"] and row["export_ms"] > 0 and row["backend"].startswith(runtime)
 
 
 @pytest.mark.slow
 def test_a_whole_model_runs_compiled_by_inductor_checked_against_its_oracle(monkeypatch):
-    from bench.models.pvt import PVT_DIMS, Pvt, PvtShape
-
-    # One block per stage: the compile is most of the cost, and grows with the graph. A training step compiles
-    # twice more (the graph with gradients, and the backward): the paper command measures those.
-    tiny = Config("tiny-pvt", configs.CONFIGS["pvt-t"].layout, "", PvtShape(PVT_DIMS, (1, 1, 1, 1)), Pvt)
-    monkeypatch.setitem(configs.CONFIGS, tiny.name, tiny)
+    # A training step compiles twice more (the graph with gradients, and the backward): the paper command measures those.
+    tiny = _tiny(monkeypatch)
     row = measure_model(ModelCase(tiny.name, resolution=64, runtime="inductor"), FAST).to_columns()
     assert row["status"] == "ok", row["reason"]
     assert 0 < row["max_abs_err"] <= row["tolerance"]

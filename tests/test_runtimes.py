@@ -1,5 +1,5 @@
-"""Runtimes (--runtimes eager,inductor,export,onnxruntime): what each runs, how a failure to export is
-recorded, that a traced output is checked like any other, and that files from before (a `compiled`
+"""Runtimes (--runtimes eager,inductor,export,onnxruntime,executorch,openvino): what each runs, how a failure to
+export is recorded, that a traced output is checked like any other, and that files from before (a `compiled`
 column) read as the runtimes they measured."""
 
 import csv
@@ -33,8 +33,16 @@ def _measure(variant: str, runtime: str, **changes) -> dict:
     (dict(runtime="onnxruntime", pass_name="forward_backward"), "onnxruntime runs inference only"),
     (dict(runtime="onnxruntime", device="cuda"), "CPU execution provider only"),
     (dict(runtime="onnxruntime", dtype="bfloat16"), "numpy has no bfloat16"),
+    (dict(runtime="executorch", pass_name="forward_backward"), "executorch runs inference only"),
+    (dict(runtime="executorch", device="cuda"), "executorch is measured with XNNPACK and its portable CPU kernels only"),
+    (dict(runtime="openvino", pass_name="forward_backward"), "openvino runs inference only"),
+    (dict(runtime="openvino", device="mps"), "openvino is measured with its CPU device only"),
+    (dict(runtime="openvino", dtype="bfloat16"), "numpy has no bfloat16"),
+    (dict(runtime="openvino", dtype="float64"), "computes in float32 at most"),
 ])
 def test_what_a_runtime_cannot_run_is_refused_with_the_reason(changes, reason):
+    if changes["runtime"] in runtimes.PACKAGES and "device" not in changes and "pass_name" not in changes:
+        needs_runtime(changes["runtime"])  # the package check comes first
     assert reason in runtime_unavailable(Case(variant="im2col", **changes))
     assert runtime_unavailable(Case(variant="im2col", **{**changes, "runtime": "eager"})) is None
 
@@ -64,6 +72,52 @@ def test_a_runtime_failing_on_its_first_call_is_an_error_row(monkeypatch):
     monkeypatch.setattr(runtimes, "_onnxruntime", broken)
     row = _measure("im2col", "onnxruntime")
     assert row["status"] == "error" and row["reason"] == "onnxruntime (first call) failed: RuntimeError: ORT kernel not implemented"
+
+
+def needs_runtime(runtime: str) -> None:
+    """Skip with the reason where the runtime's packages are not installed (the `edge` and `onnx` extras)."""
+    reason = runtime_unavailable(Case(variant="im2col", runtime=runtime))
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["executorch", "openvino"])
+def test_an_edge_runtime_runs_slide_checked_and_a_wrong_answer_from_it_is_a_mismatch(monkeypatch, runtime):
+    needs_runtime(runtime)
+    row = _measure("slide", runtime)
+    assert row["status"] == "ok", row["reason"]
+    assert f"{runtime} vs eager drift" in row["reason"] and row["max_abs_err"] <= row["tolerance"]
+    assert row["export_ms"] > 0 and row["compile_ms"] > 0 and row["median_ms"] < row["export_ms"]
+    expected = "executorch, 1 threads: XNNPACK took " if runtime == "executorch" else "openvino 20"
+    assert expected in row["backend"] and (runtime == "executorch" or "CPU, 1 threads, latency hint, f32" in row["backend"])
+    real = getattr(runtimes, f"_{runtime}")
+
+    def off_by_a_little(module, inputs, threads, *rest):  # a planted bug: the runtime's own output, shifted
+        run = real(module, inputs, threads, *rest)
+        return Runnable(lambda *xs: run.fn(*xs) + 1e-2, run.export_ms, run.backend)
+
+    monkeypatch.setattr(runtimes, f"_{runtime}", off_by_a_little)
+    row = _measure("slide", runtime)
+    assert row["status"] == "mismatch" and f"{runtime} vs eager drift 0.01" in row["reason"], row["reason"]
+
+
+def test_openvinos_reason_is_what_it_says_not_its_banners():
+    said = ("Check 'false' failed at src/frontends/common/src/frontend.cpp:53:\nConverting input model\nGeneralFailure: "
+            "Check 'it != end()' failed at src/frontends/pytorch/src/node_context.cpp:190:\nFrontEnd API failed with "
+            "GeneralFailure:\nNo tensor corresponding input: 170 exist.\n\n\nAt:\n  /x/fx_decoder.py(566): visit_subgraph\n")
+    assert runtimes.root_line(RuntimeError(said)) == (
+        "RuntimeError: FrontEnd API failed with GeneralFailure: No tensor corresponding input: 170 exist.")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["executorch", "openvino"])
+def test_natten_does_not_lower_to_an_edge_runtime_and_the_row_says_which_step(runtime):
+    needs_runtime(runtime)
+    pytest.importorskip("natten")
+    row = _measure("natten", runtime, head_dim=8)
+    step = "XNNPACK lowering failed: " if runtime == "executorch" else "OpenVINO convert_model failed: "
+    assert row["status"] == "error" and row["reason"].startswith(step) and "\n" not in row["reason"], row["reason"]
 
 
 def test_the_exporters_wrapped_reason_is_unwrapped():

@@ -1,7 +1,8 @@
 """Which formulation runs under which runtime, and how fast: a table per case shape, variant x runtime. Pure pandas.
 
 A runtime is how a variant's forward runs: eager PyTorch, torch.compile (inductor), torch.export
-plus an AOTInductor package (export), or the ONNX export under ONNX Runtime (onnxruntime). One
+plus an AOTInductor package (export), the ONNX export under ONNX Runtime (onnxruntime), ExecuTorch
+with its XNNPACK delegate (executorch) or OpenVINO's CPU device (openvino). One
 variant under two runtimes computes the same thing, so the ratio to its own eager row is what the
 runtime buys, and a cell without a time names the step that refused the formulation.
 """
@@ -23,7 +24,9 @@ HEADING = "## Which formulation runs where, and how fast"
 INTRO = ("Median ms of one call per runtime (`~`: noisy); in brackets the speed-up over the same variant run eagerly "
          "(eager ms / this ms). `inductor` = torch.compile; `export` = torch.export plus an AOTInductor package; "
          "`onnxruntime` = the ONNX export (dynamo exporter) run by ONNX Runtime's CPU execution provider with all graph "
-         "optimisations. The one-off export time is its own column (`export_ms`), never in these medians. A cell that "
+         "optimisations; `executorch` = torch.export lowered to ExecuTorch with the XNNPACK partitioner (the rest on its "
+         "portable kernels); `openvino` = torch.export converted by OpenVINO and compiled for its CPU device (latency hint, "
+         "the case's precision). The one-off export time is its own column (`export_ms`), never in these medians. A cell that "
          "says error names the step that failed; the full reason is under \"Cases not measured\".")
 
 

@@ -26,7 +26,7 @@ def timed_callable(prepared: av.Prepared, case: Case, threads: int = 1, seed: in
     timed = runnable(prepared.fn, prepared.inputs, case, threads)
     if not case.needs_grad:
         inputs = prepared.inputs
-        return Runnable(lambda fn=timed.fn: fn(*inputs), timed.export_ms)
+        return Runnable(lambda fn=timed.fn: fn(*inputs), timed.export_ms, timed.backend)
     inputs = tuple(t.detach().requires_grad_(True) for t in prepared.inputs)
     grad_out = _native(prepared, timed.fn(*inputs), make_grad_out(case, seed))
 
@@ -34,7 +34,7 @@ def timed_callable(prepared: av.Prepared, case: Case, threads: int = 1, seed: in
         out = fn(*inputs)
         return (out, *torch.autograd.grad(out, inputs, grad_out))
 
-    return Runnable(forward_backward, timed.export_ms)
+    return Runnable(forward_backward, timed.export_ms, timed.backend)
 
 
 def _native(prepared: av.Prepared, probe: torch.Tensor, canonical: torch.Tensor) -> torch.Tensor:
@@ -54,6 +54,7 @@ class FirstCall:
     export_ms: float | None = None
     grad_drift: float = 0.0  # max |traced - eager| of the inputs' gradients (forward_backward)
     returned: tuple = ()  # forward_backward: the first call's output and native input gradients
+    runtime_backend: str | None = None  # what the runtime made of the graph (bench.measure.runtimes.Runnable.backend)
 
 
 def first_call(prepared: av.Prepared, case: Case, threads: int = 1, seed: int = 0) -> FirstCall:
@@ -76,4 +77,4 @@ def first_call(prepared: av.Prepared, case: Case, threads: int = 1, seed: int = 
         eager = timed.fn(prepared.fn)
     pairs = list(zip(first, eager)) if case.needs_grad else [(first, eager)]
     drifts = [(a.detach().double() - b.detach().double()).abs().max().item() for a, b in pairs]
-    return FirstCall(timed.fn, compile_ms, drifts[0], timed.export_ms, max(drifts[1:], default=0.0), returned)
+    return FirstCall(timed.fn, compile_ms, drifts[0], timed.export_ms, max(drifts[1:], default=0.0), returned, timed.backend)

@@ -102,7 +102,7 @@ def _measure_supported(variant: av.Variant, case: Case, settings: Settings) -> M
         "mismatch" if reasons else "ok", "; ".join(reasons + notes), timing.median_ms, timing.iqr_ms, timing.min_ms,
         timing.n_measurements, tuple(timing.block_times_ms), **timing.per_call, peak_mem_mb=peak_mb,
         max_abs_err=judged.max_abs_err, tolerance=judged.tolerance, mean_abs_err=check.mean_error,
-        mean_tolerance=check.mean_tolerance, **gradient_errors, backend=backend, compile_ms=called.compile_ms,
-        export_ms=called.export_ms,
+        mean_tolerance=check.mean_tolerance, **gradient_errors, compile_ms=called.compile_ms,
+        backend="; ".join(filter(None, (backend, called.runtime_backend))), export_ms=called.export_ms,
     )
 

@@ -1,8 +1,10 @@
-"""The runtimes a variant runs under: eager, torch.compile, torch.export + AOTInductor, ONNX Runtime.
+"""The runtimes a variant runs under: eager, torch.compile, torch.export + AOTInductor, ONNX Runtime,
+ExecuTorch with its XNNPACK delegate, OpenVINO.
 
-Each turns the variant's `fn(*inputs)` into a callable with the same signature. export and
-onnxruntime trace the forward once for the case's static shapes (inference only) and record
-what the export cost (`export_ms`) apart from the timed calls.
+Each turns the variant's `fn(*inputs)` into a callable with the same signature. The exported ones
+trace the forward once for the case's static shapes (inference only) and record what the export
+(and, for ExecuTorch, the lowering) cost (`export_ms`) apart from the timed calls, and what the
+runtime made of the graph (`backend`: ExecuTorch's delegated and fallback ops, OpenVINO's device).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bench.messages import first_line
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # "<... object at 0x7f...>": differs every run, says nothing
+CHECK_BANNER = re.compile(r"(\w+: )?Check '.*' failed at \S+:\d+:")  # OpenVINO's C++ assertion, before what it says
 
 
 class RuntimeFailure(RuntimeError):
@@ -32,26 +35,38 @@ class RuntimeFailure(RuntimeError):
 
 @dataclass(frozen=True)
 class Runnable:
-    """A callable under a runtime, and what the export cost to make it (export and onnxruntime only)."""
+    """A callable under a runtime, and what the export cost to make it (the exported runtimes only)."""
 
     fn: Callable[..., object]
-    export_ms: float | None = None  # torch.export or the ONNX export (not compile, not the first call)
+    export_ms: float | None = None  # torch.export, the ONNX export, ExecuTorch's lowering (not compile, not the first call)
+    backend: str | None = None  # what the runtime made of the graph, where it says (ExecuTorch, OpenVINO)
+
+
+# The runtimes that export the forward once for static shapes and run it outside PyTorch's autograd.
+INFERENCE_ONLY = ("export", "onnxruntime", "executorch", "openvino")
+# What each CPU-only runtime needs installed, the extra that installs it, and what runs the graph.
+PACKAGES = {"onnxruntime": (("onnxruntime", "onnxscript"), "onnx", "its CPU execution provider"),
+            "executorch": (("executorch",), "edge", "XNNPACK and its portable CPU kernels"),
+            "openvino": (("openvino",), "edge", "its CPU device")}
 
 
 def runtime_unavailable(case: Case) -> str | None:
     """Return why the harness cannot run the case under its runtime (None when it can)."""
-    if case.runtime in ("export", "onnxruntime") and case.needs_grad:
+    if case.runtime in INFERENCE_ONLY and case.needs_grad:
         return f"{case.runtime} runs inference only: forward, no backward"
     if case.runtime == "export" and not _has_aoti_packages():
         return "the export runtime needs torch >= 2.6 (torch._inductor.aoti_compile_and_package)"
-    if case.runtime == "onnxruntime":
+    if case.runtime in PACKAGES:
+        names, extra, engine = PACKAGES[case.runtime]
         if case.device != "cpu":
-            return "onnxruntime is measured with its CPU execution provider only"
-        missing = [name for name in ("onnxruntime", "onnxscript") if importlib.util.find_spec(name) is None]
+            return f"{case.runtime} is measured with {engine} only"
+        missing = [name for name in names if importlib.util.find_spec(name) is None]
         if missing:
-            return f"{' and '.join(missing)} not installed (pip install 'local-attention-bench[onnx]')"
-        if case.dtype == "bfloat16":
-            return "ONNX Runtime's Python API takes numpy arrays, and numpy has no bfloat16"
+            return f"{' and '.join(missing)} not installed (pip install 'local-attention-bench[{extra}]')"
+        if case.dtype == "bfloat16" and case.runtime in ("onnxruntime", "openvino"):
+            return f"{case.runtime}'s Python API takes numpy arrays, and numpy has no bfloat16"
+        if case.dtype == "float64" and case.runtime == "openvino":
+            return "OpenVINO's CPU device computes in float32 at most"
     return None
 
 
@@ -64,7 +79,7 @@ def _has_aoti_packages() -> bool:
 
 
 def runnable(fn: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...], case: Case, threads: int) -> Runnable:
-    """Return fn under the case's runtime; export and onnxruntime export it here (RuntimeFailure when they cannot)."""
+    """Return fn under the case's runtime; the exported runtimes export it here (RuntimeFailure when they cannot)."""
     if case.runtime == "eager":
         return Runnable(fn)
     if case.runtime == "inductor":
@@ -79,6 +94,10 @@ def runnable(fn: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...], 
         return _aoti(module, inputs)
     if case.runtime == "onnxruntime":
         return _onnxruntime(module, inputs, threads)
+    if case.runtime == "executorch":
+        return _executorch(module, inputs, threads)
+    if case.runtime == "openvino":
+        return _openvino(module, inputs, threads, case.dtype)
     raise ValueError(f"unknown runtime {case.runtime!r}")
 
 
@@ -106,16 +125,25 @@ def root_line(err: BaseException) -> str:
     """Return the first line of the innermost cause of err (exporters wrap the real reason), without colour codes."""
     while err.__cause__ is not None:
         err = err.__cause__
-    line = ADDRESS.sub("", ANSI.sub("", first_line(err))).strip()
+    line = _openvino_reason(str(err)) or first_line(err)
+    line = ADDRESS.sub("", ANSI.sub("", line)).strip()
     return f"{type(err).__name__}: {line}" if line else type(err).__name__
+
+
+def _openvino_reason(text: str) -> str | None:
+    """Return what an OpenVINO error says, which comes after its banners ("Check 'false' failed at frontend.cpp:53:",
+    "Converting input model") and before its Python stack ("At:"); None for any other error."""
+    if not CHECK_BANNER.match(text):
+        return None
+    said = [line.strip() for line in text.split("\nAt:\n")[0].splitlines()]
+    said = [line for line in said if line and not CHECK_BANNER.match(line) and line != "Converting input model"]
+    return " ".join(said[-2:]) if len(said) > 1 and said[-2].endswith(":") else (said or [None])[-1]
 
 
 def _aoti(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> Runnable:
     from torch._inductor import aoti_compile_and_package, aoti_load_package
 
-    started = time.perf_counter()
-    program = _step("torch.export", lambda: torch.export.export(module, inputs))
-    export_ms = (time.perf_counter() - started) * 1e3
+    program, export_ms = _export(module, inputs)
     with tempfile.TemporaryDirectory(prefix="bench-aoti-") as folder:
         package = _step("AOTInductor", lambda: aoti_compile_and_package(program, package_path=str(Path(folder) / "attention.pt2")))
         runner = _step("AOTInductor load", lambda: aoti_load_package(package))
@@ -147,3 +175,68 @@ def _onnxruntime(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], thre
         return torch.from_numpy(session.run(None, {name: x.detach().numpy() for name, x in zip(names, xs)})[0])
 
     return Runnable(call, export_ms)
+
+
+def _export(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.export.ExportedProgram, float]:
+    """Return torch.export's program of the module for these inputs, and what exporting took (ms)."""
+    started = time.perf_counter()
+    program = _step("torch.export", lambda: torch.export.export(module, inputs))
+    return program, (time.perf_counter() - started) * 1e3
+
+
+def _executorch(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], threads: int) -> Runnable:
+    """torch.export, lowered with the XNNPACK partitioner (what it cannot take runs on ExecuTorch's portable kernels),
+    run by ExecuTorch's runtime from its Python bindings with an XNNPACK thread pool of --threads."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.devtools.backend_debug import get_delegation_info
+    from executorch.exir import to_edge_transform_and_lower
+    from executorch.extension.pybindings import portable_lib
+    from executorch.runtime import Runtime
+
+    program, export_ms = _export(module, inputs)
+    started = time.perf_counter()
+    edge = _step("XNNPACK lowering", lambda: to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]))
+    delegated = _delegation(get_delegation_info(edge.exported_program().graph_module))
+    buffer = _step("ExecuTorch program", lambda: edge.to_executorch().buffer)
+    export_ms += (time.perf_counter() - started) * 1e3
+    portable_lib._unsafe_reset_threadpool(threads)
+    loaded = _step("ExecuTorch load", lambda: Runtime.get().load_program(buffer))  # the method needs it alive
+    method = _step("ExecuTorch load", lambda: loaded.load_method("forward"))
+
+    def call(*xs: torch.Tensor, program=loaded) -> torch.Tensor:
+        # A copy: the output lives in the program's planned memory, which the next call overwrites.
+        return method.execute(list(xs))[0].clone()
+
+    return Runnable(call, export_ms, f"executorch, {threads} threads: {delegated}")
+
+
+def _delegation(info) -> str:
+    """Return how many of the graph's ops XNNPACK took, and the ops it left to the portable kernels, in one line."""
+    counts = info.delegation_by_operator.values()
+    fallback = sorted(c.op_type for c in counts if c.non_delegated and c.op_type not in ("getitem", "output"))
+    delegated = sum(c.delegated for c in counts)
+    total = delegated + sum(c.non_delegated for c in counts if c.op_type not in ("getitem", "output"))
+    left = f"; portable: {', '.join(fallback)}" if fallback else ""
+    return f"XNNPACK took {delegated} of {total} ops in {info.num_delegated_subgraphs} subgraphs{left}"
+
+
+def _openvino(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], threads: int, dtype: str) -> Runnable:
+    """torch.export, converted by OpenVINO, compiled for its CPU device with --threads inference threads, the latency
+    hint and the case's precision (OpenVINO would otherwise run float32 in bfloat16 on CPUs that have it)."""
+    import openvino as ov
+
+    program, export_ms = _export(module, inputs)
+    started = time.perf_counter()
+    model = _step("OpenVINO convert_model", lambda: ov.convert_model(program))
+    export_ms += (time.perf_counter() - started) * 1e3
+    precision = {"float32": "f32", "float16": "f16"}[dtype]
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+    compiled = _step("OpenVINO compile_model", lambda: ov.Core().compile_model(model, "CPU", config))
+    request = compiled.create_infer_request()
+    backend = (f"openvino {ov.__version__.split('-')[0]}: CPU, {compiled.get_property('INFERENCE_NUM_THREADS')} threads, "
+               f"{config['PERFORMANCE_HINT'].lower()} hint, {compiled.get_property('INFERENCE_PRECISION_HINT').to_string()}")
+
+    def call(*xs: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(request.infer([x.detach().numpy() for x in xs])[0].copy())
+
+    return Runnable(call, export_ms, backend)

@@ -127,7 +127,8 @@ def _measure(case: ModelCase, settings: Settings) -> Measured:
     return Measured(
         "mismatch" if check.pop("mismatch") else "ok", "; ".join(reasons), timing.median_ms, timing.iqr_ms, timing.min_ms,
         timing.n_measurements, tuple(timing.block_times_ms), **timing.per_call, peak_mem_mb=peak_mb, gflop=gflop,
-        params=sum(p.numel() for p in model.parameters()), backend=timm_backend(case.config), export_ms=run.export_ms,
+        params=sum(p.numel() for p in model.parameters()), backend="; ".join(filter(None, (timm_backend(case.config), run.backend))),
+        export_ms=run.export_ms,
         **check,
     )
 

@@ -95,7 +95,8 @@ def device_hatches(devices: Iterable[str]) -> dict[str, str]:
 
 
 # Eager, the baseline of every ratio, is dark like the reference variant; the others colour-blind-safe (Okabe-Ito).
-RUNTIME_COLORS = {"eager": "#3b3b3b", "inductor": "#0072b2", "export": "#e69f00", "onnxruntime": "#009e73"}
+RUNTIME_COLORS = {"eager": "#3b3b3b", "inductor": "#0072b2", "export": "#e69f00", "onnxruntime": "#009e73",
+                  "executorch": "#cc79a7", "openvino": "#56b4e9"}
 
 
 def runtime_colors(names: Iterable[str]) -> dict[str, str]:
