@@ -9,9 +9,13 @@ runtime made of the graph (`backend`: ExecuTorch's delegated and fallback ops, O
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import logging
+import os
 import re
+import sys
 import tempfile
 import time
 import warnings
@@ -26,6 +30,7 @@ from bench.messages import first_line
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # "<... object at 0x7f...>": differs every run, says nothing
+LOG_LINE = re.compile(r"^\[(\w+)\.\w+:\d+\] (.*)")  # "[XNNCompiler.cpp:664] Failed to ...": ExecuTorch's log
 CHECK_BANNER = re.compile(r"(\w+: )?Check '.*' failed at \S+:\d+:")  # OpenVINO's C++ assertion, before what it says
 
 
@@ -199,15 +204,48 @@ def _executorch(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], threa
     delegated = _delegation(get_delegation_info(edge.exported_program().graph_module))
     buffer = _step("ExecuTorch program", lambda: edge.to_executorch().buffer)
     export_ms += (time.perf_counter() - started) * 1e3
-    portable_lib._unsafe_reset_threadpool(threads)
-    loaded = _step("ExecuTorch load", lambda: Runtime.get().load_program(buffer))  # the method needs it alive
-    method = _step("ExecuTorch load", lambda: loaded.load_method("forward"))
+    logged: list[str] = []
+    try:
+        with _native_stderr(logged):  # ExecuTorch logs why a load fails there, not in the exception
+            portable_lib._unsafe_reset_threadpool(threads)
+            loaded = _step("ExecuTorch load", lambda: Runtime.get().load_program(buffer))  # the method needs it alive
+            method = _step("ExecuTorch load", lambda: loaded.load_method("forward"))
+    except RuntimeFailure as err:
+        said = [_logged_reason(line) for line in logged]
+        said = [line for line in said if line]
+        raise RuntimeFailure(f"ExecuTorch load failed: {said[0]}" if said else str(err)) from err
 
     def call(*xs: torch.Tensor, program=loaded) -> torch.Tensor:
         # A copy: the output lives in the program's planned memory, which the next call overwrites.
         return method.execute(list(xs))[0].clone()
 
     return Runnable(call, export_ms, f"executorch, {threads} threads: {delegated}")
+
+
+@contextlib.contextmanager
+def _native_stderr(lines: list[str]):
+    """Collect what is written on standard error meanwhile: on file descriptor 2 by native code, and on sys.stderr
+    (ExecuTorch's bindings log through it when it is not the descriptor, e.g. under pytest's capture)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink, contextlib.redirect_stderr(io.StringIO()) as python_side:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(sink.read().decode(errors="replace").splitlines() + python_side.getvalue().splitlines())
+
+
+def _logged_reason(line: str) -> str | None:
+    """Return an ExecuTorch log line that says why a load failed, as "source: what it says" (None for the others:
+    e.g. cpuinfo's lines about ARM files that an x86 machine has not)."""
+    logged = LOG_LINE.match(line)
+    if not logged or logged[1] in ("cpuinfo_utils", "threadpool"):
+        return None
+    return f"{logged[1]}: {logged[2]}" if re.search("fail|missing", logged[2], re.IGNORECASE) else None
 
 
 def _delegation(info) -> str:

@@ -21,7 +21,7 @@ from bench.measure import memory
 from bench.measure.correctness import MAX_FACTOR, MAX_FLOOR, MEAN_FACTOR, MEAN_FLOOR
 from bench.measure.failures import classify
 from bench.measure.record import Measured
-from bench.measure.runtimes import runnable, runtime_unavailable
+from bench.measure.runtimes import RuntimeFailure, runnable, runtime_unavailable
 from bench.measure.settings import Settings
 from bench.measure.timing import measure, synchronize
 from bench.models.attention import UnsupportedStage
@@ -98,6 +98,8 @@ def measure_model(case: ModelCase, settings: Settings) -> Measured:
         return _measure(case, settings)
     except UnsupportedStage as err:
         return Measured("skipped", str(err))
+    except RuntimeFailure as err:  # the runtime could not take the model: the reason names the step
+        return Measured("error", str(err))
     except Exception as err:
         return Measured(*classify(err))
 
