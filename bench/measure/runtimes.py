@@ -164,9 +164,8 @@ def _onnxruntime(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], thre
     import onnxruntime as ort
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed", once per export
-    started = time.perf_counter()
-    program = _step("torch.onnx.export", lambda: torch.onnx.export(module, inputs, dynamo=True, verbose=False, report=False))
-    export_ms = (time.perf_counter() - started) * 1e3
+    program, export_ms = _timed_step("torch.onnx.export",
+                                     lambda: torch.onnx.export(module, inputs, dynamo=True, verbose=False, report=False))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads  # the sweep's --threads, as torch gets
@@ -182,11 +181,16 @@ def _onnxruntime(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], thre
     return Runnable(call, export_ms)
 
 
+def _timed_step(name: str, call: Callable[[], object]) -> tuple[object, float]:
+    """Return what the step returned (RuntimeFailure naming it when it failed) and what it took (ms)."""
+    started = time.perf_counter()
+    result = _step(name, call)
+    return result, (time.perf_counter() - started) * 1e3
+
+
 def _export(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.export.ExportedProgram, float]:
     """Return torch.export's program of the module for these inputs, and what exporting took (ms)."""
-    started = time.perf_counter()
-    program = _step("torch.export", lambda: torch.export.export(module, inputs))
-    return program, (time.perf_counter() - started) * 1e3
+    return _timed_step("torch.export", lambda: torch.export.export(module, inputs))
 
 
 def _executorch(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], threads: int) -> Runnable:
@@ -199,11 +203,11 @@ def _executorch(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], threa
     from executorch.runtime import Runtime
 
     program, export_ms = _export(module, inputs)
-    started = time.perf_counter()
-    edge = _step("XNNPACK lowering", lambda: to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]))
+    edge, lower_ms = _timed_step("XNNPACK lowering",
+                                 lambda: to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]))
     delegated = _delegation(get_delegation_info(edge.exported_program().graph_module))
-    buffer = _step("ExecuTorch program", lambda: edge.to_executorch().buffer)
-    export_ms += (time.perf_counter() - started) * 1e3
+    buffer, serialise_ms = _timed_step("ExecuTorch program", lambda: edge.to_executorch().buffer)
+    export_ms += lower_ms + serialise_ms
     logged: list[str] = []
     try:
         with _native_stderr(logged):  # ExecuTorch logs why a load fails there, not in the exception
@@ -264,9 +268,8 @@ def _openvino(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], threads
     import openvino as ov
 
     program, export_ms = _export(module, inputs)
-    started = time.perf_counter()
-    model = _step("OpenVINO convert_model", lambda: ov.convert_model(program))
-    export_ms += (time.perf_counter() - started) * 1e3
+    model, convert_ms = _timed_step("OpenVINO convert_model", lambda: ov.convert_model(program))
+    export_ms += convert_ms
     precision = {"float32": "f32", "float16": "f16"}[dtype]
     config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
     compiled = _step("OpenVINO compile_model", lambda: ov.Core().compile_model(model, "CPU", config))
