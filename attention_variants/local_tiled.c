@@ -33,23 +33,26 @@ typedef float tile_logits_t[KS][KS][T]; /* [kernel row][column offset][query] */
 /* Per-thread padded copies of one image's keys and values, kept between calls: allocating and
  * zeroing them in each call (fresh pages from the OS) cost as much as the attention itself.
  * The border is zeroed when the shape changes; each image then overwrites only the interior. */
-static __thread float *scratch;
-static __thread size_t scratch_floats;
-static __thread int scratch_shape[3];
+typedef struct {
+    float *data;
+    size_t floats;
+    int shape[3];
+} scratch_t;
+static __thread scratch_t forward_scratch, backward_scratch;
 
-static float *padded_scratch(int D, int H, int W, size_t floats) {
-    if (scratch == NULL || scratch_floats < floats) {
-        free(scratch);
-        scratch = aligned_alloc(64, sizeof(float) * ((floats + 15) / 16 * 16)); /* whole vectors, aligned */
-        scratch_floats = scratch == NULL ? 0 : floats;
-        scratch_shape[0] = -1;
-        if (scratch == NULL) return NULL;
+static float *padded_scratch(scratch_t *s, int D, int H, int W, size_t floats) {
+    if (s->data == NULL || s->floats < floats) {
+        free(s->data);
+        s->data = aligned_alloc(64, sizeof(float) * ((floats + 15) / 16 * 16)); /* whole vectors, aligned */
+        s->floats = s->data == NULL ? 0 : floats;
+        s->shape[0] = -1;
+        if (s->data == NULL) return NULL;
     }
-    if (scratch_shape[0] != D || scratch_shape[1] != H || scratch_shape[2] != W) {
-        memset(scratch, 0, sizeof(float) * floats);
-        scratch_shape[0] = D, scratch_shape[1] = H, scratch_shape[2] = W;
+    if (s->shape[0] != D || s->shape[1] != H || s->shape[2] != W) {
+        memset(s->data, 0, sizeof(float) * floats);
+        s->shape[0] = D, s->shape[1] = H, s->shape[2] = W;
     }
-    return scratch;
+    return s->data;
 }
 
 /* Copy image rows [from, to) of x (D, H, W) into the interior of padded (rows, Dp, Wp), whose
@@ -153,8 +156,9 @@ static inline float exp_nonpositive(float x) {
     return p * two_n;
 }
 
-/* Softmax over the KS*KS offsets of every query, in place, unnormalised; 1/sum per query in inv. */
-static void tile_softmax(tile_logits_t logits, float inv[T]) {
+/* Softmax over the KS*KS offsets of every query, in place, unnormalised; 1/sum per query in inv,
+ * its log-sum-exp (max + log sum) in lse. */
+static void tile_softmax(tile_logits_t logits, float inv[T], float lse[T]) {
     float *s = &logits[0][0][0];
     float top[T], sum[T];
     for (int t = 0; t < T; t++) top[t] = s[t];
@@ -168,7 +172,7 @@ static void tile_softmax(tile_logits_t logits, float inv[T]) {
             s[o * T + t] = exp_nonpositive(s[o * T + t] - top[t]);
             sum[t] += s[o * T + t];
         }
-    for (int t = 0; t < T; t++) inv[t] = 1.0f / sum[t];
+    for (int t = 0; t < T; t++) inv[t] = 1.0f / sum[t], lse[t] = top[t] + logf(sum[t]);
 }
 
 #if defined(__AVX512F__) && KS <= T + 1
@@ -238,9 +242,15 @@ static void store(const float acc[DB][T], const float inv[T], float *out, int D,
         for (int t = 0; t < lanes; t++) out[((size_t)(d0 + dd) * H + y) * W + x0 + t] = acc[dd][t] * inv[t];
 }
 
+/* Store the lanes inside the image of one query row's log-sum-exp (lse may be NULL: not asked for). */
+static void store_lse(const float tile[T], float *lse, int H, int W, int y, int x0) {
+    const int lanes = W - x0 < T ? W - x0 : T;
+    if (lse != NULL && y < H) memcpy(lse + (size_t)y * W + x0, tile, sizeof(float) * lanes);
+}
+
 /* Query rows y and y + 1 (the second may be a phantom row H: zero queries, not stored), one tile. */
-static void row_pair(const float *q, const float *kp, const float *vp, float *out, float *qt, tile_logits_t logits[2],
-                     int D, int Dp, int H, int W, int Wp, int y, int x0, float scale) {
+static void row_pair(const float *q, const float *kp, const float *vp, float *out, float *lse, float *qt,
+                     tile_logits_t logits[2], int D, int Dp, int H, int W, int Wp, int y, int x0, float scale) {
     float *q0 = qt, *q1 = qt + (size_t)Dp * T;
     load_queries(q, q0, D, Dp, H, W, y, x0, scale);
     load_queries(q, q1, D, Dp, H, W, y + 1, x0, scale);
@@ -250,9 +260,11 @@ static void row_pair(const float *q, const float *kp, const float *vp, float *ou
     for (int r = 1; r < KS; r++)
         row_logits_2(q0, q1, kp + (y + r) * key_row + x0, Dp, Wp, logits[0][r], logits[1][r - 1]);
     row_logits_1(q1, kp + (y + KS) * key_row + x0, Dp, Wp, logits[1][KS - 1]);
-    float inv0[T], inv1[T];
-    tile_softmax(logits[0], inv0);
-    tile_softmax(logits[1], inv1);
+    float inv0[T], inv1[T], lse0[T], lse1[T];
+    tile_softmax(logits[0], inv0, lse0);
+    tile_softmax(logits[1], inv1, lse1);
+    store_lse(lse0, lse, H, W, y, x0);
+    store_lse(lse1, lse, H, W, y + 1, x0);
     for (int d0 = 0; d0 < Dp; d0 += DB) {
         float acc0[DB][T], acc1[DB][T];
         block_values(logits, vp + (size_t)d0 * Wp + x0 + y * key_row, key_row, Wp, acc0, acc1);
@@ -261,9 +273,10 @@ static void row_pair(const float *q, const float *kp, const float *vp, float *ou
     }
 }
 
-/* Returns 0, or -1 when a thread could not allocate its scratch (out is then incomplete). */
-int local_attention_f32(const float *q, const float *k, const float *v, float *out, int n, int D, int H, int W,
-                        int threads) {
+/* Returns 0, or -1 when a thread could not allocate its scratch (out is then incomplete). lse (n, H, W),
+ * when not NULL, receives each query's log-sum-exp of its scaled logits, which the backward reads. */
+int local_attention_f32(const float *q, const float *k, const float *v, float *out, float *lse, int n, int D, int H,
+                        int W, int threads) {
     const int Dp = (D + DB - 1) / DB * DB; /* channels padded with zeros to whole value blocks */
     const int Wp = (W + 2 * R + 2 * T - 1) / T * T; /* >= W + 2R + T (a last, partial tile reads zeros), whole vectors */
     const size_t padded = (size_t)(H + 2 * R + 1) * Dp * Wp; /* + 1 row for a phantom query row */
@@ -271,7 +284,7 @@ int local_attention_f32(const float *q, const float *k, const float *v, float *o
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
-        float *kp = padded_scratch(D, H, W, 2 * padded + 2 * (size_t)Dp * T);
+        float *kp = padded_scratch(&forward_scratch, D, H, W, 2 * padded + 2 * (size_t)Dp * T);
         float *vp = kp + padded, *qt = vp + padded;
         tile_logits_t logits[2] __attribute__((aligned(64)));
         failed = kp == NULL;
@@ -283,14 +296,151 @@ int local_attention_f32(const float *q, const float *k, const float *v, float *o
         for (int item = 0; item < n * parts; item++) {
             const int first = item % parts * band, last = first + band < H ? first + band : H;
             if (failed || first >= last) continue;
-            const size_t image = (size_t)(item / parts) * D * H * W;
+            const size_t image = (size_t)(item / parts) * D * H * W, pixels = (size_t)(item / parts) * H * W;
             /* Pair y reads image rows y - R .. y + 1 + R: the band, rows [first - R, last + R). */
             const int from = first - R > 0 ? first - R : 0, to = last + R < H ? last + R : H;
             pad_rows(k + image, kp, D, Dp, H, W, Wp, from, to);
             pad_rows(v + image, vp, D, Dp, H, W, Wp, from, to);
             for (int y = first; y < last; y += 2)
                 for (int x0 = 0; x0 < W; x0 += T)
-                    row_pair(q + image, kp, vp, out + image, qt, logits, D, Dp, H, W, Wp, y, x0, scale);
+                    row_pair(q + image, kp, vp, out + image, lse ? lse + pixels : NULL, qt, logits, D, Dp, H, W, Wp, y, x0, scale);
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+/* ---- Backward: dq, dk, dv ----
+ *
+ * As the Triton kernel (FlashAttention-2's backward): the probabilities are recomputed from the
+ * logits and the forward's log-sum-exp, P = exp(s - lse), and dS = P (dP - Delta) with
+ * dP = dout . v and Delta = dout . out. Pass 1 goes over query rows: P and dS of every offset,
+ * and dq = scale sum dS k (the same shifted loads as the forward). Pass 2 goes over key rows and
+ * gathers from the queries that see each key (the k x k neighbourhood is symmetric):
+ * dk = scale sum dS q, dv = sum P dout. A gather writes each gradient once, so threads never
+ * add into the same memory. P and dS are kept per thread for the rows pass 2 reads, laid out
+ * (padded query row, offset, padded column) with zero borders, so pass 2's loads are plain
+ * shifted vectors, as the keys are in pass 1.
+ */
+
+/* Pass 1, one tile of query row y: P and dS into their rows (pb, sb), and dq when store_dq. */
+static void query_tile_backward(const float *q, const float *out, const float *lse, const float *dout, float *dq,
+                                const float *kp, const float *vp, float *pb, float *sb, float *qt, float *dt,
+                                int store_dq, int D, int Dp, int H, int W, int Wp, int y, int x0, float scale) {
+    const int lanes = W - x0 < T ? W - x0 : T;
+    const size_t key_row = (size_t)Dp * Wp, offset_row = (size_t)KS * KS * Wp;
+    tile_logits_t p, ds; /* logits then P; dP then dS */
+    float delta[T] = {0}, top[T] = {0};
+    load_queries(q, qt, D, Dp, H, W, y, x0, scale);
+    load_queries(dout, dt, D, Dp, H, W, y, x0, 1.0f);
+    for (int d = 0; d < D; d++)
+        for (int t = 0; t < lanes; t++) delta[t] += dt[d * T + t] * out[((size_t)d * H + y) * W + x0 + t];
+    memcpy(top, lse + (size_t)y * W + x0, sizeof(float) * lanes);
+    for (int r = 0; r < KS; r++) {
+        row_logits_1(qt, kp + (y + r) * key_row + x0, Dp, Wp, p[r]);
+        row_logits_1(dt, vp + (y + r) * key_row + x0, Dp, Wp, ds[r]);
+    }
+    float *ps = &p[0][0][0], *dss = &ds[0][0][0];
+    for (int o = 0; o < KS * KS; o++)
+#pragma omp simd
+        for (int t = 0; t < T; t++) {
+            const float prob = exp_nonpositive(ps[o * T + t] - top[t]);
+            ps[o * T + t] = prob;
+            dss[o * T + t] = prob * (dss[o * T + t] - delta[t]);
+        }
+    for (int o = 0; o < KS * KS; o++) {
+        memcpy(pb + (size_t)(y + R) * offset_row + (size_t)o * Wp + R + x0, ps + o * T, sizeof(float) * lanes);
+        memcpy(sb + (size_t)(y + R) * offset_row + (size_t)o * Wp + R + x0, dss + o * T, sizeof(float) * lanes);
+    }
+    if (!store_dq) return;
+    for (int d0 = 0; d0 < Dp; d0 += DB) {
+        float acc[DB][T];
+        memset(acc, 0, sizeof(acc));
+        for (int r = 0; r < KS; r++) {
+            const float *keys = kp + (y + r) * key_row + (size_t)d0 * Wp + x0;
+            for (int dx = 0; dx < KS; dx++)
+                for (int dd = 0; dd < DB; dd++)
+#pragma omp simd
+                    for (int t = 0; t < T; t++) acc[dd][t] += ds[r][dx][t] * keys[(size_t)dd * Wp + dx + t];
+        }
+        for (int dd = 0; dd < DB && d0 + dd < D; dd++)
+            for (int t = 0; t < lanes; t++) dq[((size_t)(d0 + dd) * H + y) * W + x0 + t] = acc[dd][t] * scale;
+    }
+}
+
+/* Pass 2, one tile of key row y: dk and dv, DB channels at a time. The query that sees key
+ * (y, x) at offset (a, b) is (y + R - a, x + R - b): padded row y + 2R - a, column x + 2R - b. */
+static void key_tile_backward(const float *pb, const float *sb, const float *qp, const float *dop, float *dk, float *dv,
+                              int D, int Dp, int H, int W, int Wp, int y, int x0, float scale) {
+    const int lanes = W - x0 < T ? W - x0 : T;
+    const size_t key_row = (size_t)Dp * Wp, offset_row = (size_t)KS * KS * Wp;
+    for (int d0 = 0; d0 < Dp; d0 += DB) {
+        float ak[DB][T], av[DB][T];
+        memset(ak, 0, sizeof(ak));
+        memset(av, 0, sizeof(av));
+        for (int a = 0; a < KS; a++) {
+            const size_t row = (size_t)(y + 2 * R - a);
+            for (int b = 0; b < KS; b++) {
+                const size_t column = (size_t)(x0 + 2 * R - b);
+                const float *prob = pb + row * offset_row + (size_t)(a * KS + b) * Wp + column;
+                const float *dsc = sb + row * offset_row + (size_t)(a * KS + b) * Wp + column;
+                const float *queries = qp + row * key_row + (size_t)d0 * Wp + column;
+                const float *grads = dop + row * key_row + (size_t)d0 * Wp + column;
+                for (int dd = 0; dd < DB; dd++)
+#pragma omp simd
+                    for (int t = 0; t < T; t++) {
+                        ak[dd][t] += dsc[t] * queries[(size_t)dd * Wp + t];
+                        av[dd][t] += prob[t] * grads[(size_t)dd * Wp + t];
+                    }
+            }
+        }
+        for (int dd = 0; dd < DB && d0 + dd < D; dd++)
+            for (int t = 0; t < lanes; t++) {
+                dk[((size_t)(d0 + dd) * H + y) * W + x0 + t] = ak[dd][t] * scale;
+                dv[((size_t)(d0 + dd) * H + y) * W + x0 + t] = av[dd][t];
+            }
+    }
+}
+
+/* dq, dk, dv (n, D, H, W) of local_attention_f32's output for the output gradient dout, from its
+ * inputs, its output and its log-sum-exp. Returns 0, or -1 when a thread could not allocate its
+ * scratch (the gradients are then incomplete). */
+int local_attention_backward_f32(const float *q, const float *k, const float *v, const float *out, const float *lse,
+                                 const float *dout, float *dq, float *dk, float *dv, int n, int D, int H, int W,
+                                 int threads) {
+    const int Dp = (D + DB - 1) / DB * DB;
+    const int Wp = (W + 2 * R + 2 * T - 1) / T * T;
+    const size_t padded = (size_t)(H + 2 * R + 1) * Dp * Wp, offsets = (size_t)(H + 2 * R) * KS * KS * Wp;
+    const float scale = 1.0f / sqrtf((float)D);
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        /* keys, values, queries, output gradients (padded rows), P, dS, two tiles */
+        float *kp = padded_scratch(&backward_scratch, D, H, W, 4 * padded + 2 * offsets + 2 * (size_t)Dp * T);
+        float *vp = kp + padded, *qp = vp + padded, *dop = qp + padded, *pb = dop + padded, *sb = pb + offsets;
+        float *qt = sb + offsets, *dt = qt + (size_t)Dp * T;
+        failed = kp == NULL;
+        /* Work items: images, or bands of rows of an image when there are fewer images than threads; a
+         * band's pass 2 needs P and dS of R query rows on either side, which its thread recomputes. */
+        const int parts = n >= threads ? 1 : (threads + n - 1) / n;
+        const int band = (H + parts - 1) / parts;
+#pragma omp for schedule(static)
+        for (int item = 0; item < n * parts; item++) {
+            const int first = item % parts * band, last = first + band < H ? first + band : H;
+            if (failed || first >= last) continue;
+            const size_t image = (size_t)(item / parts) * D * H * W, pixels = (size_t)(item / parts) * H * W;
+            const int qfrom = first - R > 0 ? first - R : 0, qto = last + R < H ? last + R : H;
+            const int kfrom = qfrom - R > 0 ? qfrom - R : 0, kto = qto + R < H ? qto + R : H;
+            pad_rows(k + image, kp, D, Dp, H, W, Wp, kfrom, kto);
+            pad_rows(v + image, vp, D, Dp, H, W, Wp, kfrom, kto);
+            pad_rows(q + image, qp, D, Dp, H, W, Wp, qfrom, qto);
+            pad_rows(dout + image, dop, D, Dp, H, W, Wp, qfrom, qto);
+            for (int y = qfrom; y < qto; y++)
+                for (int x0 = 0; x0 < W; x0 += T)
+                    query_tile_backward(q + image, out + image, lse + pixels, dout + image, dq + image, kp, vp, pb, sb, qt,
+                                        dt, y >= first && y < last, D, Dp, H, W, Wp, y, x0, scale);
+            for (int y = first; y < last; y++)
+                for (int x0 = 0; x0 < W; x0 += T)
+                    key_tile_backward(pb, sb, qp, dop, dk + image, dv + image, D, Dp, H, W, Wp, y, x0, scale);
         }
     }
     return failed ? -1 : 0;

@@ -1,4 +1,4 @@
-"""`local-tiled`: exact k x k zero-padded local attention as a register-tiled C kernel (CPU, float32).
+"""`local-tiled`: exact k x k zero-padded local attention as a register-tiled C kernel (CPU, float32), with its backward.
 
 The kernel (`local_tiled.c`, read it for the tiling) is compiled on first use with the system
 C compiler for this machine (-march=native, one shared library per kernel size, cached under
@@ -107,7 +107,9 @@ def compile_library(kernel_size: int, march: str = "native") -> ctypes.CDLL:
             _build(command, target)
     lib = ctypes.CDLL(str(target))
     lib.local_attention_f32.restype = ctypes.c_int
-    lib.local_attention_f32.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 5
+    lib.local_attention_f32.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 5
+    lib.local_attention_backward_f32.restype = ctypes.c_int
+    lib.local_attention_backward_f32.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int] * 5
     return lib
 
 
@@ -135,29 +137,67 @@ def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, threads: in
         raise ValueError(f"local-tiled: threads must be >= 1, got {threads}")
 
 
-def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, threads: int,
-                    lib: ctypes.CDLL | None = None) -> torch.Tensor:
-    """Return zero-padded local attention of contiguous float32 channels-first q, k, v (n, head_dim, H, W)."""
-    _check_inputs(q, k, v, threads)
+def _pointer(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, threads: int, lib: ctypes.CDLL | None,
+             with_lse: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Return the attention of checked q, k, v and, when with_lse, each query's log-sum-exp (n, H, W)."""
     out = torch.empty_like(q)
+    lse = q.new_empty((q.shape[0], *q.shape[2:])) if with_lse else None
     if out.numel() == 0:
-        return out  # nothing to do, and the C side would divide by n = 0
+        return out, lse  # nothing to do, and the C side would divide by n = 0
     n, dim, height, width = q.shape
     status = (lib or library(kernel_size)).local_attention_f32(
-        q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), n, dim, height, width, threads)
+        q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), _pointer(lse), n, dim, height, width, threads)
     if status:
         raise MemoryError("local-tiled: a thread could not allocate its padded copy of an image")
-    return out
+    return out, lse
+
+
+class _TiledAttention(torch.autograd.Function):
+    """The kernel's forward, and its backward kernel for dq, dk, dv (P recomputed from the saved log-sum-exp)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, kernel_size: int, threads: int, lib):
+        out, lse = _forward(q, k, v, kernel_size, threads, lib, with_lse=True)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.settings = (kernel_size, threads, lib)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, out, lse = ctx.saved_tensors
+        kernel_size, threads, lib = ctx.settings
+        grad_out = grad_out.contiguous()
+        _check_inputs(q, grad_out, out, threads)
+        dq, dk, dv = (torch.empty_like(q) for _ in range(3))
+        if q.numel():
+            n, dim, height, width = q.shape
+            status = (lib or library(kernel_size)).local_attention_backward_f32(
+                *(t.data_ptr() for t in (q, k, v, out, lse, grad_out, dq, dk, dv)), n, dim, height, width, threads)
+            if status:
+                raise MemoryError("local-tiled: a thread could not allocate its scratch for the backward")
+        return dq, dk, dv, None, None, None
+
+
+def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, threads: int,
+                    lib: ctypes.CDLL | None = None) -> torch.Tensor:
+    """Return zero-padded local attention of contiguous float32 channels-first q, k, v (n, head_dim, H, W),
+    differentiable in q, k and v by the backward kernel."""
+    _check_inputs(q, k, v, threads)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        return _TiledAttention.apply(q, k, v, kernel_size, threads, lib)
+    return _forward(q, k, v, kernel_size, threads, lib, with_lse=False)[0]
 
 
 def supports(case: Case) -> str | None:
-    """Return why the kernel cannot run the case: it is a CPU float32 forward kernel."""
+    """Return why the kernel cannot run the case: it is a CPU float32 kernel."""
     if case.device != "cpu":
         return "a CPU kernel"
     if case.dtype != "float32":
         return "float32 only"
-    if case.needs_grad:
-        return "forward only (no backward kernel)"
     if case.runtime == "inductor":  # export and onnxruntime are tried: their failure is the row
         return "a C kernel: torch.compile has nothing to compile"
     if compiler() is None:
@@ -178,4 +218,4 @@ def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prep
     )
 
 
-register(Variant("local-tiled", "local-zero-pad", build, supports, description="register-tiled C kernel (CPU float32 forward)"))
+register(Variant("local-tiled", "local-zero-pad", build, supports, description="register-tiled C kernel and its backward (CPU float32)"))

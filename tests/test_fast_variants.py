@@ -95,6 +95,48 @@ def test_tiled_kernel_portable_path_matches_oracle(march):
     torch.testing.assert_close(out.double(), local_zero_pad(q, k, v, 5), **TOLERANCE[torch.float32])
 
 
+def _tiled_and_oracle_gradients(shape, kernel, threads, lib=None, gain=1.0):
+    """Return local-tiled's and the float64 oracle's (out, dq, dk, dv) in canonical layout, for one upstream gradient."""
+    batch, heads, height, width, dim = shape
+    q, k, v = _qkv(shape, seed=3)
+    grad = _qkv(shape, seed=4)[0]
+    q = q * gain
+    leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    expected = local_zero_pad(*leaves, kernel)
+    expected_grads = torch.autograd.grad(expected, leaves, grad)
+    cf = lambda t: t.float().permute(0, 1, 4, 2, 3).reshape(batch * heads, dim, height, width).contiguous()  # noqa: E731
+    inputs = [cf(t).requires_grad_(True) for t in (q, k, v)]
+    out = local_tiled.tiled_attention(*inputs, kernel, threads, lib)
+    got_grads = torch.autograd.grad(out, inputs, cf(grad))
+    canonical = lambda t: t.view(batch, heads, dim, height, width).permute(0, 1, 3, 4, 2).double()  # noqa: E731
+    return [canonical(t) for t in (out, *got_grads)], [expected.detach(), *expected_grads]
+
+
+@needs_cc
+@pytest.mark.parametrize("shape,kernel,threads", [
+    ((1, 3, 9, 13, 8), 3, 2), ((1, 1, 7, 20, 5), 7, 3), ((2, 1, 12, 33, 16), 5, 5), ((1, 3, 19, 17, 3), 9, 2),
+    ((1, 1, 15, 14, 32), 11, 2), ((1, 2, 14, 23, 6), 13, 3), ((1, 1, 5, 6, 4), 13, 1),  # k past the image
+])
+def test_tiled_backward_matches_oracle(shape, kernel, threads):
+    """dq, dk, dv at odd and non-square sizes, partial tiles, channels off the blocks, row bands, every odd k to 13."""
+    got, expected = _tiled_and_oracle_gradients(shape, kernel, threads)
+    for name, g, e in zip(("out", "dq", "dk", "dv"), got, expected):
+        torch.testing.assert_close(g, e, atol=1e-4, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@needs_cc
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 targets")
+def test_tiled_backward_avx2_build_matches_oracle_with_huge_logits():
+    """The AVX2 build's backward, and logits of order 1e3: P comes from the saved log-sum-exp, not exp of raw logits."""
+    lib = local_tiled.compile_library(7, "x86-64-v3")
+    for gain in (1.0, 300.0):
+        got, expected = _tiled_and_oracle_gradients((2, 2, 11, 19, 5), 7, 2, lib, gain)
+        tolerance = 1e-4 if gain == 1.0 else 2e-2  # float32 logits of 1e3 carry ~1e-4 absolute error, times q's 300
+        for name, g, e in zip(("out", "dq", "dk", "dv"), got, expected):
+            assert torch.isfinite(g).all(), name
+            torch.testing.assert_close(g, e, atol=tolerance, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
+
+
 def test_tiled_kernel_without_a_working_compiler_says_so(monkeypatch, tmp_path):
     monkeypatch.setattr(local_tiled, "CACHE", tmp_path)
     monkeypatch.setenv("CC", "false")  # a "compiler" that always fails

@@ -157,10 +157,20 @@ def test_a_models_training_step_checks_every_gradient_against_its_float64_oracle
         assert row["reason"].startswith("grad layers.") and "gradients over their bounds" in row["reason"]
 
 
-def test_a_forward_only_kernel_in_a_training_step_is_skipped_not_cut_out_of_the_gradient():
-    """local-tiled has no backward: fast-swin-t's training step would otherwise run without attention gradients."""
-    row = measure_model(ModelCase("fast-swin-t", resolution=32, pass_name="forward_backward"), SETTINGS).to_columns()
+def test_a_forward_only_kernel_in_a_training_step_is_skipped_not_cut_out_of_the_gradient(monkeypatch):
+    """A kernel without a backward (natten's on CPU) would otherwise train a model without attention gradients."""
+    forward_only = av.Variant("forward-only", "local-zero-pad", im2col_build,
+                              lambda case: "forward only (no backward kernel)" if case.needs_grad else None)
+    monkeypatch.setitem(registry._REGISTRY, forward_only.name, forward_only)
+    monkeypatch.setitem(configs.CONFIGS, forward_only.name, Config(forward_only.name, configs.slide_layout(forward_only.name), ""))
+    row = measure_model(ModelCase(forward_only.name, resolution=32, pass_name="forward_backward"), SETTINGS).to_columns()
     assert row["status"] == "skipped" and "forward only (no backward kernel)" in row["reason"], row
+
+
+def test_fast_swin_trains_through_the_c_backward_checked_against_its_oracle_model():
+    """fast-swin-t's training step runs local-tiled's backward kernel in stages 1-2; every gradient is checked."""
+    row = measure_model(ModelCase("fast-swin-t", resolution=32, pass_name="forward_backward"), SETTINGS).to_columns()
+    assert row["status"] == "ok" and 0 < row["grad_max_abs_err"] <= row["grad_tolerance"], row["reason"]
 
 
 def test_the_console_and_the_report_show_the_gradient_errors(tmp_path, capsys):
