@@ -21,10 +21,11 @@
 #error "compile with -DKS=<odd kernel size>"
 #endif
 #define R (KS / 2)
-#define T 16 /* queries per tile along a row: one 512-bit vector of floats */
 #ifdef __AVX512F__
+#define T 16 /* queries per tile along a row: one 512-bit vector of floats */
 #define DB 8 /* value channels per block: 2 rows x 8 accumulators fit the 32 vector registers */
 #else
+#define T 8 /* one AVX2 vector: a row pair's 2 x KS logit accumulators then (nearly) fit the 16 registers; 16 spilled */
 #define DB 4
 #endif
 
@@ -313,8 +314,8 @@ int local_attention_f32(const float *q, const float *k, const float *v, float *o
  *
  * As the Triton kernel (FlashAttention-2's backward): the probabilities are recomputed from the
  * logits and the forward's log-sum-exp, P = exp(s - lse), and dS = P (dP - Delta) with
- * dP = dout . v and Delta = dout . out. Pass 1 goes over query rows: P and dS of every offset,
- * and dq = scale sum dS k (the same shifted loads as the forward). Pass 2 goes over key rows and
+ * dP = dout . v and Delta = dout . out. Pass 1 goes over pairs of query rows as the forward
+ * does: P and dS of every offset, and dq = scale sum dS k. Pass 2 goes over key rows and
  * gathers from the queries that see each key (the k x k neighbourhood is symmetric):
  * dk = scale sum dS q, dv = sum P dout. A gather writes each gradient once, so threads never
  * add into the same memory. P and dS are kept per thread for the rows pass 2 reads, laid out
@@ -322,23 +323,16 @@ int local_attention_f32(const float *q, const float *k, const float *v, float *o
  * shifted vectors, as the keys are in pass 1.
  */
 
-/* Pass 1, one tile of query row y: P and dS into their rows (pb, sb), and dq when store_dq. */
-static void query_tile_backward(const float *q, const float *out, const float *lse, const float *dout, float *dq,
-                                const float *kp, const float *vp, float *pb, float *sb, float *qt, float *dt,
-                                int store_dq, int D, int Dp, int H, int W, int Wp, int y, int x0, float scale) {
+/* P and dS of one query row in place of its logits (p) and dP (ds), from its log-sum-exp and
+ * Delta = dout . out; the lanes inside the image then go into the row's P and dS rows. */
+static void probabilities(tile_logits_t p, tile_logits_t ds, const float *dt, const float *out, const float *lse,
+                          float *pb, float *sb, int D, int H, int W, int Wp, int y, int x0) {
     const int lanes = W - x0 < T ? W - x0 : T;
-    const size_t key_row = (size_t)Dp * Wp, offset_row = (size_t)KS * KS * Wp;
-    tile_logits_t p, ds; /* logits then P; dP then dS */
+    const size_t offset_row = (size_t)KS * KS * Wp;
     float delta[T] = {0}, top[T] = {0};
-    load_queries(q, qt, D, Dp, H, W, y, x0, scale);
-    load_queries(dout, dt, D, Dp, H, W, y, x0, 1.0f);
     for (int d = 0; d < D; d++)
         for (int t = 0; t < lanes; t++) delta[t] += dt[d * T + t] * out[((size_t)d * H + y) * W + x0 + t];
     memcpy(top, lse + (size_t)y * W + x0, sizeof(float) * lanes);
-    for (int r = 0; r < KS; r++) {
-        row_logits_1(qt, kp + (y + r) * key_row + x0, Dp, Wp, p[r]);
-        row_logits_1(dt, vp + (y + r) * key_row + x0, Dp, Wp, ds[r]);
-    }
     float *ps = &p[0][0][0], *dss = &ds[0][0][0];
     for (int o = 0; o < KS * KS; o++)
 #pragma omp simd
@@ -347,23 +341,57 @@ static void query_tile_backward(const float *q, const float *out, const float *l
             ps[o * T + t] = prob;
             dss[o * T + t] = prob * (dss[o * T + t] - delta[t]);
         }
+    /* Whole vectors, zeros past the image (those columns are the zero border): no memcpy calls. */
     for (int o = 0; o < KS * KS; o++) {
-        memcpy(pb + (size_t)(y + R) * offset_row + (size_t)o * Wp + R + x0, ps + o * T, sizeof(float) * lanes);
-        memcpy(sb + (size_t)(y + R) * offset_row + (size_t)o * Wp + R + x0, dss + o * T, sizeof(float) * lanes);
-    }
-    if (!store_dq) return;
-    for (int d0 = 0; d0 < Dp; d0 += DB) {
-        float acc[DB][T];
-        memset(acc, 0, sizeof(acc));
-        for (int r = 0; r < KS; r++) {
-            const float *keys = kp + (y + r) * key_row + (size_t)d0 * Wp + x0;
-            for (int dx = 0; dx < KS; dx++)
-                for (int dd = 0; dd < DB; dd++)
+        float *prow = pb + (size_t)(y + R) * offset_row + (size_t)o * Wp + R + x0;
+        float *srow = sb + (size_t)(y + R) * offset_row + (size_t)o * Wp + R + x0;
 #pragma omp simd
-                    for (int t = 0; t < T; t++) acc[dd][t] += ds[r][dx][t] * keys[(size_t)dd * Wp + dx + t];
+        for (int t = 0; t < T; t++) {
+            prow[t] = t < lanes ? ps[o * T + t] : 0.0f;
+            srow[t] = t < lanes ? dss[o * T + t] : 0.0f;
         }
-        for (int dd = 0; dd < DB && d0 + dd < D; dd++)
-            for (int t = 0; t < lanes; t++) dq[((size_t)(d0 + dd) * H + y) * W + x0 + t] = acc[dd][t] * scale;
+    }
+}
+
+/* Store DB channels of a query row's dq: acc times scale, only the lanes inside the image. */
+static void store_scaled(const float acc[DB][T], float scale, float *dq, int D, int H, int W, int y, int x0, int d0) {
+    const int lanes = W - x0 < T ? W - x0 : T;
+    for (int dd = 0; dd < DB && d0 + dd < D; dd++)
+        for (int t = 0; t < lanes; t++) dq[((size_t)(d0 + dd) * H + y) * W + x0 + t] = acc[dd][t] * scale;
+}
+
+/* Pass 1, query rows y and y + 1, one tile, as the forward's row_pair: logits and dP = dout . v
+ * with each key and value load shared by the two rows, then P and dS of the rows below `to` into
+ * their rows (pb, sb), then dq = scale sum dS k (the forward's weighted values, keys for values)
+ * for the rows in [first, last). */
+static void query_pair_backward(const float *q, const float *out, const float *lse, const float *dout, float *dq,
+                                const float *kp, const float *vp, float *pb, float *sb, float *qt, float *dt,
+                                int first, int last, int to, int D, int Dp, int H, int W, int Wp, int y, int x0,
+                                float scale) {
+    const size_t key_row = (size_t)Dp * Wp;
+    tile_logits_t p[2] __attribute__((aligned(64))), ds[2] __attribute__((aligned(64))); /* logits then P; dP then dS */
+    float *q0 = qt, *q1 = qt + (size_t)Dp * T, *g0 = dt, *g1 = dt + (size_t)Dp * T;
+    load_queries(q, q0, D, Dp, H, W, y, x0, scale);
+    load_queries(q, q1, D, Dp, H, W, y + 1, x0, scale);
+    load_queries(dout, g0, D, Dp, H, W, y, x0, 1.0f);
+    load_queries(dout, g1, D, Dp, H, W, y + 1, x0, 1.0f);
+    row_logits_1(q0, kp + y * key_row + x0, Dp, Wp, p[0][0]);
+    row_logits_1(g0, vp + y * key_row + x0, Dp, Wp, ds[0][0]);
+    for (int r = 1; r < KS; r++) {
+        row_logits_2(q0, q1, kp + (y + r) * key_row + x0, Dp, Wp, p[0][r], p[1][r - 1]);
+        row_logits_2(g0, g1, vp + (y + r) * key_row + x0, Dp, Wp, ds[0][r], ds[1][r - 1]);
+    }
+    row_logits_1(q1, kp + (y + KS) * key_row + x0, Dp, Wp, p[1][KS - 1]);
+    row_logits_1(g1, vp + (y + KS) * key_row + x0, Dp, Wp, ds[1][KS - 1]);
+    for (int i = 0; i < 2 && y + i < to; i++)
+        probabilities(p[i], ds[i], i ? g1 : g0, out, lse, pb, sb, D, H, W, Wp, y + i, x0);
+    const int store0 = y >= first && y < last, store1 = y + 1 >= first && y + 1 < last;
+    if (!store0 && !store1) return;
+    for (int d0 = 0; d0 < Dp; d0 += DB) {
+        float acc0[DB][T], acc1[DB][T];
+        block_values(ds, kp + (size_t)d0 * Wp + x0 + y * key_row, key_row, Wp, acc0, acc1);
+        if (store0) store_scaled(acc0, scale, dq, D, H, W, y, x0, d0);
+        if (store1) store_scaled(acc1, scale, dq, D, H, W, y + 1, x0, d0);
     }
 }
 
@@ -415,9 +443,9 @@ int local_attention_backward_f32(const float *q, const float *k, const float *v,
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
         /* keys, values, queries, output gradients (padded rows), P, dS, two tiles */
-        float *kp = padded_scratch(&backward_scratch, D, H, W, 4 * padded + 2 * offsets + 2 * (size_t)Dp * T);
+        float *kp = padded_scratch(&backward_scratch, D, H, W, 4 * padded + 2 * offsets + 4 * (size_t)Dp * T);
         float *vp = kp + padded, *qp = vp + padded, *dop = qp + padded, *pb = dop + padded, *sb = pb + offsets;
-        float *qt = sb + offsets, *dt = qt + (size_t)Dp * T;
+        float *qt = sb + offsets, *dt = qt + 2 * (size_t)Dp * T; /* two rows each */
         failed = kp == NULL;
         /* Work items: images, or bands of rows of an image when there are fewer images than threads; a
          * band's pass 2 needs P and dS of R query rows on either side, which its thread recomputes. */
@@ -434,14 +462,27 @@ int local_attention_backward_f32(const float *q, const float *k, const float *v,
             pad_rows(v + image, vp, D, Dp, H, W, Wp, kfrom, kto);
             pad_rows(q + image, qp, D, Dp, H, W, Wp, qfrom, qto);
             pad_rows(dout + image, dop, D, Dp, H, W, Wp, qfrom, qto);
-            for (int y = qfrom; y < qto; y++)
+            /* A pair's second row may be row qto (or the phantom row H): its keys were not copied, its
+             * results are not kept. */
+            for (int y = qfrom; y < qto; y += 2)
                 for (int x0 = 0; x0 < W; x0 += T)
-                    query_tile_backward(q + image, out + image, lse + pixels, dout + image, dq + image, kp, vp, pb, sb, qt,
-                                        dt, y >= first && y < last, D, Dp, H, W, Wp, y, x0, scale);
+                    query_pair_backward(q + image, out + image, lse + pixels, dout + image, dq + image, kp, vp, pb, sb,
+                                        qt, dt, first, last, qto, D, Dp, H, W, Wp, y, x0, scale);
             for (int y = first; y < last; y++)
                 for (int x0 = 0; x0 < W; x0 += T)
                     key_tile_backward(pb, sb, qp, dop, dk + image, dv + image, D, Dp, H, W, Wp, y, x0, scale);
         }
     }
     return failed ? -1 : 0;
+}
+
+/* This build's instruction set and tile, for the row's backend column. */
+const char *local_attention_build(void) {
+#if defined(__AVX512F__)
+    return "AVX-512, tiles of 2x16 queries";
+#elif defined(__AVX2__)
+    return "AVX2, tiles of 2x8 queries";
+#else
+    return "portable loops, tiles of 2x8 queries";
+#endif
 }

@@ -110,6 +110,7 @@ def compile_library(kernel_size: int, march: str = "native") -> ctypes.CDLL:
     lib.local_attention_f32.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 5
     lib.local_attention_backward_f32.restype = ctypes.c_int
     lib.local_attention_backward_f32.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int] * 5
+    lib.local_attention_build.restype = ctypes.c_char_p
     return lib
 
 
@@ -209,12 +210,12 @@ def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prep
     """Return the kernel's closure over channels-first (batch*heads, head_dim, H, W) inputs."""
     batch, heads = q.shape[:2]
     threads = torch.get_num_threads()  # the harness fixes the thread count before build
-    library(case.kernel_size)  # compile now, not inside the first timed call
+    lib = library(case.kernel_size)  # compile now, not inside the first timed call
     return Prepared(
         fn=lambda qn, kn, vn: tiled_attention(qn, kn, vn, case.kernel_size, threads),
         inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
         to_canonical=lambda out: from_channels_first(out, batch, heads),
-        backend=f"C, tiles of 2x16 queries, {threads} OpenMP threads",
+        backend=f"C, {lib.local_attention_build().decode()}, {threads} OpenMP threads",
     )
 
 
