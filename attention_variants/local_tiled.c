@@ -1,4 +1,4 @@
-/* Exact k x k zero-padded local attention, float32, channels-first (n, D, H, W), forward.
+/* Exact k x k zero-padded local attention, float32 or bfloat16, channels-first (n, D, H, W), forward and backward.
  *
  * Compiled at first use by attention_variants/local_tiled.py with -DKS=<kernel size> (every
  * offset loop then has a constant trip count and unrolls) and -O3 -march=native -ffast-math
@@ -14,6 +14,7 @@
  * of values has the same shape, DB channels at a time.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,27 @@
 #endif
 
 typedef float tile_logits_t[KS][KS][T]; /* [kernel row][column offset][query] */
+
+/* The tensors' element type: float, or with -DBF16 bfloat16, widened to float as it is copied into the
+ * padded buffers and tiles (all arithmetic is float32) and rounded to nearest even when stored. */
+#ifdef BF16
+typedef uint16_t elem_t;
+static inline float to_float(elem_t x) {
+    const uint32_t bits = (uint32_t)x << 16;
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+static inline elem_t from_float(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof(bits));
+    return (elem_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+#else
+typedef float elem_t;
+static inline float to_float(elem_t x) { return x; }
+static inline elem_t from_float(float f) { return f; }
+#endif
 
 /* Per-thread padded copies of one image's keys and values, kept between calls: allocating and
  * zeroing them in each call (fresh pages from the OS) cost as much as the attention itself.
@@ -58,18 +80,22 @@ static float *padded_scratch(scratch_t *s, int D, int H, int W, size_t floats) {
 
 /* Copy image rows [from, to) of x (D, H, W) into the interior of padded (rows, Dp, Wp), whose
  * border is zero. */
-static void pad_rows(const float *x, float *padded, int D, int Dp, int H, int W, int Wp, int from, int to) {
+static void pad_rows(const elem_t *x, float *padded, int D, int Dp, int H, int W, int Wp, int from, int to) {
     for (int y = from; y < to; y++)
-        for (int d = 0; d < D; d++)
-            memcpy(padded + ((size_t)(y + R) * Dp + d) * Wp + R, x + ((size_t)d * H + y) * W, sizeof(float) * W);
+        for (int d = 0; d < D; d++) {
+            float *row = padded + ((size_t)(y + R) * Dp + d) * Wp + R;
+            const elem_t *source = x + ((size_t)d * H + y) * W;
+#pragma omp simd
+            for (int i = 0; i < W; i++) row[i] = to_float(source[i]);
+        }
 }
 
 /* Copy the tile's queries of row y (zero beyond the image: rows >= H, columns >= W), scaled. */
-static void load_queries(const float *q, float *qt, int D, int Dp, int H, int W, int y, int x0, float scale) {
+static void load_queries(const elem_t *q, float *qt, int D, int Dp, int H, int W, int y, int x0, float scale) {
     const int lanes = y < H ? (W - x0 < T ? W - x0 : T) : 0;
     memset(qt, 0, sizeof(float) * (size_t)Dp * T);
     for (int d = 0; d < D; d++)
-        for (int t = 0; t < lanes; t++) qt[d * T + t] = q[((size_t)d * H + y) * W + x0 + t] * scale;
+        for (int t = 0; t < lanes; t++) qt[d * T + t] = to_float(q[((size_t)d * H + y) * W + x0 + t]) * scale;
 }
 
 /* Logits of one query row against one padded key row (Dp channel rows of Wp floats from x0). */
@@ -237,10 +263,10 @@ static void block_values(tile_logits_t logits[2], const float *values, size_t ke
 #endif
 
 /* Store DB channels of a query row's output: acc times 1/sum, only the lanes inside the image. */
-static void store(const float acc[DB][T], const float inv[T], float *out, int D, int H, int W, int y, int x0, int d0) {
+static void store(const float acc[DB][T], const float inv[T], elem_t *out, int D, int H, int W, int y, int x0, int d0) {
     const int lanes = W - x0 < T ? W - x0 : T;
     for (int dd = 0; dd < DB && d0 + dd < D; dd++)
-        for (int t = 0; t < lanes; t++) out[((size_t)(d0 + dd) * H + y) * W + x0 + t] = acc[dd][t] * inv[t];
+        for (int t = 0; t < lanes; t++) out[((size_t)(d0 + dd) * H + y) * W + x0 + t] = from_float(acc[dd][t] * inv[t]);
 }
 
 /* Store the lanes inside the image of one query row's log-sum-exp (lse may be NULL: not asked for). */
@@ -250,7 +276,7 @@ static void store_lse(const float tile[T], float *lse, int H, int W, int y, int 
 }
 
 /* Query rows y and y + 1 (the second may be a phantom row H: zero queries, not stored), one tile. */
-static void row_pair(const float *q, const float *kp, const float *vp, float *out, float *lse, float *qt,
+static void row_pair(const elem_t *q, const float *kp, const float *vp, elem_t *out, float *lse, float *qt,
                      tile_logits_t logits[2], int D, int Dp, int H, int W, int Wp, int y, int x0, float scale) {
     float *q0 = qt, *q1 = qt + (size_t)Dp * T;
     load_queries(q, q0, D, Dp, H, W, y, x0, scale);
@@ -276,8 +302,8 @@ static void row_pair(const float *q, const float *kp, const float *vp, float *ou
 
 /* Returns 0, or -1 when a thread could not allocate its scratch (out is then incomplete). lse (n, H, W),
  * when not NULL, receives each query's log-sum-exp of its scaled logits, which the backward reads. */
-int local_attention_f32(const float *q, const float *k, const float *v, float *out, float *lse, int n, int D, int H,
-                        int W, int threads) {
+int local_attention_forward(const elem_t *q, const elem_t *k, const elem_t *v, elem_t *out, float *lse, int n, int D,
+                            int H, int W, int threads) {
     const int Dp = (D + DB - 1) / DB * DB; /* channels padded with zeros to whole value blocks */
     const int Wp = (W + 2 * R + 2 * T - 1) / T * T; /* >= W + 2R + T (a last, partial tile reads zeros), whole vectors */
     const size_t padded = (size_t)(H + 2 * R + 1) * Dp * Wp; /* + 1 row for a phantom query row */
@@ -325,13 +351,13 @@ int local_attention_f32(const float *q, const float *k, const float *v, float *o
 
 /* P and dS of one query row in place of its logits (p) and dP (ds), from its log-sum-exp and
  * Delta = dout . out; the lanes inside the image then go into the row's P and dS rows. */
-static void probabilities(tile_logits_t p, tile_logits_t ds, const float *dt, const float *out, const float *lse,
+static void probabilities(tile_logits_t p, tile_logits_t ds, const float *dt, const elem_t *out, const float *lse,
                           float *pb, float *sb, int D, int H, int W, int Wp, int y, int x0) {
     const int lanes = W - x0 < T ? W - x0 : T;
     const size_t offset_row = (size_t)KS * KS * Wp;
     float delta[T] = {0}, top[T] = {0};
     for (int d = 0; d < D; d++)
-        for (int t = 0; t < lanes; t++) delta[t] += dt[d * T + t] * out[((size_t)d * H + y) * W + x0 + t];
+        for (int t = 0; t < lanes; t++) delta[t] += dt[d * T + t] * to_float(out[((size_t)d * H + y) * W + x0 + t]);
     memcpy(top, lse + (size_t)y * W + x0, sizeof(float) * lanes);
     float *ps = &p[0][0][0], *dss = &ds[0][0][0];
     for (int o = 0; o < KS * KS; o++)
@@ -354,17 +380,17 @@ static void probabilities(tile_logits_t p, tile_logits_t ds, const float *dt, co
 }
 
 /* Store DB channels of a query row's dq: acc times scale, only the lanes inside the image. */
-static void store_scaled(const float acc[DB][T], float scale, float *dq, int D, int H, int W, int y, int x0, int d0) {
+static void store_scaled(const float acc[DB][T], float scale, elem_t *dq, int D, int H, int W, int y, int x0, int d0) {
     const int lanes = W - x0 < T ? W - x0 : T;
     for (int dd = 0; dd < DB && d0 + dd < D; dd++)
-        for (int t = 0; t < lanes; t++) dq[((size_t)(d0 + dd) * H + y) * W + x0 + t] = acc[dd][t] * scale;
+        for (int t = 0; t < lanes; t++) dq[((size_t)(d0 + dd) * H + y) * W + x0 + t] = from_float(acc[dd][t] * scale);
 }
 
 /* Pass 1, query rows y and y + 1, one tile, as the forward's row_pair: logits and dP = dout . v
  * with each key and value load shared by the two rows, then P and dS of the rows below `to` into
  * their rows (pb, sb), then dq = scale sum dS k (the forward's weighted values, keys for values)
  * for the rows in [first, last). */
-static void query_pair_backward(const float *q, const float *out, const float *lse, const float *dout, float *dq,
+static void query_pair_backward(const elem_t *q, const elem_t *out, const float *lse, const elem_t *dout, elem_t *dq,
                                 const float *kp, const float *vp, float *pb, float *sb, float *qt, float *dt,
                                 int first, int last, int to, int D, int Dp, int H, int W, int Wp, int y, int x0,
                                 float scale) {
@@ -397,7 +423,7 @@ static void query_pair_backward(const float *q, const float *out, const float *l
 
 /* Pass 2, one tile of key row y: dk and dv, DB channels at a time. The query that sees key
  * (y, x) at offset (a, b) is (y + R - a, x + R - b): padded row y + 2R - a, column x + 2R - b. */
-static void key_tile_backward(const float *pb, const float *sb, const float *qp, const float *dop, float *dk, float *dv,
+static void key_tile_backward(const float *pb, const float *sb, const float *qp, const float *dop, elem_t *dk, elem_t *dv,
                               int D, int Dp, int H, int W, int Wp, int y, int x0, float scale) {
     const int lanes = W - x0 < T ? W - x0 : T;
     const size_t key_row = (size_t)Dp * Wp, offset_row = (size_t)KS * KS * Wp;
@@ -423,18 +449,18 @@ static void key_tile_backward(const float *pb, const float *sb, const float *qp,
         }
         for (int dd = 0; dd < DB && d0 + dd < D; dd++)
             for (int t = 0; t < lanes; t++) {
-                dk[((size_t)(d0 + dd) * H + y) * W + x0 + t] = ak[dd][t] * scale;
-                dv[((size_t)(d0 + dd) * H + y) * W + x0 + t] = av[dd][t];
+                dk[((size_t)(d0 + dd) * H + y) * W + x0 + t] = from_float(ak[dd][t] * scale);
+                dv[((size_t)(d0 + dd) * H + y) * W + x0 + t] = from_float(av[dd][t]);
             }
     }
 }
 
-/* dq, dk, dv (n, D, H, W) of local_attention_f32's output for the output gradient dout, from its
+/* dq, dk, dv (n, D, H, W) of local_attention_forward's output for the output gradient dout, from its
  * inputs, its output and its log-sum-exp. Returns 0, or -1 when a thread could not allocate its
  * scratch (the gradients are then incomplete). */
-int local_attention_backward_f32(const float *q, const float *k, const float *v, const float *out, const float *lse,
-                                 const float *dout, float *dq, float *dk, float *dv, int n, int D, int H, int W,
-                                 int threads) {
+int local_attention_backward(const elem_t *q, const elem_t *k, const elem_t *v, const elem_t *out, const float *lse,
+                             const elem_t *dout, elem_t *dq, elem_t *dk, elem_t *dv, int n, int D, int H, int W,
+                             int threads) {
     const int Dp = (D + DB - 1) / DB * DB;
     const int Wp = (W + 2 * R + 2 * T - 1) / T * T;
     const size_t padded = (size_t)(H + 2 * R + 1) * Dp * Wp, offsets = (size_t)(H + 2 * R) * KS * KS * Wp;
@@ -478,11 +504,16 @@ int local_attention_backward_f32(const float *q, const float *k, const float *v,
 
 /* This build's instruction set and tile, for the row's backend column. */
 const char *local_attention_build(void) {
-#if defined(__AVX512F__)
-    return "AVX-512, tiles of 2x16 queries";
-#elif defined(__AVX2__)
-    return "AVX2, tiles of 2x8 queries";
+#ifdef BF16
+#define ELEMENTS "bfloat16 in, float32 inside"
 #else
-    return "portable loops, tiles of 2x8 queries";
+#define ELEMENTS "float32"
+#endif
+#if defined(__AVX512F__)
+    return "AVX-512, tiles of 2x16 queries, " ELEMENTS;
+#elif defined(__AVX2__)
+    return "AVX2, tiles of 2x8 queries, " ELEMENTS;
+#else
+    return "portable loops, tiles of 2x8 queries, " ELEMENTS;
 #endif
 }

@@ -37,10 +37,14 @@ def compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
-def flags(kernel_size: int, march: str = "native") -> list[str]:
-    """Return the compiler flags of the library for one kernel size and target (-march)."""
+DTYPES = (torch.float32, torch.bfloat16)  # bfloat16: widened to float32 as it is read, rounded as it is stored
+
+
+def flags(kernel_size: int, march: str = "native", dtype: torch.dtype = torch.float32) -> list[str]:
+    """Return the compiler flags of the library for one kernel size, target (-march) and element type."""
     wide = ["-mprefer-vector-width=512"] if platform.machine() in ("x86_64", "AMD64") else []  # gcc picks 256 on x86
-    return ["-O3", f"-march={march}", *wide, "-ffast-math", "-fopenmp", "-shared", "-fPIC", f"-DKS={kernel_size}"]
+    elements = ["-DBF16"] if dtype == torch.bfloat16 else []
+    return ["-O3", f"-march={march}", *wide, "-ffast-math", "-fopenmp", "-shared", "-fPIC", f"-DKS={kernel_size}", *elements]
 
 
 def _machine_id() -> str:
@@ -92,44 +96,49 @@ def _build(command: list[str], target: Path) -> None:
     os.replace(partial, target)
 
 
-def compile_library(kernel_size: int, march: str = "native") -> ctypes.CDLL:
-    """Return the kernel library for kernel_size and march: from the cache when verified, else compiled into it first."""
+def compile_library(kernel_size: int, march: str = "native", dtype: torch.dtype = torch.float32) -> ctypes.CDLL:
+    """Return the kernel library for kernel_size, march and dtype: from the cache when verified, else compiled into it
+    first."""
     cc = compiler()
     if cc is None:
         raise RuntimeError("local-tiled needs a C compiler: none of $CC, cc, gcc found")
-    command = [cc, *flags(kernel_size, march)]
+    command = [cc, *flags(kernel_size, march, dtype)]
     key = hashlib.sha256("\0".join([SOURCE.read_text(), *command, _machine_id()]).encode()).hexdigest()[:16]
     cache = private_cache()
-    target = cache / f"local_tiled_k{kernel_size}_{key}.so"
+    target = cache / f"local_tiled_k{kernel_size}_{str(dtype).removeprefix('torch.')}_{key}.so"
     with open(cache / ".build.lock", "a") as lock:  # workers may need it at once: one builds, the others wait
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _verified(target):
             _build(command, target)
     lib = ctypes.CDLL(str(target))
-    lib.local_attention_f32.restype = ctypes.c_int
-    lib.local_attention_f32.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 5
-    lib.local_attention_backward_f32.restype = ctypes.c_int
-    lib.local_attention_backward_f32.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int] * 5
+    lib.local_attention_forward.restype = ctypes.c_int
+    lib.local_attention_forward.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 5
+    lib.local_attention_backward.restype = ctypes.c_int
+    lib.local_attention_backward.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int] * 5
     lib.local_attention_build.restype = ctypes.c_char_p
+    lib.dtype = dtype  # the element type its pointers are read as
     return lib
 
 
 @functools.cache
-def library(kernel_size: int) -> ctypes.CDLL:
-    """Return the kernel library for kernel_size built for this machine (-march=native, or $LOCAL_TILED_MARCH)."""
-    return compile_library(kernel_size, os.environ.get(MARCH_VARIABLE) or "native")
+def library(kernel_size: int, dtype: torch.dtype = torch.float32) -> ctypes.CDLL:
+    """Return the kernel library for kernel_size and dtype built for this machine (-march=native, or
+    $LOCAL_TILED_MARCH)."""
+    return compile_library(kernel_size, os.environ.get(MARCH_VARIABLE) or "native", dtype)
 
 
 def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, threads: int) -> None:
-    """Raise ValueError unless the kernel may read q, k, v as dense float32 CPU (n, head_dim, H, W) arrays."""
+    """Raise ValueError unless the kernel may read q, k, v as dense CPU (n, head_dim, H, W) arrays of one of its dtypes."""
     # The C side sees bare pointers and q's shape: any other layout reads out of bounds silently.
     if q.dim() != 4:
         raise ValueError(f"local-tiled: q must be 4-D (n, head_dim, H, W), got shape {tuple(q.shape)}")
     for name, t in (("q", q), ("k", k), ("v", v)):
         if t.shape != q.shape:
             raise ValueError(f"local-tiled: {name} has shape {tuple(t.shape)}, q has {tuple(q.shape)}: they must be equal")
-        if t.dtype != torch.float32:
-            raise ValueError(f"local-tiled: {name} is {t.dtype}, the kernel reads float32 only")
+        if t.dtype not in DTYPES:
+            raise ValueError(f"local-tiled: {name} is {t.dtype}, the kernel reads float32 or bfloat16 only")
+        if t.dtype != q.dtype:
+            raise ValueError(f"local-tiled: {name} is {t.dtype}, q is {q.dtype}: they must be equal")
         if t.device.type != "cpu":
             raise ValueError(f"local-tiled: {name} is on {t.device}, the kernel runs on the CPU only")
         if not t.is_contiguous():
@@ -138,20 +147,25 @@ def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, threads: in
         raise ValueError(f"local-tiled: threads must be >= 1, got {threads}")
 
 
-def _pointer(t: torch.Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
+def _kernel(lib: ctypes.CDLL | None, kernel_size: int, dtype: torch.dtype) -> ctypes.CDLL:
+    """Return lib, or the cached library of kernel_size for dtype; a lib built for another dtype is refused."""
+    lib = lib or library(kernel_size, dtype)
+    if lib.dtype != dtype:
+        raise ValueError(f"local-tiled: the library given reads {lib.dtype}, the inputs are {dtype}")
+    return lib
 
 
 def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, threads: int, lib: ctypes.CDLL | None,
              with_lse: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Return the attention of checked q, k, v and, when with_lse, each query's log-sum-exp (n, H, W)."""
+    """Return the attention of checked q, k, v and, when with_lse, each query's float32 log-sum-exp (n, H, W)."""
+    lib = _kernel(lib, kernel_size, q.dtype)
     out = torch.empty_like(q)
-    lse = q.new_empty((q.shape[0], *q.shape[2:])) if with_lse else None
+    lse = q.new_empty((q.shape[0], *q.shape[2:]), dtype=torch.float32) if with_lse else None
     if out.numel() == 0:
         return out, lse  # nothing to do, and the C side would divide by n = 0
     n, dim, height, width = q.shape
-    status = (lib or library(kernel_size)).local_attention_f32(
-        q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), _pointer(lse), n, dim, height, width, threads)
+    status = lib.local_attention_forward(q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(),
+                                         None if lse is None else lse.data_ptr(), n, dim, height, width, threads)
     if status:
         raise MemoryError("local-tiled: a thread could not allocate its padded copy of an image")
     return out, lse
@@ -171,12 +185,11 @@ class _TiledAttention(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, v, out, lse = ctx.saved_tensors
         kernel_size, threads, lib = ctx.settings
-        grad_out = grad_out.contiguous()
-        _check_inputs(q, grad_out, out, threads)
+        grad_out = grad_out.contiguous().to(q.dtype)
         dq, dk, dv = (torch.empty_like(q) for _ in range(3))
         if q.numel():
             n, dim, height, width = q.shape
-            status = (lib or library(kernel_size)).local_attention_backward_f32(
+            status = _kernel(lib, kernel_size, q.dtype).local_attention_backward(
                 *(t.data_ptr() for t in (q, k, v, out, lse, grad_out, dq, dk, dv)), n, dim, height, width, threads)
             if status:
                 raise MemoryError("local-tiled: a thread could not allocate its scratch for the backward")
@@ -185,7 +198,7 @@ class _TiledAttention(torch.autograd.Function):
 
 def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, threads: int,
                     lib: ctypes.CDLL | None = None) -> torch.Tensor:
-    """Return zero-padded local attention of contiguous float32 channels-first q, k, v (n, head_dim, H, W),
+    """Return zero-padded local attention of contiguous float32 or bfloat16 channels-first q, k, v (n, head_dim, H, W),
     differentiable in q, k and v by the backward kernel."""
     _check_inputs(q, k, v, threads)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
@@ -194,11 +207,11 @@ def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_si
 
 
 def supports(case: Case) -> str | None:
-    """Return why the kernel cannot run the case: it is a CPU float32 kernel."""
+    """Return why the kernel cannot run the case: it is a CPU float32 / bfloat16 kernel."""
     if case.device != "cpu":
         return "a CPU kernel"
-    if case.dtype != "float32":
-        return "float32 only"
+    if case.torch_dtype not in DTYPES:
+        return "float32 and bfloat16 only"
     if case.runtime == "inductor":  # export and onnxruntime are tried: their failure is the row
         return "a C kernel: torch.compile has nothing to compile"
     if compiler() is None:
@@ -210,7 +223,7 @@ def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prep
     """Return the kernel's closure over channels-first (batch*heads, head_dim, H, W) inputs."""
     batch, heads = q.shape[:2]
     threads = torch.get_num_threads()  # the harness fixes the thread count before build
-    lib = library(case.kernel_size)  # compile now, not inside the first timed call
+    lib = library(case.kernel_size, case.torch_dtype)  # compile now, not inside the first timed call
     return Prepared(
         fn=lambda qn, kn, vn: tiled_attention(qn, kn, vn, case.kernel_size, threads),
         inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
@@ -219,4 +232,4 @@ def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prep
     )
 
 
-register(Variant("local-tiled", "local-zero-pad", build, supports, description="register-tiled C kernel and its backward (CPU float32)"))
+register(Variant("local-tiled", "local-zero-pad", build, supports, description="register-tiled C kernel with its backward (CPU)"))

@@ -65,10 +65,15 @@ def test_tiled_rejects_a_strided_view():
 
 
 @needs_cc
-def test_tiled_rejects_float64():
+def test_tiled_rejects_float64_mixed_dtypes_and_a_library_of_another_dtype():
     q, k, v = _channels_first((1, 2, 6, 7, 8), torch.float64)
-    with pytest.raises(ValueError, match="q is torch.float64, the kernel reads float32 only"):
+    with pytest.raises(ValueError, match="q is torch.float64, the kernel reads float32 or bfloat16 only"):
         local_tiled.tiled_attention(q, k, v, 3, 1)
+    q, k, v = _channels_first((1, 2, 6, 7, 8))
+    with pytest.raises(ValueError, match="v is torch.bfloat16, q is torch.float32: they must be equal"):
+        local_tiled.tiled_attention(q, k, v.bfloat16(), 3, 1)
+    with pytest.raises(ValueError, match="the library given reads torch.float32, the inputs are torch.bfloat16"):
+        local_tiled.tiled_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), 3, 1, local_tiled.library(3))
 
 
 @needs_cc
