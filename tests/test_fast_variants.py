@@ -6,6 +6,8 @@ that do not tile the image, chunking, compile rows, and the roofline arithmetic.
 """
 
 import platform
+import re
+import subprocess
 
 import pytest
 import torch
@@ -150,6 +152,24 @@ def test_tiled_bfloat16_is_as_close_as_float32_arithmetic_rounded_once(shape, ke
     for name, g, e in zip(("out", "dq", "dk", "dv"), got, expected):
         error = ((g - e).abs().max() / e.abs().max()).item()
         assert error <= 2**-7, f"{name}: {error:.3g} of its largest value"  # one bfloat16 rounding is 2**-8 at most
+
+
+@needs_cc
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="reads x86-64 assembly")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_the_avx2_build_is_vector_code(tmp_path, dtype):
+    """AVX2 is a first-class path: the compiler turns the forward's and the backward's loops into 8-float FMAs
+    (measured with gcc 14: 125 packed, 5 scalar: the Delta sums and the exp's tail)."""
+    assembly = tmp_path / "kernel.s"
+    flags = [f for f in local_tiled.flags(7, "x86-64-v3", dtype) if f not in ("-shared", "-fPIC")]
+    done = subprocess.run([local_tiled.compiler(), *flags, "-S", str(local_tiled.SOURCE), "-o", str(assembly)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    text = assembly.read_text()
+    packed = len(re.findall(r"vfn?m(?:add|sub)\d+ps\s[^\n]*%ymm", text))
+    scalar = len(re.findall(r"vfn?m(?:add|sub)\d+ss\s", text))
+    assert "%zmm" not in text  # nothing of AVX-512 in an AVX2 build
+    assert packed >= 60 and scalar <= packed / 10, (packed, scalar)
 
 
 def test_tiled_kernel_without_a_working_compiler_says_so(monkeypatch, tmp_path):
