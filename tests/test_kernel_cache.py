@@ -40,7 +40,7 @@ def test_a_damaged_or_planted_library_is_rebuilt_not_loaded(cache, damage):
     replacement.write_bytes(b"" if damage == "empty" else b"\x7fELF not the kernel this user built")
     os.replace(replacement, library)
     lib = local_tiled.compile_library(3)  # loading the damaged file would fail or run its constructor
-    assert lib.local_attention_f32 and library.read_bytes() == good
+    assert lib.local_attention_forward and library.read_bytes() == good
 
 
 def test_a_world_writable_cache_is_made_private_again(cache):
