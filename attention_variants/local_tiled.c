@@ -85,8 +85,12 @@ static void pad_rows(const elem_t *x, float *padded, int D, int Dp, int H, int W
         for (int d = 0; d < D; d++) {
             float *row = padded + ((size_t)(y + R) * Dp + d) * Wp + R;
             const elem_t *source = x + ((size_t)d * H + y) * W;
+#ifdef BF16
 #pragma omp simd
             for (int i = 0; i < W; i++) row[i] = to_float(source[i]);
+#else
+            memcpy(row, source, sizeof(float) * W); /* faster than the loop on short rows */
+#endif
         }
 }
 
@@ -184,10 +188,10 @@ static inline float exp_nonpositive(float x) {
 }
 
 /* Softmax over the KS*KS offsets of every query, in place, unnormalised; 1/sum per query in inv,
- * its log-sum-exp (max + log sum) in lse. */
-static void tile_softmax(tile_logits_t logits, float inv[T], float lse[T]) {
+ * its max logit in top. */
+static void tile_softmax(tile_logits_t logits, float inv[T], float top[T]) {
     float *s = &logits[0][0][0];
-    float top[T], sum[T];
+    float sum[T];
     for (int t = 0; t < T; t++) top[t] = s[t];
     for (int o = 1; o < KS * KS; o++)
 #pragma omp simd
@@ -199,7 +203,7 @@ static void tile_softmax(tile_logits_t logits, float inv[T], float lse[T]) {
             s[o * T + t] = exp_nonpositive(s[o * T + t] - top[t]);
             sum[t] += s[o * T + t];
         }
-    for (int t = 0; t < T; t++) inv[t] = 1.0f / sum[t], lse[t] = top[t] + logf(sum[t]);
+    for (int t = 0; t < T; t++) inv[t] = 1.0f / sum[t];
 }
 
 #if defined(__AVX512F__) && KS <= T + 1
@@ -269,10 +273,12 @@ static void store(const float acc[DB][T], const float inv[T], elem_t *out, int D
         for (int t = 0; t < lanes; t++) out[((size_t)(d0 + dd) * H + y) * W + x0 + t] = from_float(acc[dd][t] * inv[t]);
 }
 
-/* Store the lanes inside the image of one query row's log-sum-exp (lse may be NULL: not asked for). */
-static void store_lse(const float tile[T], float *lse, int H, int W, int y, int x0) {
+/* Store the lanes inside the image of one query row's log-sum-exp, max - log(1/sum) (lse may be NULL:
+ * not asked for, and then no log is taken: a forward-only call does not pay for it). */
+static void store_lse(const float top[T], const float inv[T], float *lse, int H, int W, int y, int x0) {
     const int lanes = W - x0 < T ? W - x0 : T;
-    if (lse != NULL && y < H) memcpy(lse + (size_t)y * W + x0, tile, sizeof(float) * lanes);
+    if (lse == NULL || y >= H) return;
+    for (int t = 0; t < lanes; t++) lse[(size_t)y * W + x0 + t] = top[t] - logf(inv[t]);
 }
 
 /* Query rows y and y + 1 (the second may be a phantom row H: zero queries, not stored), one tile. */
@@ -287,11 +293,11 @@ static void row_pair(const elem_t *q, const float *kp, const float *vp, elem_t *
     for (int r = 1; r < KS; r++)
         row_logits_2(q0, q1, kp + (y + r) * key_row + x0, Dp, Wp, logits[0][r], logits[1][r - 1]);
     row_logits_1(q1, kp + (y + KS) * key_row + x0, Dp, Wp, logits[1][KS - 1]);
-    float inv0[T], inv1[T], lse0[T], lse1[T];
-    tile_softmax(logits[0], inv0, lse0);
-    tile_softmax(logits[1], inv1, lse1);
-    store_lse(lse0, lse, H, W, y, x0);
-    store_lse(lse1, lse, H, W, y + 1, x0);
+    float inv0[T], inv1[T], top0[T], top1[T];
+    tile_softmax(logits[0], inv0, top0);
+    tile_softmax(logits[1], inv1, top1);
+    store_lse(top0, inv0, lse, H, W, y, x0);
+    store_lse(top1, inv1, lse, H, W, y + 1, x0);
     for (int d0 = 0; d0 < Dp; d0 += DB) {
         float acc0[DB][T], acc1[DB][T];
         block_values(logits, vp + (size_t)d0 * Wp + x0 + y * key_row, key_row, Wp, acc0, acc1);
