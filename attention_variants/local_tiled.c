@@ -266,7 +266,8 @@ static void block_values(tile_logits_t logits[2], const float *values, size_t ke
 }
 #endif
 
-/* Store DB channels of a query row's output: acc times 1/sum, only the lanes inside the image. */
+/* Store DB channels of a query row's output: acc times a factor per lane (1/sum; dq: the scale), only
+ * the lanes inside the image. */
 static void store(const float acc[DB][T], const float inv[T], elem_t *out, int D, int H, int W, int y, int x0, int d0) {
     const int lanes = W - x0 < T ? W - x0 : T;
     for (int dd = 0; dd < DB && d0 + dd < D; dd++)
@@ -279,6 +280,18 @@ static void store_lse(const float top[T], const float inv[T], float *lse, int H,
     const int lanes = W - x0 < T ? W - x0 : T;
     if (lse == NULL || y >= H) return;
     for (int t = 0; t < lanes; t++) lse[(size_t)y * W + x0 + t] = top[t] - logf(inv[t]);
+}
+
+/* Work items of a call: images, or with fewer images than threads, bands of an image's rows (whole row
+ * pairs), so that every thread has work. */
+static int bands_per_image(int n, int threads) { return n >= threads ? 1 : (threads + n - 1) / n; }
+
+/* Image `item / parts` and its query rows [*first, *last) of work item `item`; returns 0 for an empty band. */
+static int band_rows(int item, int parts, int H, int *first, int *last) {
+    const int band = ((H + 1) / 2 + parts - 1) / parts * 2; /* query rows per item, even */
+    *first = item % parts * band;
+    *last = *first + band < H ? *first + band : H;
+    return *first < *last;
 }
 
 /* Query rows y and y + 1 (the second may be a phantom row H: zero queries, not stored), one tile. */
@@ -321,14 +334,11 @@ int local_attention_forward(const elem_t *q, const elem_t *k, const elem_t *v, e
         float *vp = kp + padded, *qt = vp + padded;
         tile_logits_t logits[2] __attribute__((aligned(64)));
         failed = kp == NULL;
-        /* Work items: images, or with fewer images than threads, bands of row pairs of an image
-         * (each thread then pads the rows its band reads), so that every thread has work. */
-        const int parts = n >= threads ? 1 : (threads + n - 1) / n;
-        const int band = ((H + 1) / 2 + parts - 1) / parts * 2; /* query rows per item, even */
+        const int parts = bands_per_image(n, threads); /* each thread pads the rows its band reads */
 #pragma omp for schedule(static)
         for (int item = 0; item < n * parts; item++) {
-            const int first = item % parts * band, last = first + band < H ? first + band : H;
-            if (failed || first >= last) continue;
+            int first, last;
+            if (failed || !band_rows(item, parts, H, &first, &last)) continue;
             const size_t image = (size_t)(item / parts) * D * H * W, pixels = (size_t)(item / parts) * H * W;
             /* Pair y reads image rows y - R .. y + 1 + R: the band, rows [first - R, last + R). */
             const int from = first - R > 0 ? first - R : 0, to = last + R < H ? last + R : H;
@@ -385,13 +395,6 @@ static void probabilities(tile_logits_t p, tile_logits_t ds, const float *dt, co
     }
 }
 
-/* Store DB channels of a query row's dq: acc times scale, only the lanes inside the image. */
-static void store_scaled(const float acc[DB][T], float scale, elem_t *dq, int D, int H, int W, int y, int x0, int d0) {
-    const int lanes = W - x0 < T ? W - x0 : T;
-    for (int dd = 0; dd < DB && d0 + dd < D; dd++)
-        for (int t = 0; t < lanes; t++) dq[((size_t)(d0 + dd) * H + y) * W + x0 + t] = from_float(acc[dd][t] * scale);
-}
-
 /* Pass 1, query rows y and y + 1, one tile, as the forward's row_pair: logits and dP = dout . v
  * with each key and value load shared by the two rows, then P and dS of the rows below `to` into
  * their rows (pb, sb), then dq = scale sum dS k (the forward's weighted values, keys for values)
@@ -419,11 +422,13 @@ static void query_pair_backward(const elem_t *q, const elem_t *out, const float 
         probabilities(p[i], ds[i], i ? g1 : g0, out, lse, pb, sb, D, H, W, Wp, y + i, x0);
     const int store0 = y >= first && y < last, store1 = y + 1 >= first && y + 1 < last;
     if (!store0 && !store1) return;
+    float scales[T];
+    for (int t = 0; t < T; t++) scales[t] = scale;
     for (int d0 = 0; d0 < Dp; d0 += DB) {
         float acc0[DB][T], acc1[DB][T];
         block_values(ds, kp + (size_t)d0 * Wp + x0 + y * key_row, key_row, Wp, acc0, acc1);
-        if (store0) store_scaled(acc0, scale, dq, D, H, W, y, x0, d0);
-        if (store1) store_scaled(acc1, scale, dq, D, H, W, y + 1, x0, d0);
+        if (store0) store(acc0, scales, dq, D, H, W, y, x0, d0);
+        if (store1) store(acc1, scales, dq, D, H, W, y + 1, x0, d0);
     }
 }
 
@@ -479,14 +484,13 @@ int local_attention_backward(const elem_t *q, const elem_t *k, const elem_t *v, 
         float *vp = kp + padded, *qp = vp + padded, *dop = qp + padded, *pb = dop + padded, *sb = pb + offsets;
         float *qt = sb + offsets, *dt = qt + 2 * (size_t)Dp * T; /* two rows each */
         failed = kp == NULL;
-        /* Work items: images, or bands of rows of an image when there are fewer images than threads; a
-         * band's pass 2 needs P and dS of R query rows on either side, which its thread recomputes. */
-        const int parts = n >= threads ? 1 : (threads + n - 1) / n;
-        const int band = (H + parts - 1) / parts;
+        /* As the forward's; a band's pass 2 needs P and dS of R query rows on either side, which its
+         * thread recomputes. */
+        const int parts = bands_per_image(n, threads);
 #pragma omp for schedule(static)
         for (int item = 0; item < n * parts; item++) {
-            const int first = item % parts * band, last = first + band < H ? first + band : H;
-            if (failed || first >= last) continue;
+            int first, last;
+            if (failed || !band_rows(item, parts, H, &first, &last)) continue;
             const size_t image = (size_t)(item / parts) * D * H * W, pixels = (size_t)(item / parts) * H * W;
             const int qfrom = first - R > 0 ? first - R : 0, qto = last + R < H ? last + R : H;
             const int kfrom = qfrom - R > 0 ? qfrom - R : 0, kto = qto + R < H ? qto + R : H;

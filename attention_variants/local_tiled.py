@@ -155,10 +155,9 @@ def _kernel(lib: ctypes.CDLL | None, kernel_size: int, dtype: torch.dtype) -> ct
     return lib
 
 
-def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, threads: int, lib: ctypes.CDLL | None,
+def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, threads: int, lib: ctypes.CDLL,
              with_lse: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Return the attention of checked q, k, v and, when with_lse, each query's float32 log-sum-exp (n, H, W)."""
-    lib = _kernel(lib, kernel_size, q.dtype)
     out = torch.empty_like(q)
     lse = q.new_empty((q.shape[0], *q.shape[2:]), dtype=torch.float32) if with_lse else None
     if out.numel() == 0:
@@ -175,25 +174,25 @@ class _TiledAttention(torch.autograd.Function):
     """The kernel's forward, and its backward kernel for dq, dk, dv (P recomputed from the saved log-sum-exp)."""
 
     @staticmethod
-    def forward(ctx, q, k, v, kernel_size: int, threads: int, lib):
-        out, lse = _forward(q, k, v, kernel_size, threads, lib, with_lse=True)
+    def forward(ctx, q, k, v, threads: int, lib):
+        out, lse = _forward(q, k, v, threads, lib, with_lse=True)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.settings = (kernel_size, threads, lib)
+        ctx.settings = (threads, lib)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, out, lse = ctx.saved_tensors
-        kernel_size, threads, lib = ctx.settings
+        threads, lib = ctx.settings
         grad_out = grad_out.contiguous().to(q.dtype)
         dq, dk, dv = (torch.empty_like(q) for _ in range(3))
         if q.numel():
             n, dim, height, width = q.shape
-            status = _kernel(lib, kernel_size, q.dtype).local_attention_backward(
+            status = lib.local_attention_backward(
                 *(t.data_ptr() for t in (q, k, v, out, lse, grad_out, dq, dk, dv)), n, dim, height, width, threads)
             if status:
                 raise MemoryError("local-tiled: a thread could not allocate its scratch for the backward")
-        return dq, dk, dv, None, None, None
+        return dq, dk, dv, None, None
 
 
 def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, threads: int,
@@ -201,9 +200,10 @@ def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_si
     """Return zero-padded local attention of contiguous float32 or bfloat16 channels-first q, k, v (n, head_dim, H, W),
     differentiable in q, k and v by the backward kernel."""
     _check_inputs(q, k, v, threads)
+    lib = _kernel(lib, kernel_size, q.dtype)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
-        return _TiledAttention.apply(q, k, v, kernel_size, threads, lib)
-    return _forward(q, k, v, kernel_size, threads, lib, with_lse=False)[0]
+        return _TiledAttention.apply(q, k, v, threads, lib)
+    return _forward(q, k, v, threads, lib, with_lse=False)[0]
 
 
 def supports(case: Case) -> str | None:
@@ -225,7 +225,7 @@ def build(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Prep
     threads = torch.get_num_threads()  # the harness fixes the thread count before build
     lib = library(case.kernel_size, case.torch_dtype)  # compile now, not inside the first timed call
     return Prepared(
-        fn=lambda qn, kn, vn: tiled_attention(qn, kn, vn, case.kernel_size, threads),
+        fn=lambda qn, kn, vn: tiled_attention(qn, kn, vn, case.kernel_size, threads, lib),
         inputs=(to_channels_first(q), to_channels_first(k), to_channels_first(v)),
         to_canonical=lambda out: from_channels_first(out, batch, heads),
         backend=f"C, {lib.local_attention_build().decode()}, {threads} OpenMP threads",
