@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bench.models.attention import AttentionSpec
 from bench.models.backbone import SWIN_B, SWIN_S, SWIN_T, Config
-from bench.models.pvt import PVT_L, PVT_M, PVT_S, PVT_T, PVT_V2_B1, PVT_V2_B2, Pvt
+from bench.models.pvt import PVT_L, PVT_M, PVT_S, PVT_T, PVT_V2_B1, PVT_V2_B1_LI, PVT_V2_B2, PVT_V2_B2_LI, Pvt
 
 SWIN_WINDOW = 7
 # timm's own models, timed as outside anchors (no registry attention): config -> (timm name, the config it equals).
@@ -23,6 +23,7 @@ TIMM = {
     "timm-swin-b": ("swin_base_patch4_window7_224", "swin-b"),
     "timm-pvt-v2-b1": ("pvt_v2_b1", "pvt-v2-b1"),
     "timm-pvt-v2-b2": ("pvt_v2_b2", "pvt-v2-b2"),
+    "timm-pvt-v2-b2-li": ("pvt_v2_b2_li", "pvt-v2-b2-li"),
 }
 FAST_LOCAL = "local-tiled"  # the fastest exact zero-padded variant on CPU in results/reference/ratios-56-k7.csv
 
@@ -53,16 +54,20 @@ def pvt_layout(local: str, kernel_size: int = 3):
 
 
 def _pvt_family(size: str, shape, slide: bool = True) -> tuple[Config, ...]:
-    """Return PVT (v1 sizes T, S, M, L; v2 sizes B1, B2) and, where `slide`, its Slide and Im2Col forms."""
+    """Return PVT (v1 sizes T, S, M, L; v2 sizes B1, B2, standard or linear) and, where `slide`, its Slide and Im2Col
+    forms. The paper's Slide-PVTv2 is built on PVTv2-Li (docs/models.md: only that fits its table), so the Slide forms
+    of `pvt-v2-b2-li` are `slide-pvt-v2-b2` and `im2col-pvt-v2-b2`."""
     name, title = (f"pvt-v2-{size.lower()}", f"PVTv2-{size}") if shape.v2 else (f"pvt-{size.lower()}", f"PVT-{size}")
     what = "overlapping patch embeddings, depthwise-conv MLP" if shape.v2 else "class token"
-    pvt = Config(name, _pvt, f"{title}: spatial-reduction attention (reduction 8-4-2-1), {what}", shape, Pvt)
+    sra = "linear SRA (pooled to 7x7, 1x1 reduction)" if shape.linear else "spatial-reduction attention (reduction 8-4-2-1)"
+    suffix = ("-li", "-Li") if shape.linear else ("", "")
+    pvt = Config(name + suffix[0], _pvt, f"{title}{suffix[1]}: {sra}, {what}", shape, Pvt)
     if not slide:
         return (pvt,)
     return (
         pvt,
         Config(f"slide-{name}", pvt_layout("slide-deformed"),
-               f"Slide-{title}: slide attention k3 (deformed, merged) in stages 1-2, SRA in 3-4", shape, Pvt),
+               f"Slide-{title}: slide attention k3 (deformed, merged) in stages 1-2 of {pvt.name}, its SRA in 3-4", shape, Pvt),
         Config(f"im2col-{name}", pvt_layout("im2col"),
                f"the Slide-{title} layout with Im2Col k3 in stages 1-2 (the paper's baseline)", shape, Pvt),
     )
@@ -93,7 +98,8 @@ def _family(size: str, shape) -> tuple[Config, ...]:
 CONFIGS = {config.name: config for config in (
     *_family("T", SWIN_T), *_family("S", SWIN_S), *_family("B", SWIN_B),
     *_pvt_family("T", PVT_T), *_pvt_family("S", PVT_S), *_pvt_family("M", PVT_M), *_pvt_family("L", PVT_L, slide=False),
-    *_pvt_family("B1", PVT_V2_B1), *_pvt_family("B2", PVT_V2_B2),
+    *_pvt_family("B1", PVT_V2_B1, slide=False), *_pvt_family("B2", PVT_V2_B2, slide=False),
+    *_pvt_family("B1", PVT_V2_B1_LI), *_pvt_family("B2", PVT_V2_B2_LI),
     Config("nat-t", _nat, "natten k7 in every stage of the Swin-T shape"),
     Config("fast-swin-t", _fast, f"Swin-T with {FAST_LOCAL} k7 in place of every window attention (as nat-t with natten)"),
 )}

@@ -10,7 +10,9 @@ class token, which the head reads.
 PVTv2-B1/B2 (timm's pvt_v2_b1/b2, whose parameter names these use, so timm's weights load):
 overlapping patch embeddings (7x7 stride 4, then 3x3 stride 2), no position embedding or class
 token, a 3x3 depthwise convolution inside each MLP, a LayerNorm closing each stage, and a head on
-the mean token.
+the mean token. Their linear forms (the PVTv2 paper's "PVTv2-Li", timm's pvt_v2_b2_li) pool every
+map to 7x7 and reduce it by a 1x1 convolution, LayerNorm and GELU instead of the strided
+convolution, and add a ReLU before each MLP's depthwise convolution.
 
 A layout (bench.models.configs) gives each block an AttentionSpec, which puts a registry
 variant there through the one adapter (bench.models.attention), or None, which keeps SRA:
@@ -41,6 +43,7 @@ class PvtShape:
     mlp_ratios: tuple[int, ...] = (8, 8, 4, 4)
     reductions: tuple[int, ...] = (8, 4, 2, 1)
     v2: bool = False
+    linear: bool = False  # PVTv2-Li's linear SRA (keys and values from the map pooled to 7x7)
 
 
 PVT_DIMS = (64, 128, 320, 512)
@@ -50,23 +53,34 @@ PVT_M = PvtShape(PVT_DIMS, (3, 4, 18, 3))
 PVT_L = PvtShape(PVT_DIMS, (3, 8, 27, 3))
 PVT_V2_B1 = PvtShape(PVT_DIMS, (2, 2, 2, 2), v2=True)
 PVT_V2_B2 = PvtShape(PVT_DIMS, (3, 4, 6, 3), v2=True)
+PVT_V2_B1_LI = PvtShape(PVT_DIMS, (2, 2, 2, 2), v2=True, linear=True)
+PVT_V2_B2_LI = PvtShape(PVT_DIMS, (3, 4, 6, 3), v2=True, linear=True)
+LINEAR_SIDE = 7  # PVTv2-Li pools every map to 7x7 (upsampling smaller ones, as AdaptiveAvgPool2d does)
 
 
 class SpatialReductionAttention(nn.Module):
     """PVT's attention over (batch, H, W, C) maps, or (batch, N, C) tokens where there is no reduction."""
 
-    def __init__(self, dim: int, heads: int, reduction: int) -> None:
+    def __init__(self, dim: int, heads: int, reduction: int, linear: bool = False) -> None:
         super().__init__()
-        self.heads, self.reduction = heads, reduction
+        self.heads, self.reduction, self.linear = heads, reduction, linear
         self.q, self.kv, self.proj = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
-        if reduction > 1:
+        if linear:  # timm's names and order: pool, sr, norm, act
+            self.pool, self.sr = nn.AdaptiveAvgPool2d(LINEAR_SIDE), nn.Conv2d(dim, dim, 1)
+            self.norm, self.act = nn.LayerNorm(dim), nn.GELU()
+        elif reduction > 1:
             self.sr, self.norm = nn.Conv2d(dim, dim, reduction, reduction), nn.LayerNorm(dim)
         self.oracle_mode = False  # bench.models.attention.set_oracle_mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, dim = x.shape[0], x.shape[-1]
         tokens = x.reshape(batch, -1, dim)
-        context = tokens if self.reduction == 1 else self.norm(self.sr(x.permute(0, 3, 1, 2)).flatten(2).transpose(1, 2))
+        if self.linear:
+            context = self.act(self.norm(self.sr(self.pool(x.permute(0, 3, 1, 2))).flatten(2).transpose(1, 2)))
+        elif self.reduction > 1:
+            context = self.norm(self.sr(x.permute(0, 3, 1, 2)).flatten(2).transpose(1, 2))
+        else:
+            context = tokens
         q = self.q(tokens).unflatten(-1, (self.heads, -1)).transpose(1, 2)
         k, v = self.kv(context).unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4)
         out = softmax_attention(q, k, v) if self.oracle_mode else F.scaled_dot_product_attention(q, k, v)
@@ -79,15 +93,17 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torc
 
 
 class DepthwiseMlp(nn.Module):
-    """PVTv2's MLP: a 3x3 depthwise convolution between the two linear layers, on (batch, H, W, C) maps."""
+    """PVTv2's MLP: a 3x3 depthwise convolution between the two linear layers, on (batch, H, W, C) maps; PVTv2-Li
+    puts a ReLU before the convolution."""
 
-    def __init__(self, dim: int, hidden: int) -> None:
+    def __init__(self, dim: int, hidden: int, relu: bool = False) -> None:
         super().__init__()
         self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
+        self.relu = nn.ReLU() if relu else nn.Identity()
         self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.dwconv(self.fc1(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)))
+        return self.fc2(self.act(self.dwconv(self.relu(self.fc1(x)).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)))
 
 
 class PvtStage(nn.Module):
@@ -103,9 +119,9 @@ class PvtStage(nn.Module):
         self.cls_token = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, 1, dim), std=0.02)) if v1 and last else None
         if v1:
             self.pos_embed = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, side * side + last, dim), std=0.02))
-        mlp = DepthwiseMlp if shape.v2 else Mlp
+        hidden = shape.mlp_ratios[index] * dim
         self.blocks = nn.Sequential(*(Block(dim, _attention(config, index, block, side, v1 and last),
-                                            mlp(dim, shape.mlp_ratios[index] * dim), EPS)
+                                            DepthwiseMlp(dim, hidden, shape.linear) if shape.v2 else Mlp(dim, hidden), EPS)
                                       for block in range(shape.depths[index])))
         self.norm = nn.LayerNorm(dim, eps=EPS) if shape.v2 else nn.Identity()
 
@@ -126,7 +142,7 @@ def _attention(config: Config, stage: int, block: int, side: int, class_token: b
     spec, window = config.layout(stage, block, side)
     dim, heads = config.shape.dims[stage], config.shape.heads[stage]
     if spec is None:
-        return SpatialReductionAttention(dim, heads, config.shape.reductions[stage])
+        return SpatialReductionAttention(dim, heads, config.shape.reductions[stage], config.shape.linear)
     if class_token:
         raise ValueError(f"{config.name}: PVT's last stage carries a class token, so it keeps SRA")
     return Attention(dim, heads, spec, window)
