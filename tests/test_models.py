@@ -81,7 +81,7 @@ PVT_PAPER = {"pvt-t": (13.2, 1.9), "pvt-s": (24.5, 3.8), "pvt-m": (44.2, 6.7), "
 # with slide attention in stages 1-2 (22.8M for B2; on the standard PVTv2-B2 it would be 23.5M, +3.2 %), and its
 # PVTv2-B1 row (13.1M) fits PVTv2-B1-Li, where timm's standard B1 has 14.0M; its PVTv2-B2 row is the standard B2.
 PVT_ROWS_OF_SLIDE_PAPER = {"slide-pvt-t": (12.2, 2.0), "slide-pvt-s": (22.7, 4.0), "slide-pvt-v2-b1": (13.0, 2.2),
-                   "slide-pvt-v2-b2": (22.8, 4.2), "pvt-v2-b1-li": (13.1, 2.1), "pvt-v2-b2": (25.4, 4.0)}
+                           "slide-pvt-v2-b2": (22.8, 4.2), "pvt-v2-b1-li": (13.1, 2.1), "pvt-v2-b2": (25.4, 4.0)}
 
 
 def _gmacs(model: torch.nn.Module) -> float:

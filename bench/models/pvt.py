@@ -21,7 +21,7 @@ the Slide and Im2Col forms replace SRA by local attention in stages 1-2.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -53,8 +53,8 @@ PVT_M = PvtShape(PVT_DIMS, (3, 4, 18, 3))
 PVT_L = PvtShape(PVT_DIMS, (3, 8, 27, 3))
 PVT_V2_B1 = PvtShape(PVT_DIMS, (2, 2, 2, 2), v2=True)
 PVT_V2_B2 = PvtShape(PVT_DIMS, (3, 4, 6, 3), v2=True)
-PVT_V2_B1_LI = PvtShape(PVT_DIMS, (2, 2, 2, 2), v2=True, linear=True)
-PVT_V2_B2_LI = PvtShape(PVT_DIMS, (3, 4, 6, 3), v2=True, linear=True)
+PVT_V2_B1_LI = replace(PVT_V2_B1, linear=True)
+PVT_V2_B2_LI = replace(PVT_V2_B2, linear=True)
 LINEAR_SIDE = 7  # PVTv2-Li pools every map to 7x7 (upsampling smaller ones, as AdaptiveAvgPool2d does)
 
 
@@ -63,24 +63,23 @@ class SpatialReductionAttention(nn.Module):
 
     def __init__(self, dim: int, heads: int, reduction: int, linear: bool = False) -> None:
         super().__init__()
-        self.heads, self.reduction, self.linear = heads, reduction, linear
+        self.heads, self.reduced = heads, linear or reduction > 1
         self.q, self.kv, self.proj = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
-        if linear:  # timm's names and order: pool, sr, norm, act
+        # Keys and values from the map reduced by pool, sr, norm, act (timm's names; Identity holds no weights).
+        if linear:
             self.pool, self.sr = nn.AdaptiveAvgPool2d(LINEAR_SIDE), nn.Conv2d(dim, dim, 1)
             self.norm, self.act = nn.LayerNorm(dim), nn.GELU()
         elif reduction > 1:
-            self.sr, self.norm = nn.Conv2d(dim, dim, reduction, reduction), nn.LayerNorm(dim)
+            self.pool, self.sr = nn.Identity(), nn.Conv2d(dim, dim, reduction, reduction)
+            self.norm, self.act = nn.LayerNorm(dim), nn.Identity()
         self.oracle_mode = False  # bench.models.attention.set_oracle_mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, dim = x.shape[0], x.shape[-1]
         tokens = x.reshape(batch, -1, dim)
-        if self.linear:
+        context = tokens
+        if self.reduced:
             context = self.act(self.norm(self.sr(self.pool(x.permute(0, 3, 1, 2))).flatten(2).transpose(1, 2)))
-        elif self.reduction > 1:
-            context = self.norm(self.sr(x.permute(0, 3, 1, 2)).flatten(2).transpose(1, 2))
-        else:
-            context = tokens
         q = self.q(tokens).unflatten(-1, (self.heads, -1)).transpose(1, 2)
         k, v = self.kv(context).unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4)
         out = softmax_attention(q, k, v) if self.oracle_mode else F.scaled_dot_product_attention(q, k, v)
