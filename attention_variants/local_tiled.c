@@ -11,7 +11,8 @@
  * row, updated with one FMA per channel: q[d][x..x+T) times k[d][row][x+dx..x+dx+T), the
  * shifted key vector that both query rows share (on AVX-512 shifted in registers, elsewhere
  * an unaligned load). No horizontal sums, no k*k copies, only useful FLOPs. The weighted sum
- * of values has the same shape, DB channels at a time.
+ * of values has the same shape, DB channels at a time. AVX-512 and AVX2 builds use intrinsics
+ * for these loops; other targets get plain loops that the compiler vectorises.
  */
 #include <math.h>
 #include <stdint.h>
@@ -26,8 +27,8 @@
 #define T 16 /* queries per tile along a row: one 512-bit vector of floats */
 #define DB 8 /* value channels per block: 2 rows x 8 accumulators fit the 32 vector registers */
 #else
-#define T 8 /* one AVX2 vector: a row pair's 2 x KS logit accumulators then (nearly) fit the 16 registers; 16 spilled */
-#define DB 4
+#define T 8 /* one AVX2 vector */
+#define DB 4 /* 2 rows x 4 accumulators, two weights and a value: 11 of the 16 registers */
 #endif
 
 typedef float tile_logits_t[KS][KS][T]; /* [kernel row][column offset][query] */
@@ -98,10 +99,22 @@ static void pad_rows(const elem_t *x, float *padded, int D, int Dp, int H, int W
 static void load_queries(const elem_t *q, float *qt, int D, int Dp, int H, int W, int y, int x0, float scale) {
     const int lanes = y < H ? (W - x0 < T ? W - x0 : T) : 0;
     memset(qt, 0, sizeof(float) * (size_t)Dp * T);
-    for (int d = 0; d < D; d++)
-        for (int t = 0; t < lanes; t++) qt[d * T + t] = to_float(q[((size_t)d * H + y) * W + x0 + t]) * scale;
+    if (lanes == T) /* a whole tile: a loop of constant length, which vectorises */
+        for (int d = 0; d < D; d++) {
+            const elem_t *source = q + ((size_t)d * H + y) * W + x0;
+#pragma omp simd
+            for (int t = 0; t < T; t++) qt[d * T + t] = to_float(source[t]) * scale;
+        }
+    else
+        for (int d = 0; d < D; d++)
+            for (int t = 0; t < lanes; t++) qt[d * T + t] = to_float(q[((size_t)d * H + y) * W + x0 + t]) * scale;
 }
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+#define AVX2_ONLY 1 /* the AVX2 paths below, with intrinsics */
+#endif
+
+#ifndef AVX2_ONLY
 /* Logits of one query row against one padded key row (Dp channel rows of Wp floats from x0). */
 static inline void row_logits_1(const float *qt, const float *keys, int Dp, int Wp, float out[KS][T]) {
     float acc[KS][T];
@@ -112,6 +125,7 @@ static inline void row_logits_1(const float *qt, const float *keys, int Dp, int 
             for (int t = 0; t < T; t++) acc[dx][t] += qt[d * T + t] * keys[(size_t)d * Wp + dx + t];
     memcpy(out, acc, sizeof(acc));
 }
+#endif
 
 #if defined(__AVX512F__) && KS <= T + 1
 #include <immintrin.h>
@@ -145,6 +159,48 @@ static inline void row_logits_2(const float *q0, const float *q1, const float *k
         _mm512_storeu_ps(out0[dx], acc0[dx]);
         _mm512_storeu_ps(out1[dx], acc1[dx]);
     }
+}
+#elif defined(AVX2_ONLY)
+#include <immintrin.h>
+/* AVX2 has 16 vector registers, too few for 2 rows x KS accumulators (KS = 7: 14, plus two queries and a
+ * key): the column offsets go in groups of at most 6 (12 accumulators), one pass over the channels each.
+ * Written with intrinsics so that the accumulators stay in registers (the loops below, compiled for AVX2,
+ * kept them in memory: a load and a store around every FMA). */
+#define GROUPS ((KS + 5) / 6)
+#define G ((KS + GROUPS - 1) / GROUPS)
+/* The logits of column offsets [g0, g0 + G) for query row q0 and, unless q1 is NULL, q1. */
+static inline __attribute__((always_inline)) void logits_group(const float *q0, const float *q1, const float *keys,
+                                                               int Dp, int Wp, int g0, float out0[KS][T],
+                                                               float out1[KS][T]) {
+    __m256 acc0[G], acc1[G];
+    for (int i = 0; i < G; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
+    for (int d = 0; d < Dp; d++) {
+        const __m256 a = _mm256_loadu_ps(q0 + d * T), b = q1 ? _mm256_loadu_ps(q1 + d * T) : a;
+#pragma GCC unroll 16
+        for (int i = 0; i < G; i++) {
+            if (g0 + i >= KS) break;
+            const __m256 key = _mm256_loadu_ps(keys + (size_t)d * Wp + g0 + i);
+            acc0[i] = _mm256_fmadd_ps(a, key, acc0[i]);
+            if (q1) acc1[i] = _mm256_fmadd_ps(b, key, acc1[i]);
+        }
+    }
+    for (int i = 0; i < G && g0 + i < KS; i++) {
+        _mm256_storeu_ps(out0[g0 + i], acc0[i]);
+        if (q1) _mm256_storeu_ps(out1[g0 + i], acc1[i]);
+    }
+}
+
+/* Logits of one query row against one padded key row (Dp channel rows of Wp floats from x0). */
+static inline void row_logits_1(const float *qt, const float *keys, int Dp, int Wp, float out[KS][T]) {
+#pragma GCC unroll 4
+    for (int g0 = 0; g0 < KS; g0 += G) logits_group(qt, NULL, keys, Dp, Wp, g0, out, NULL);
+}
+
+/* The same for two query rows sharing the key row: each key load feeds two FMAs. */
+static inline void row_logits_2(const float *q0, const float *q1, const float *keys, int Dp, int Wp, float out0[KS][T],
+                                float out1[KS][T]) {
+#pragma GCC unroll 4
+    for (int g0 = 0; g0 < KS; g0 += G) logits_group(q0, q1, keys, Dp, Wp, g0, out0, out1);
 }
 #else
 /* The same for two query rows sharing the key row: each key load feeds two FMAs. */
@@ -231,6 +287,37 @@ static void block_values(tile_logits_t logits[2], const float *values, size_t ke
     for (int dd = 0; dd < DB; dd++) {
         _mm512_storeu_ps(out0[dd], acc0[dd]);
         _mm512_storeu_ps(out1[dd], acc1[dd]);
+    }
+}
+#elif defined(AVX2_ONLY)
+/* The weighted values of DB channels for both query rows (values: padded row y, channel d0, column x0):
+ * per column offset, the two rows' weights are loaded once and kept in registers for the DB channels. */
+static inline __attribute__((always_inline)) void values_row(const float *w0, const float *w1, const float *row,
+                                                             int Wp, __m256 acc0[DB], __m256 acc1[DB]) {
+#pragma GCC unroll 16
+    for (int dx = 0; dx < KS; dx++) {
+        const __m256 a = w0 ? _mm256_loadu_ps(w0 + dx * T) : _mm256_setzero_ps();
+        const __m256 b = w1 ? _mm256_loadu_ps(w1 + dx * T) : _mm256_setzero_ps();
+#pragma GCC unroll 16
+        for (int dd = 0; dd < DB; dd++) {
+            const __m256 value = _mm256_loadu_ps(row + (size_t)dd * Wp + dx);
+            if (w0) acc0[dd] = _mm256_fmadd_ps(a, value, acc0[dd]);
+            if (w1) acc1[dd] = _mm256_fmadd_ps(b, value, acc1[dd]);
+        }
+    }
+}
+
+static void block_values(tile_logits_t logits[2], const float *values, size_t key_row, int Wp, float out0[DB][T],
+                         float out1[DB][T]) {
+    __m256 acc0[DB], acc1[DB];
+    for (int dd = 0; dd < DB; dd++) acc0[dd] = acc1[dd] = _mm256_setzero_ps();
+    /* Padded row y + r: kernel row r of query row y, r - 1 of row y + 1. */
+    values_row(logits[0][0][0], NULL, values, Wp, acc0, acc1);
+    for (int r = 1; r < KS; r++) values_row(logits[0][r][0], logits[1][r - 1][0], values + r * key_row, Wp, acc0, acc1);
+    values_row(NULL, logits[1][KS - 1][0], values + KS * key_row, Wp, acc0, acc1);
+    for (int dd = 0; dd < DB; dd++) {
+        _mm256_storeu_ps(out0[dd], acc0[dd]);
+        _mm256_storeu_ps(out1[dd], acc1[dd]);
     }
 }
 #else
@@ -432,32 +519,63 @@ static void query_pair_backward(const elem_t *q, const elem_t *out, const float 
     }
 }
 
-/* Pass 2, one tile of key row y: dk and dv, DB channels at a time. The query that sees key
- * (y, x) at offset (a, b) is (y + R - a, x + R - b): padded row y + 2R - a, column x + 2R - b. */
+/* Pass 2's sums for one tile of key row y and DB channels from d0: ak = sum dS q, av = sum P dout over the
+ * KS x KS queries that see each key. The query that sees key (y, x) at offset (a, b) is
+ * (y + R - a, x + R - b): padded row y + 2R - a, column x + 2R - b. */
+static inline void key_block(const float *pb, const float *sb, const float *qp, const float *dop, int Dp, int Wp, int y,
+                             int x0, int d0, float ak_out[DB][T], float av_out[DB][T]) {
+    const size_t key_row = (size_t)Dp * Wp, offset_row = (size_t)KS * KS * Wp;
+#ifdef AVX2_ONLY /* intrinsics, so that the 2 x DB sums stay in registers */
+    __m256 ak[DB], av[DB];
+    for (int dd = 0; dd < DB; dd++) ak[dd] = av[dd] = _mm256_setzero_ps();
+#else
+    float ak[DB][T], av[DB][T];
+    memset(ak, 0, sizeof(ak));
+    memset(av, 0, sizeof(av));
+#endif
+    for (int a = 0; a < KS; a++) {
+        const size_t row = (size_t)(y + 2 * R - a);
+#pragma GCC unroll 16
+        for (int b = 0; b < KS; b++) {
+            const size_t column = (size_t)(x0 + 2 * R - b);
+            const float *prob = pb + row * offset_row + (size_t)(a * KS + b) * Wp + column;
+            const float *dsc = sb + row * offset_row + (size_t)(a * KS + b) * Wp + column;
+            const float *queries = qp + row * key_row + (size_t)d0 * Wp + column;
+            const float *grads = dop + row * key_row + (size_t)d0 * Wp + column;
+#ifdef AVX2_ONLY
+            const __m256 p = _mm256_loadu_ps(prob), g = _mm256_loadu_ps(dsc);
+            for (int dd = 0; dd < DB; dd++) {
+                ak[dd] = _mm256_fmadd_ps(g, _mm256_loadu_ps(queries + (size_t)dd * Wp), ak[dd]);
+                av[dd] = _mm256_fmadd_ps(p, _mm256_loadu_ps(grads + (size_t)dd * Wp), av[dd]);
+            }
+#else
+            for (int dd = 0; dd < DB; dd++)
+#pragma omp simd
+                for (int t = 0; t < T; t++) {
+                    ak[dd][t] += dsc[t] * queries[(size_t)dd * Wp + t];
+                    av[dd][t] += prob[t] * grads[(size_t)dd * Wp + t];
+                }
+#endif
+        }
+    }
+#ifdef AVX2_ONLY
+    for (int dd = 0; dd < DB; dd++) {
+        _mm256_storeu_ps(ak_out[dd], ak[dd]);
+        _mm256_storeu_ps(av_out[dd], av[dd]);
+    }
+#else
+    memcpy(ak_out, ak, sizeof(ak));
+    memcpy(av_out, av, sizeof(av));
+#endif
+}
+
+/* Pass 2, one tile of key row y: dk and dv, DB channels at a time. */
 static void key_tile_backward(const float *pb, const float *sb, const float *qp, const float *dop, elem_t *dk, elem_t *dv,
                               int D, int Dp, int H, int W, int Wp, int y, int x0, float scale) {
     const int lanes = W - x0 < T ? W - x0 : T;
-    const size_t key_row = (size_t)Dp * Wp, offset_row = (size_t)KS * KS * Wp;
     for (int d0 = 0; d0 < Dp; d0 += DB) {
         float ak[DB][T], av[DB][T];
-        memset(ak, 0, sizeof(ak));
-        memset(av, 0, sizeof(av));
-        for (int a = 0; a < KS; a++) {
-            const size_t row = (size_t)(y + 2 * R - a);
-            for (int b = 0; b < KS; b++) {
-                const size_t column = (size_t)(x0 + 2 * R - b);
-                const float *prob = pb + row * offset_row + (size_t)(a * KS + b) * Wp + column;
-                const float *dsc = sb + row * offset_row + (size_t)(a * KS + b) * Wp + column;
-                const float *queries = qp + row * key_row + (size_t)d0 * Wp + column;
-                const float *grads = dop + row * key_row + (size_t)d0 * Wp + column;
-                for (int dd = 0; dd < DB; dd++)
-#pragma omp simd
-                    for (int t = 0; t < T; t++) {
-                        ak[dd][t] += dsc[t] * queries[(size_t)dd * Wp + t];
-                        av[dd][t] += prob[t] * grads[(size_t)dd * Wp + t];
-                    }
-            }
-        }
+        key_block(pb, sb, qp, dop, Dp, Wp, y, x0, d0, ak, av);
         for (int dd = 0; dd < DB && d0 + dd < D; dd++)
             for (int t = 0; t < lanes; t++) {
                 dk[((size_t)(d0 + dd) * H + y) * W + x0 + t] = from_float(ak[dd][t] * scale);

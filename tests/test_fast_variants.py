@@ -88,7 +88,7 @@ def test_tiled_kernel_matches_oracle(height, width, dim, kernel, heads, threads)
 
 @needs_cc
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 targets")
-@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])  # AVX2 and SSE2: the portable loops, not the AVX-512 ones
+@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])  # AVX2's intrinsics and SSE2's plain loops, not AVX-512's
 def test_tiled_kernel_portable_path_matches_oracle(march):
     lib = local_tiled.compile_library(5, march)
     q, k, v = _qkv((2, 2, 11, 19, 5))
@@ -158,8 +158,9 @@ def test_tiled_bfloat16_is_as_close_as_float32_arithmetic_rounded_once(shape, ke
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="reads x86-64 assembly")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
 def test_the_avx2_build_is_vector_code(tmp_path, dtype):
-    """AVX2 is a first-class path: the compiler turns the forward's and the backward's loops into 8-float FMAs
-    (measured with gcc 14: 125 packed, 5 scalar: the Delta sums and the exp's tail)."""
+    """AVX2 is a first-class path: its intrinsics (logits, weighted values, dk and dv sums), unrolled over the
+    offsets, give 8-float FMAs (gcc 12: 292 packed, 5 scalar: the Delta sums and the exp's tail; the plain loops
+    they replaced gave 127, each between a load and a store of its accumulator)."""
     assembly = tmp_path / "kernel.s"
     flags = [f for f in local_tiled.flags(7, "x86-64-v3", dtype) if f not in ("-shared", "-fPIC")]
     done = subprocess.run([local_tiled.compiler(), *flags, "-S", str(local_tiled.SOURCE), "-o", str(assembly)],
@@ -169,7 +170,7 @@ def test_the_avx2_build_is_vector_code(tmp_path, dtype):
     packed = len(re.findall(r"vfn?m(?:add|sub)\d+ps\s[^\n]*%ymm", text))
     scalar = len(re.findall(r"vfn?m(?:add|sub)\d+ss\s", text))
     assert "%zmm" not in text  # nothing of AVX-512 in an AVX2 build
-    assert packed >= 60 and scalar <= packed / 10, (packed, scalar)
+    assert packed >= 200 and scalar <= packed / 20, (packed, scalar)
 
 
 def test_tiled_kernel_without_a_working_compiler_says_so(monkeypatch, tmp_path):
