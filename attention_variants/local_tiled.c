@@ -458,27 +458,30 @@ static void probabilities(tile_logits_t p, tile_logits_t ds, const float *dt, co
                           float *pb, float *sb, int D, int H, int W, int Wp, int y, int x0) {
     const int lanes = W - x0 < T ? W - x0 : T;
     const size_t offset_row = (size_t)KS * KS * Wp;
-    float delta[T] = {0}, top[T] = {0};
-    for (int d = 0; d < D; d++)
-        for (int t = 0; t < lanes; t++) delta[t] += dt[d * T + t] * to_float(out[((size_t)d * H + y) * W + x0 + t]);
+    float delta[T] = {0}, top[T] = {0}, inside[T];
+    for (int d = 0; d < D; d++) {
+        const elem_t *row = out + ((size_t)d * H + y) * W + x0;
+        if (lanes == T) /* a whole tile: a loop of constant length, which vectorises */
+#pragma omp simd
+            for (int t = 0; t < T; t++) delta[t] += dt[d * T + t] * to_float(row[t]);
+        else
+            for (int t = 0; t < lanes; t++) delta[t] += dt[d * T + t] * to_float(row[t]);
+    }
     memcpy(top, lse + (size_t)y * W + x0, sizeof(float) * lanes);
+    for (int t = 0; t < T; t++) inside[t] = t < lanes;
+    /* P and dS are zero past the image (those columns are the rows' zero border), so that whole vectors are
+     * copied into the rows below. */
     float *ps = &p[0][0][0], *dss = &ds[0][0][0];
     for (int o = 0; o < KS * KS; o++)
 #pragma omp simd
         for (int t = 0; t < T; t++) {
-            const float prob = exp_nonpositive(ps[o * T + t] - top[t]);
+            const float prob = exp_nonpositive(ps[o * T + t] - top[t]) * inside[t];
             ps[o * T + t] = prob;
             dss[o * T + t] = prob * (dss[o * T + t] - delta[t]);
         }
-    /* Whole vectors, zeros past the image (those columns are the zero border): no memcpy calls. */
     for (int o = 0; o < KS * KS; o++) {
-        float *prow = pb + (size_t)(y + R) * offset_row + (size_t)o * Wp + R + x0;
-        float *srow = sb + (size_t)(y + R) * offset_row + (size_t)o * Wp + R + x0;
-#pragma omp simd
-        for (int t = 0; t < T; t++) {
-            prow[t] = t < lanes ? ps[o * T + t] : 0.0f;
-            srow[t] = t < lanes ? dss[o * T + t] : 0.0f;
-        }
+        memcpy(pb + (size_t)(y + R) * offset_row + (size_t)o * Wp + R + x0, ps + o * T, sizeof(float) * T);
+        memcpy(sb + (size_t)(y + R) * offset_row + (size_t)o * Wp + R + x0, dss + o * T, sizeof(float) * T);
     }
 }
 
