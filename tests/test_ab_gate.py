@@ -194,7 +194,7 @@ def test_instruction_counts_repeat_and_see_more_work():
     counts = instructions.count_all({"base": ROOT, "current": ROOT}, [small, larger])
     per_call = {(c.side, c.case.height): c.per_call for c in counts}
     assert all(c.problem == "" and c.per_call > 0 for c in counts)
-    # Two processes of the same code: measured within 0.3 % at this tiny size (0.07 % at 14x14), far under the tolerance.
+    # Two processes of the same code: measured within 0.5 % at this tiny size (0.07 % at 14x14), far under the tolerance.
     assert per_call[("current", 8)] == pytest.approx(per_call[("base", 8)], rel=INSTRUCTION_TOLERANCE / 3)
     assert per_call[("base", 16)] > per_call[("base", 8)] * (1 + INSTRUCTION_TOLERANCE)
 
