@@ -199,6 +199,21 @@ def test_instruction_counts_repeat_and_see_more_work():
     assert per_call[("base", 16)] > per_call[("base", 8)] * (1 + INSTRUCTION_TOLERANCE)
 
 
+def test_the_library_that_starts_instrumentation_is_built_or_its_absence_said(tmp_path, monkeypatch):
+    import ctypes
+
+    from bench.execution import instructions
+
+    if not Path("/usr/include/valgrind/callgrind.h").is_file():
+        pytest.skip("valgrind's headers are not installed (Debian: apt-get install valgrind)")
+    library = instructions._start_instrumentation_library(tmp_path)
+    assert library is not None and library.is_file()
+    ctypes.CDLL(str(library)).start_instrumentation()  # outside valgrind the client request does nothing
+    monkeypatch.setenv("CC", "false")  # a compiler that fails: the counts then run instrumented from the start
+    (tmp_path / "failed").mkdir()
+    assert instructions._start_instrumentation_library(tmp_path / "failed") is None
+
+
 def test_a_change_touches_the_variants_whose_code_runs_it():
     from bench.execution.touched import variants_touched
 
