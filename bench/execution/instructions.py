@@ -28,8 +28,9 @@ from attention_variants.case import Case
 CALLS = 3  # calls per count; the count reported is per call
 # One valgrind process per side counts every case: importing torch under valgrind takes 30-50 s
 # uninstrumented (150 s instrumented, see _VALGRIND_SHIM), a call of a small case well under a
-# second. collect_callgrind runs `number` warm-up calls, then `repeats` blocks of `number` calls, one dump per block; `step()` maps the
-# k-th call to its case, so block i counts case i (the warm-up calls go to case 0).
+# second. collect_callgrind runs `number` warm-up calls, then `repeats` blocks of `number` calls,
+# one dump per block; `step()` maps the k-th call to its case, so block i counts case i (the
+# warm-up calls go to case 0).
 SETUP = """
 import os, platform, sys
 sys.path.insert(0, {root!r})
