@@ -1,8 +1,8 @@
 """triton-local against the float64 local-zero-pad oracle, forward and gradients, in Triton's CPU interpreter.
 
 TRITON_INTERPRET must be set before triton is first imported in a process, and other test
-modules import attention_variants (hence triton) first: so each group of checks runs in a
-fresh subprocess (this file run as a script) with TRITON_INTERPRET=1, and reports its errors
+modules import attention_variants (hence triton) first: so the checks run in one fresh
+subprocess (this file run as a script) with TRITON_INTERPRET=1, which reports their errors
 as JSON. The interpreter is slow: the shapes are small, but cross tile edges (8x8 tiles),
 are non-square and not multiples of the tile, and the kernel sizes reach the image size.
 """
@@ -92,10 +92,12 @@ def _harness_rows():
     return rows
 
 
-def _run_group(group: str) -> dict:
-    """Run one group of checks in a fresh interpreter-mode process and return its JSON report."""
+@pytest.fixture(scope="module")
+def interpreter_report() -> dict:
+    """Run every interpreter check in one fresh interpreter-mode process (one torch and triton import, not one per
+    test) and return its JSON report."""
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, __file__, group], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, __file__], cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -103,8 +105,8 @@ def _run_group(group: str) -> dict:
 @needs_triton
 @pytest.mark.slow
 @pytest.mark.interpreter
-def test_float32_forward_and_gradients_match_oracle():
-    report = _run_group("float32")
+def test_float32_forward_and_gradients_match_oracle(interpreter_report):
+    report = interpreter_report["float32"]
     for case, (errors, _) in zip(FLOAT32_CASES, report["cases"]):
         out_error, *grad_errors = errors
         assert out_error < 2e-5, f"{case}: forward error {out_error:.3g}"
@@ -119,8 +121,8 @@ def test_float32_forward_and_gradients_match_oracle():
 @needs_triton
 @pytest.mark.slow
 @pytest.mark.interpreter
-def test_half_precision_forward_and_gradients_within_plain_error():
-    report = _run_group("half")
+def test_half_precision_forward_and_gradients_within_plain_error(interpreter_report):
+    report = interpreter_report["half"]
     for case, (errors, plain) in zip(HALF_CASES, report["cases"]):
         bounds = [MAX_FACTOR * p for p in plain]
         assert all(e <= b for e, b in zip(errors, bounds)), f"{case}: errors {errors} vs 4x plain {plain}"
@@ -170,15 +172,15 @@ def test_variant_module_imports_without_triton():
     assert done.stdout.strip() == "triton is not installed"
 
 
-def _main(group: str) -> None:
-    cases = FLOAT32_CASES if group == "float32" else HALF_CASES
-    report = {"cases": [_errors(*case) for case in cases]}
-    if group == "float32":
-        report["huge_logits"] = _errors(1, 1, 6, 7, 16, 3, "float32", gain=200.0)
-        report["registry"] = _registry_case_error()
-        report["harness"] = _harness_rows()
-    print(json.dumps(report))
+def _main() -> None:
+    print(json.dumps({
+        "float32": {"cases": [_errors(*case) for case in FLOAT32_CASES],
+                    "huge_logits": _errors(1, 1, 6, 7, 16, 3, "float32", gain=200.0),
+                    "registry": _registry_case_error(),
+                    "harness": _harness_rows()},
+        "half": {"cases": [_errors(*case) for case in HALF_CASES]},
+    }))
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1])
+    _main()
