@@ -34,7 +34,9 @@
 typedef float tile_logits_t[KS][KS][T]; /* [kernel row][column offset][query] */
 
 /* The tensors' element type: float, or with -DBF16 bfloat16, widened to float as it is copied into the
- * padded buffers and tiles (all arithmetic is float32) and rounded to nearest even when stored. */
+ * padded buffers and tiles (all arithmetic is float32) and rounded to nearest even when stored; on a CPU
+ * with AVX-512 BF16 the logits and the backward's dP instead multiply bfloat16 pairs (vdpbf16ps, BF16_DOT
+ * below). */
 #ifdef BF16
 typedef uint16_t elem_t;
 static inline float to_float(elem_t x) {
@@ -96,7 +98,7 @@ static void pad_rows(const elem_t *x, float *padded, int D, int Dp, int H, int W
 }
 
 /* Copy the tile's queries of row y (zero beyond the image: rows >= H, columns >= W), scaled. */
-static void load_queries(const elem_t *q, float *qt, int D, int Dp, int H, int W, int y, int x0, float scale) {
+static inline void load_queries(const elem_t *q, float *qt, int D, int Dp, int H, int W, int y, int x0, float scale) {
     const int lanes = y < H ? (W - x0 < T ? W - x0 : T) : 0;
     memset(qt, 0, sizeof(float) * (size_t)Dp * T);
     if (lanes == T) /* a whole tile: a loop of constant length, which vectorises */
@@ -160,6 +162,64 @@ static inline void row_logits_2(const float *q0, const float *q1, const float *k
         _mm512_storeu_ps(out1[dx], acc1[dx]);
     }
 }
+
+#if defined(BF16) && defined(__AVX512BF16__)
+#define BF16_DOT 1
+/* The logits and the backward's dP = dout . v by AVX-512 BF16's vdpbf16ps, which multiplies the bfloat16 pairs of two 32-bit
+ * lanes and adds both products to a float32 lane: keys and queries are kept as bfloat16, two channels
+ * of a pixel per lane (channel 2j low, 2j + 1 high), so a channel pair costs one instruction where
+ * widened floats cost two FMAs, and the copies are half the size. Accumulation stays float32. */
+static inline uint32_t pair(elem_t low, elem_t high) { return (uint32_t)low | (uint32_t)high << 16; }
+
+/* Copy image rows [from, to) of x (D, H, W) into the interior of padded (rows, Dp / 2, Wp) channel pairs,
+ * whose border is zero. */
+static void pad_pairs(const elem_t *x, uint32_t *padded, int D, int Dp, int H, int W, int Wp, int from, int to) {
+    for (int y = from; y < to; y++)
+        for (int j = 0; 2 * j < D; j++) {
+            uint32_t *row = padded + ((size_t)(y + R) * (Dp / 2) + j) * Wp + R;
+            const elem_t *low = x + ((size_t)2 * j * H + y) * W;
+            if (2 * j + 1 < D) {
+                const elem_t *high = low + (size_t)H * W;
+#pragma omp simd
+                for (int i = 0; i < W; i++) row[i] = pair(low[i], high[i]);
+            } else
+                for (int i = 0; i < W; i++) row[i] = pair(low[i], 0);
+        }
+}
+
+/* The tile's queries of row y as channel pairs, zero beyond the image; unscaled (the logits are scaled). */
+static void load_query_pairs(const elem_t *q, uint32_t *qt, int D, int Dp, int H, int W, int y, int x0) {
+    const int lanes = y < H ? (W - x0 < T ? W - x0 : T) : 0;
+    memset(qt, 0, sizeof(uint32_t) * (size_t)(Dp / 2) * T);
+    for (int j = 0; 2 * j < D && lanes; j++) {
+        const elem_t *low = q + ((size_t)2 * j * H + y) * W + x0, *high = low + (size_t)H * W;
+        for (int t = 0; t < lanes; t++) qt[j * T + t] = pair(low[t], 2 * j + 1 < D ? high[t] : 0);
+    }
+}
+
+/* Scaled logits of query row q0 and, unless q1 is NULL, q1 against one padded key row of channel pairs. */
+static inline __attribute__((always_inline)) void dot_logits(const uint32_t *q0, const uint32_t *q1, const uint32_t *keys,
+                                                             int pairs, int Wp, float scale, float out0[KS][T],
+                                                             float out1[KS][T]) {
+    __m512 acc0[KS], acc1[KS];
+    for (int dx = 0; dx < KS; dx++) acc0[dx] = acc1[dx] = _mm512_setzero_ps();
+    for (int j = 0; j < pairs; j++) {
+        const __m512bh a = (__m512bh)_mm512_load_si512(q0 + j * T);
+        const __m512bh b = q1 ? (__m512bh)_mm512_load_si512(q1 + j * T) : a;
+        const __m512i lo = _mm512_load_si512(keys + (size_t)j * Wp), hi = _mm512_load_si512(keys + (size_t)j * Wp + T);
+        for (int dx = 0; dx < KS; dx++) {
+            const __m512bh key = (__m512bh)shifted(lo, hi, dx);
+            acc0[dx] = _mm512_dpbf16_ps(acc0[dx], a, key);
+            if (q1) acc1[dx] = _mm512_dpbf16_ps(acc1[dx], b, key);
+        }
+    }
+    const __m512 factor = _mm512_set1_ps(scale);
+    for (int dx = 0; dx < KS; dx++) {
+        _mm512_storeu_ps(out0[dx], _mm512_mul_ps(acc0[dx], factor));
+        if (q1) _mm512_storeu_ps(out1[dx], _mm512_mul_ps(acc1[dx], factor));
+    }
+}
+#endif
 #elif defined(AVX2_ONLY)
 #include <immintrin.h>
 /* AVX2 has 16 vector registers, too few for 2 rows x KS accumulators (KS = 7: 14, plus two queries and a
@@ -381,18 +441,37 @@ static int band_rows(int item, int parts, int H, int *first, int *last) {
     return *first < *last;
 }
 
-/* Query rows y and y + 1 (the second may be a phantom row H: zero queries, not stored), one tile. */
-static void row_pair(const elem_t *q, const float *kp, const float *vp, elem_t *out, float *lse, float *qt,
-                     tile_logits_t logits[2], int D, int Dp, int H, int W, int Wp, int y, int x0, float scale) {
+/* The scaled logits of query rows y and y + 1, one tile, against the padded keys kp. Padded key row y + r is
+ * kernel row r of query row y and kernel row r - 1 of query row y + 1. */
+static void pair_logits(const elem_t *q, const float *kp, float *qt, tile_logits_t logits[2], int D, int Dp, int H, int W,
+                        int Wp, int y, int x0, float scale) {
+#ifdef BF16_DOT
+    const uint32_t *keys = (const uint32_t *)kp;
+    uint32_t *q0 = (uint32_t *)qt, *q1 = q0 + (size_t)(Dp / 2) * T;
+    load_query_pairs(q, q0, D, Dp, H, W, y, x0);
+    load_query_pairs(q, q1, D, Dp, H, W, y + 1, x0);
+    const size_t key_row = (size_t)(Dp / 2) * Wp; /* lanes per padded row */
+    dot_logits(q0, NULL, keys + y * key_row + x0, Dp / 2, Wp, scale, logits[0][0], NULL);
+    for (int r = 1; r < KS; r++)
+        dot_logits(q0, q1, keys + (y + r) * key_row + x0, Dp / 2, Wp, scale, logits[0][r], logits[1][r - 1]);
+    dot_logits(q1, NULL, keys + (y + KS) * key_row + x0, Dp / 2, Wp, scale, logits[1][KS - 1], NULL);
+#else
     float *q0 = qt, *q1 = qt + (size_t)Dp * T;
     load_queries(q, q0, D, Dp, H, W, y, x0, scale);
     load_queries(q, q1, D, Dp, H, W, y + 1, x0, scale);
     const size_t key_row = (size_t)Dp * Wp; /* floats per padded row */
-    /* Padded key row y + r is kernel row r of query row y and kernel row r - 1 of query row y + 1. */
     row_logits_1(q0, kp + y * key_row + x0, Dp, Wp, logits[0][0]);
     for (int r = 1; r < KS; r++)
         row_logits_2(q0, q1, kp + (y + r) * key_row + x0, Dp, Wp, logits[0][r], logits[1][r - 1]);
     row_logits_1(q1, kp + (y + KS) * key_row + x0, Dp, Wp, logits[1][KS - 1]);
+#endif
+}
+
+/* Query rows y and y + 1 (the second may be a phantom row H: zero queries, not stored), one tile. */
+static void row_pair(const elem_t *q, const float *kp, const float *vp, elem_t *out, float *lse, float *qt,
+                     tile_logits_t logits[2], int D, int Dp, int H, int W, int Wp, int y, int x0, float scale) {
+    pair_logits(q, kp, qt, logits, D, Dp, H, W, Wp, y, x0, scale);
+    const size_t key_row = (size_t)Dp * Wp; /* floats per padded row of values */
     float inv0[T], inv1[T], top0[T], top1[T];
     tile_softmax(logits[0], inv0, top0);
     tile_softmax(logits[1], inv1, top1);
@@ -429,7 +508,11 @@ int local_attention_forward(const elem_t *q, const elem_t *k, const elem_t *v, e
             const size_t image = (size_t)(item / parts) * D * H * W, pixels = (size_t)(item / parts) * H * W;
             /* Pair y reads image rows y - R .. y + 1 + R: the band, rows [first - R, last + R). */
             const int from = first - R > 0 ? first - R : 0, to = last + R < H ? last + R : H;
+#ifdef BF16_DOT
+            pad_pairs(k + image, (uint32_t *)kp, D, Dp, H, W, Wp, from, to);
+#else
             pad_rows(k + image, kp, D, Dp, H, W, Wp, from, to);
+#endif
             pad_rows(v + image, vp, D, Dp, H, W, Wp, from, to);
             for (int y = first; y < last; y += 2)
                 for (int x0 = 0; x0 < W; x0 += T)
@@ -438,6 +521,12 @@ int local_attention_forward(const elem_t *q, const elem_t *k, const elem_t *v, e
     }
     return failed ? -1 : 0;
 }
+
+#ifdef BF16_DOT
+#define KEY_PAIRS 1 /* the backward keeps the keys twice: channel pairs for the logits, floats for dq */
+#else
+#define KEY_PAIRS 0
+#endif
 
 /* ---- Backward: dq, dk, dv ----
  *
@@ -454,18 +543,19 @@ int local_attention_forward(const elem_t *q, const elem_t *k, const elem_t *v, e
 
 /* P and dS of one query row in place of its logits (p) and dP (ds), from its log-sum-exp and
  * Delta = dout . out; the lanes inside the image then go into the row's P and dS rows. */
-static void probabilities(tile_logits_t p, tile_logits_t ds, const float *dt, const elem_t *out, const float *lse,
+static void probabilities(tile_logits_t p, tile_logits_t ds, const elem_t *dout, const elem_t *out, const float *lse,
                           float *pb, float *sb, int D, int H, int W, int Wp, int y, int x0) {
     const int lanes = W - x0 < T ? W - x0 : T;
     const size_t offset_row = (size_t)KS * KS * Wp;
     float delta[T] = {0}, top[T] = {0}, inside[T];
     for (int d = 0; d < D; d++) {
-        const elem_t *row = out + ((size_t)d * H + y) * W + x0;
+        const size_t at = ((size_t)d * H + y) * W + x0;
+        const elem_t *row = out + at, *grad = dout + at;
         if (lanes == T) /* a whole tile: a loop of constant length, which vectorises */
 #pragma omp simd
-            for (int t = 0; t < T; t++) delta[t] += dt[d * T + t] * to_float(row[t]);
+            for (int t = 0; t < T; t++) delta[t] += to_float(grad[t]) * to_float(row[t]);
         else
-            for (int t = 0; t < lanes; t++) delta[t] += dt[d * T + t] * to_float(row[t]);
+            for (int t = 0; t < lanes; t++) delta[t] += to_float(grad[t]) * to_float(row[t]);
     }
     memcpy(top, lse + (size_t)y * W + x0, sizeof(float) * lanes);
     for (int t = 0; t < T; t++) inside[t] = t < lanes;
@@ -485,31 +575,20 @@ static void probabilities(tile_logits_t p, tile_logits_t ds, const float *dt, co
     }
 }
 
-/* Pass 1, query rows y and y + 1, one tile, as the forward's row_pair: logits and dP = dout . v
- * with each key and value load shared by the two rows, then P and dS of the rows below `to` into
- * their rows (pb, sb), then dq = scale sum dS k (the forward's weighted values, keys for values)
- * for the rows in [first, last). */
+/* Pass 1, query rows y and y + 1, one tile: the forward's logits (q against the keys kl, laid out as
+ * the forward's) and dP = dout . v (against the values vl, the same layout), then P and dS of the
+ * rows below `to` into their rows (pb, sb), then dq = scale sum dS k (the forward's weighted values,
+ * the float keys kp for values) for the rows in [first, last). */
 static void query_pair_backward(const elem_t *q, const elem_t *out, const float *lse, const elem_t *dout, elem_t *dq,
-                                const float *kp, const float *vp, float *pb, float *sb, float *qt, float *dt,
-                                int first, int last, int to, int D, int Dp, int H, int W, int Wp, int y, int x0,
-                                float scale) {
+                                const float *kl, const float *vl, const float *kp, float *pb, float *sb, float *qt,
+                                float *dt, int first, int last, int to, int D, int Dp, int H, int W, int Wp, int y,
+                                int x0, float scale) {
     const size_t key_row = (size_t)Dp * Wp;
     tile_logits_t p[2] __attribute__((aligned(64))), ds[2] __attribute__((aligned(64))); /* logits then P; dP then dS */
-    float *q0 = qt, *q1 = qt + (size_t)Dp * T, *g0 = dt, *g1 = dt + (size_t)Dp * T;
-    load_queries(q, q0, D, Dp, H, W, y, x0, scale);
-    load_queries(q, q1, D, Dp, H, W, y + 1, x0, scale);
-    load_queries(dout, g0, D, Dp, H, W, y, x0, 1.0f);
-    load_queries(dout, g1, D, Dp, H, W, y + 1, x0, 1.0f);
-    row_logits_1(q0, kp + y * key_row + x0, Dp, Wp, p[0][0]);
-    row_logits_1(g0, vp + y * key_row + x0, Dp, Wp, ds[0][0]);
-    for (int r = 1; r < KS; r++) {
-        row_logits_2(q0, q1, kp + (y + r) * key_row + x0, Dp, Wp, p[0][r], p[1][r - 1]);
-        row_logits_2(g0, g1, vp + (y + r) * key_row + x0, Dp, Wp, ds[0][r], ds[1][r - 1]);
-    }
-    row_logits_1(q1, kp + (y + KS) * key_row + x0, Dp, Wp, p[1][KS - 1]);
-    row_logits_1(g1, vp + (y + KS) * key_row + x0, Dp, Wp, ds[1][KS - 1]);
+    pair_logits(q, kl, qt, p, D, Dp, H, W, Wp, y, x0, scale);
+    pair_logits(dout, vl, dt, ds, D, Dp, H, W, Wp, y, x0, 1.0f);
     for (int i = 0; i < 2 && y + i < to; i++)
-        probabilities(p[i], ds[i], i ? g1 : g0, out, lse, pb, sb, D, H, W, Wp, y + i, x0);
+        probabilities(p[i], ds[i], dout, out, lse, pb, sb, D, H, W, Wp, y + i, x0);
     const int store0 = y >= first && y < last, store1 = y + 1 >= first && y + 1 < last;
     if (!store0 && !store1) return;
     float scales[T];
@@ -600,10 +679,12 @@ int local_attention_backward(const elem_t *q, const elem_t *k, const elem_t *v, 
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
-        /* keys, values, queries, output gradients (padded rows), P, dS, two tiles */
-        float *kp = padded_scratch(&backward_scratch, D, H, W, 4 * padded + 2 * offsets + 4 * (size_t)Dp * T);
+        /* keys, values, queries, output gradients (padded rows), P, dS, two tiles, and with BF16_DOT the keys
+         * as the forward's channel pairs (the values are only read as such) */
+        float *kp = padded_scratch(&backward_scratch, D, H, W, (4 + KEY_PAIRS) * padded + 2 * offsets + 4 * (size_t)Dp * T);
         float *vp = kp + padded, *qp = vp + padded, *dop = qp + padded, *pb = dop + padded, *sb = pb + offsets;
         float *qt = sb + offsets, *dt = qt + 2 * (size_t)Dp * T; /* two rows each */
+        float *kl = KEY_PAIRS ? dt + 2 * (size_t)Dp * T : kp; /* the keys as the logits read them */
         failed = kp == NULL;
         /* As the forward's; a band's pass 2 needs P and dS of R query rows on either side, which its
          * thread recomputes. */
@@ -616,15 +697,20 @@ int local_attention_backward(const elem_t *q, const elem_t *k, const elem_t *v, 
             const int qfrom = first - R > 0 ? first - R : 0, qto = last + R < H ? last + R : H;
             const int kfrom = qfrom - R > 0 ? qfrom - R : 0, kto = qto + R < H ? qto + R : H;
             pad_rows(k + image, kp, D, Dp, H, W, Wp, kfrom, kto);
+#ifdef BF16_DOT
+            pad_pairs(k + image, (uint32_t *)kl, D, Dp, H, W, Wp, kfrom, kto);
+            pad_pairs(v + image, (uint32_t *)vp, D, Dp, H, W, Wp, kfrom, kto);
+#else
             pad_rows(v + image, vp, D, Dp, H, W, Wp, kfrom, kto);
+#endif
             pad_rows(q + image, qp, D, Dp, H, W, Wp, qfrom, qto);
             pad_rows(dout + image, dop, D, Dp, H, W, Wp, qfrom, qto);
             /* A pair's second row may be row qto (or the phantom row H): its keys were not copied, its
              * results are not kept. */
             for (int y = qfrom; y < qto; y += 2)
                 for (int x0 = 0; x0 < W; x0 += T)
-                    query_pair_backward(q + image, out + image, lse + pixels, dout + image, dq + image, kp, vp, pb, sb,
-                                        qt, dt, first, last, qto, D, Dp, H, W, Wp, y, x0, scale);
+                    query_pair_backward(q + image, out + image, lse + pixels, dout + image, dq + image, kl, vp, kp, pb,
+                                        sb, qt, dt, first, last, qto, D, Dp, H, W, Wp, y, x0, scale);
             for (int y = first; y < last; y++)
                 for (int x0 = 0; x0 < W; x0 += T)
                     key_tile_backward(pb, sb, qp, dop, dk + image, dv + image, D, Dp, H, W, Wp, y, x0, scale);
@@ -635,7 +721,9 @@ int local_attention_backward(const elem_t *q, const elem_t *k, const elem_t *v, 
 
 /* This build's instruction set and tile, for the row's backend column. */
 const char *local_attention_build(void) {
-#ifdef BF16
+#if defined(BF16_DOT)
+#define ELEMENTS "bfloat16 in, logits and dP by vdpbf16ps, float32 accumulation"
+#elif defined(BF16)
 #define ELEMENTS "bfloat16 in, float32 inside"
 #else
 #define ELEMENTS "float32"

@@ -8,6 +8,7 @@ that do not tile the image, chunking, compile rows, and the roofline arithmetic.
 import platform
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -140,13 +141,26 @@ def test_tiled_backward_avx2_build_matches_oracle_with_huge_logits():
             torch.testing.assert_close(g, e, atol=tolerance, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
 
 
+def _cpu_has(flag: str) -> bool:
+    try:
+        return flag in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+# cooperlake: AVX-512 with BF16's dot products (vdpbf16ps), which the bfloat16 build uses for the forward's logits
+BF16_MARCHES = ["native", "x86-64-v3", pytest.param("cooperlake", marks=pytest.mark.skipif(
+    not _cpu_has("avx512_bf16"), reason="this CPU has no AVX-512 BF16"))] if platform.machine() == "x86_64" else ["native"]
+
+
 @needs_cc
-@pytest.mark.parametrize("march", ["native", "x86-64-v3"] if platform.machine() == "x86_64" else ["native"])
+@pytest.mark.parametrize("march", BF16_MARCHES)
 @pytest.mark.parametrize("shape,kernel,threads", [((1, 3, 9, 13, 8), 3, 2), ((2, 1, 12, 21, 16), 7, 3), ((1, 2, 7, 6, 5), 13, 2)])
 def test_tiled_bfloat16_is_as_close_as_float32_arithmetic_rounded_once(shape, kernel, threads, march):
     """bfloat16 in and out, float32 inside: out, dq, dk and dv within two bfloat16 roundings of their largest value
     from the float64 answer on the same bfloat16 inputs (measured: 1.4e-3 to 4.1e-3 of it; the oracle's own
-    arithmetic in bfloat16 is 4.5e-3 to 2.5e-2 off)."""
+    arithmetic in bfloat16 is 4.5e-3 to 2.5e-2 off). Odd head_dim 5: the last channel pair of the vdpbf16ps logits
+    has one channel."""
     lib = local_tiled.compile_library(kernel, march, torch.bfloat16)
     got, expected = _tiled_and_oracle_gradients(shape, kernel, threads, lib, dtype=torch.bfloat16)
     for name, g, e in zip(("out", "dq", "dk", "dv"), got, expected):
@@ -171,6 +185,24 @@ def test_the_avx2_build_is_vector_code(tmp_path, dtype):
     scalar = len(re.findall(r"vfn?m(?:add|sub)\d+ss\s", text))
     assert "%zmm" not in text  # nothing of AVX-512 in an AVX2 build
     assert packed >= 200 and scalar <= packed / 20, (packed, scalar)
+
+
+@needs_cc
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="reads x86-64 assembly")
+def test_the_bfloat16_build_takes_bf16_dot_products_where_the_cpu_has_them(tmp_path):
+    """On a CPU with AVX-512 BF16 (here compiled for one, cooperlake) the bfloat16 build's forward logits are
+    vdpbf16ps on channel pairs; the float32 build and an AVX-512 CPU without BF16 (skylake-avx512) have none."""
+    def assembly(march, dtype):
+        out = tmp_path / f"{march}-{dtype}.s"
+        flags = [f for f in local_tiled.flags(7, march, dtype) if f not in ("-shared", "-fPIC")]
+        done = subprocess.run([local_tiled.compiler(), *flags, "-S", str(local_tiled.SOURCE), "-o", str(out)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return out.read_text()
+
+    assert len(re.findall(r"vdpbf16ps\s[^\n]*%zmm", assembly("cooperlake", torch.bfloat16))) >= 14  # 2 rows x 7 offsets
+    assert "vdpbf16ps" not in assembly("cooperlake", torch.float32)
+    assert "vdpbf16ps" not in assembly("skylake-avx512", torch.bfloat16)
 
 
 def test_tiled_kernel_without_a_working_compiler_says_so(monkeypatch, tmp_path):
