@@ -165,10 +165,11 @@ static inline void row_logits_2(const float *q0, const float *q1, const float *k
 
 #if defined(BF16) && defined(__AVX512BF16__)
 #define BF16_DOT 1
-/* The logits and the backward's dP = dout . v by AVX-512 BF16's vdpbf16ps, which multiplies the bfloat16 pairs of two 32-bit
- * lanes and adds both products to a float32 lane: keys and queries are kept as bfloat16, two channels
- * of a pixel per lane (channel 2j low, 2j + 1 high), so a channel pair costs one instruction where
- * widened floats cost two FMAs, and the copies are half the size. Accumulation stays float32. */
+/* The logits and the backward's dP = dout . v by AVX-512 BF16's vdpbf16ps, which multiplies the
+ * bfloat16 pairs of two 32-bit lanes and adds both products to a float32 lane: keys (values, for dP)
+ * and queries (dout) are kept as bfloat16, two channels of a pixel per lane (channel 2j low, 2j + 1
+ * high), so a channel pair costs one instruction where widened floats cost two FMAs, and the copies
+ * are half the size. Accumulation stays float32. */
 static inline uint32_t pair(elem_t low, elem_t high) { return (uint32_t)low | (uint32_t)high << 16; }
 
 /* Copy image rows [from, to) of x (D, H, W) into the interior of padded (rows, Dp / 2, Wp) channel pairs,
