@@ -15,7 +15,7 @@ from bench.plots.figures import FIGURES
 from bench.results import append_rows
 from synthetic_results import grid_rows, median_ms, models_csv
 
-pytestmark = pytest.mark.slow  # a real sweep and the notebook, executed
+slow = pytest.mark.slow  # a real sweep and the notebook, executed
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "analysis.ipynb"
@@ -35,6 +35,7 @@ def sweep(tmp_path_factory):
     return folder, csv
 
 
+@slow
 def test_a_sweep_draws_its_figures_unless_told_not_to(sweep, tmp_path, monkeypatch):
     folder, csv = sweep
     run_id = pd.read_csv(csv)["run_id"].iloc[0]
@@ -55,10 +56,26 @@ def _with_parameters(results: Path, compare: Path | None, models: Path | None = 
     return notebook
 
 
+def test_the_notebook_is_valid_with_one_parameters_cell_and_code_that_compiles():
+    """The fast tier's check of the notebook (the slow tests execute it): a valid nbformat 4 file whose
+    parameters cell sets what the tests and papermill-style runs inject, and whose every code cell is Python
+    (IPython's, `%matplotlib` included)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    [parameters] = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert {"RESULTS_CSV", "COMPARE_CSV", "MODELS_CSV"} <= set(compile(parameters.source, "parameters", "exec").co_names)
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            compile(TransformerManager().transform_cell(cell.source), f"{NOTEBOOK.name} cell {index}", "exec")
+
+
 def _outputs(notebook: nbformat.NotebookNode) -> list[dict]:
     return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
 
 
+@slow
 def test_notebook_runs_top_to_bottom_and_compares_two_runs(sweep, tmp_path):
     _, csv = sweep
     # A second "machine": the same rows under another host and run id, with window skipped.
@@ -89,6 +106,7 @@ def test_notebook_runs_top_to_bottom_and_compares_two_runs(sweep, tmp_path):
     assert markdown and "## Median latency (ms)" in markdown[0]
 
 
+@slow
 def test_notebook_compares_the_machines_of_a_merged_file(tmp_path):
     """A file merged from a cluster run (two CPU nodes, a GPU node): every cell runs, and the machines are compared."""
     merged = tmp_path / "merged.csv"
