@@ -8,7 +8,6 @@ that do not tile the image, chunking, compile rows, and the roofline arithmetic.
 import platform
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 import torch
@@ -141,16 +140,10 @@ def test_tiled_backward_avx2_build_matches_oracle_with_huge_logits():
             torch.testing.assert_close(g, e, atol=tolerance, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
 
 
-def _cpu_has(flag: str) -> bool:
-    try:
-        return flag in Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-
-
-# cooperlake: AVX-512 with BF16's dot products (vdpbf16ps), which the bfloat16 build uses for the forward's logits
+# cooperlake: AVX-512 with BF16's dot products (vdpbf16ps), which the bfloat16 build uses for the logits and dP
 BF16_MARCHES = ["native", "x86-64-v3", pytest.param("cooperlake", marks=pytest.mark.skipif(
-    not _cpu_has("avx512_bf16"), reason="this CPU has no AVX-512 BF16"))] if platform.machine() == "x86_64" else ["native"]
+    "avx512_bf16" not in local_tiled._machine_id().split(), reason="this CPU has no AVX-512 BF16"))
+] if platform.machine() == "x86_64" else ["native"]
 
 
 @needs_cc
@@ -168,6 +161,16 @@ def test_tiled_bfloat16_is_as_close_as_float32_arithmetic_rounded_once(shape, ke
         assert error <= 2**-7, f"{name}: {error:.3g} of its largest value"  # one bfloat16 rounding is 2**-8 at most
 
 
+def _assembly(tmp_path, march: str, dtype: torch.dtype) -> str:
+    """Return the assembly gcc makes of the kernel for kernel size 7, march and dtype (the library's flags)."""
+    out = tmp_path / f"{march}-{str(dtype).removeprefix('torch.')}.s"
+    flags = [f for f in local_tiled.flags(7, march, dtype) if f not in ("-shared", "-fPIC")]
+    done = subprocess.run([local_tiled.compiler(), *flags, "-S", str(local_tiled.SOURCE), "-o", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return out.read_text()
+
+
 @needs_cc
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="reads x86-64 assembly")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
@@ -175,12 +178,7 @@ def test_the_avx2_build_is_vector_code(tmp_path, dtype):
     """AVX2 is a first-class path: its intrinsics (logits, weighted values, dk and dv sums), unrolled over the
     offsets, give 8-float FMAs (gcc 12: 292 packed, 5 scalar: the Delta sums and the exp's tail; the plain loops
     they replaced gave 127, each between a load and a store of its accumulator)."""
-    assembly = tmp_path / "kernel.s"
-    flags = [f for f in local_tiled.flags(7, "x86-64-v3", dtype) if f not in ("-shared", "-fPIC")]
-    done = subprocess.run([local_tiled.compiler(), *flags, "-S", str(local_tiled.SOURCE), "-o", str(assembly)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    text = assembly.read_text()
+    text = _assembly(tmp_path, "x86-64-v3", dtype)
     packed = len(re.findall(r"vfn?m(?:add|sub)\d+ps\s[^\n]*%ymm", text))
     scalar = len(re.findall(r"vfn?m(?:add|sub)\d+ss\s", text))
     assert "%zmm" not in text  # nothing of AVX-512 in an AVX2 build
@@ -190,19 +188,12 @@ def test_the_avx2_build_is_vector_code(tmp_path, dtype):
 @needs_cc
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="reads x86-64 assembly")
 def test_the_bfloat16_build_takes_bf16_dot_products_where_the_cpu_has_them(tmp_path):
-    """On a CPU with AVX-512 BF16 (here compiled for one, cooperlake) the bfloat16 build's forward logits are
+    """On a CPU with AVX-512 BF16 (here compiled for one, cooperlake) the bfloat16 build's logits and dP are
     vdpbf16ps on channel pairs; the float32 build and an AVX-512 CPU without BF16 (skylake-avx512) have none."""
-    def assembly(march, dtype):
-        out = tmp_path / f"{march}-{dtype}.s"
-        flags = [f for f in local_tiled.flags(7, march, dtype) if f not in ("-shared", "-fPIC")]
-        done = subprocess.run([local_tiled.compiler(), *flags, "-S", str(local_tiled.SOURCE), "-o", str(out)],
-                              capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        return out.read_text()
-
-    assert len(re.findall(r"vdpbf16ps\s[^\n]*%zmm", assembly("cooperlake", torch.bfloat16))) >= 14  # 2 rows x 7 offsets
-    assert "vdpbf16ps" not in assembly("cooperlake", torch.float32)
-    assert "vdpbf16ps" not in assembly("skylake-avx512", torch.bfloat16)
+    bf16 = _assembly(tmp_path, "cooperlake", torch.bfloat16)
+    assert len(re.findall(r"vdpbf16ps\s[^\n]*%zmm", bf16)) >= 14  # 2 rows x 7 offsets
+    assert "vdpbf16ps" not in _assembly(tmp_path, "cooperlake", torch.float32)
+    assert "vdpbf16ps" not in _assembly(tmp_path, "skylake-avx512", torch.bfloat16)
 
 
 def test_tiled_kernel_without_a_working_compiler_says_so(monkeypatch, tmp_path):
