@@ -193,8 +193,9 @@ static void load_query_pairs(const elem_t *q, uint32_t *qt, int D, int Dp, int H
     const int lanes = y < H ? (W - x0 < T ? W - x0 : T) : 0;
     memset(qt, 0, sizeof(uint32_t) * (size_t)(Dp / 2) * T);
     for (int j = 0; 2 * j < D && lanes; j++) {
-        const elem_t *low = q + ((size_t)2 * j * H + y) * W + x0, *high = low + (size_t)H * W;
-        for (int t = 0; t < lanes; t++) qt[j * T + t] = pair(low[t], 2 * j + 1 < D ? high[t] : 0);
+        const elem_t *low = q + ((size_t)2 * j * H + y) * W + x0;
+        const elem_t *high = 2 * j + 1 < D ? low + (size_t)H * W : NULL; /* none past the last channel */
+        for (int t = 0; t < lanes; t++) qt[j * T + t] = pair(low[t], high ? high[t] : 0);
     }
 }
 
