@@ -193,10 +193,23 @@ def test_instruction_counts_repeat_and_see_more_work():
     small, larger = (Case(variant="im2col", batch=1, height=size, width=size, heads=1, head_dim=8, kernel_size=3) for size in (8, 16))
     counts = instructions.count_all({"base": ROOT, "current": ROOT}, [small, larger])
     per_call = {(c.side, c.case.height): c.per_call for c in counts}
-    assert all(c.problem == "" and c.per_call > 0 for c in counts)
+    assert all(c.problem == "" and c.per_call > 0 for c in counts), [c.problem for c in counts]
     # Two processes of the same code: measured within 0.5 % at this tiny size (0.07 % at 14x14), far under the tolerance.
     assert per_call[("current", 8)] == pytest.approx(per_call[("base", 8)], rel=INSTRUCTION_TOLERANCE / 3)
     assert per_call[("base", 16)] > per_call[("base", 8)] * (1 + INSTRUCTION_TOLERANCE)
+
+
+def test_the_callgrind_control_stand_in_asks_about_its_caller_only(tmp_path):
+    import subprocess
+
+    from bench.execution import instructions
+
+    shim = tmp_path / "callgrind_control"
+    shim.write_text(instructions._CALLGRIND_CONTROL_SHIM.format(callgrind_control="echo"))
+    shim.chmod(0o755)
+    # torch's check runs `callgrind_control --stat` from the process it checks: the stand-in names that process
+    assert subprocess.run([shim, "--stat"], capture_output=True, text=True).stdout.split() == ["--stat", str(os.getpid())]
+    assert subprocess.run([shim, "--dump"], capture_output=True, text=True).stdout.split() == ["--dump"]
 
 
 def test_the_library_that_starts_instrumentation_is_built_or_its_absence_said(tmp_path, monkeypatch):

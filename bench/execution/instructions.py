@@ -98,6 +98,14 @@ for arg do
 done
 exec {valgrind} "$@"
 """
+# torch checks that its process runs under Callgrind by finding it in `callgrind_control --stat`, which lists every
+# Callgrind process; callgrind_control 3.19 stops listing at the first one whose instrumentation is off, as the
+# other side's is while it sets up, so the check failed in one process of three. This stand-in asks about the
+# caller (the shell's parent) only.
+_CALLGRIND_CONTROL_SHIM = """#!/bin/sh
+[ "$*" = "--stat" ] && set -- --stat "$PPID"
+exec {callgrind_control} "$@"
+"""
 _START_INSTRUMENTATION_C = "#include <valgrind/callgrind.h>\nvoid start_instrumentation(void) { CALLGRIND_START_INSTRUMENTATION; }\n"
 
 
@@ -117,15 +125,17 @@ def _start_instrumentation_library(folder: Path) -> Path | None:
 @contextlib.contextmanager
 def _valgrind_and_this_python_first_on_path():
     """Yield the instrumentation-starting library (or None), with this interpreter's folder and, given that
-    library, the valgrind stand-in first on PATH: collect_callgrind runs `python` and `valgrind` from PATH, and
-    `python` without an activated virtual environment is another one (without torch)."""
+    library, the valgrind and callgrind_control stand-ins first on PATH: collect_callgrind runs `python`,
+    `valgrind` and `callgrind_control` from PATH, and `python` without an activated virtual environment is
+    another one (without torch)."""
     saved = os.environ.get("PATH", "")
     with tempfile.TemporaryDirectory(prefix="bench-valgrind-") as folder:
         library = _start_instrumentation_library(Path(folder))
         if library:
-            shim = Path(folder) / "valgrind"
-            shim.write_text(_VALGRIND_SHIM.format(valgrind=shlex.quote(shutil.which("valgrind") or "valgrind")))
-            shim.chmod(0o755)
+            for name, text in (("valgrind", _VALGRIND_SHIM), ("callgrind_control", _CALLGRIND_CONTROL_SHIM)):
+                shim = Path(folder) / name
+                shim.write_text(text.format(**{name: shlex.quote(shutil.which(name) or name)}))
+                shim.chmod(0o755)
         os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), *([folder] if library else []), saved])
         try:
             yield library
