@@ -31,12 +31,16 @@ def start() -> None:
 def _look_up_cpu() -> None:
     import cpuinfo
 
-    brand = cpuinfo.get_cpu_info().get("brand_raw") or platform.processor() or "unknown cpu"
-    _cpu["name"] = f"{brand} ({psutil.cpu_count(logical=False)} cores / {psutil.cpu_count()} threads)"
+    info = cpuinfo.get_cpu_info()
+    brand = info.get("brand_raw") or platform.processor() or "unknown cpu"
+    # A VM's brand string is often generic ("AMD EPYC", "Intel(R) Xeon(R) Processor") and the VM moves between
+    # hosts: the family and model tell an AVX2-only host from an AVX-512 one (x86; other CPUs have neither).
+    model = f"family {info['family']} model {info['model']}, " if "family" in info and "model" in info else ""
+    _cpu["name"] = f"{brand} ({model}{psutil.cpu_count(logical=False)} cores / {psutil.cpu_count()} threads)"
 
 
 def cpu_name() -> str:
-    """Return the CPU's brand string with its core counts."""
+    """Return the CPU's brand string with its family and model (x86) and its core counts."""
     start()
     _cpu_lookup[0].join()
     return _cpu.get("name", platform.processor() or "unknown cpu")
