@@ -251,7 +251,7 @@ def machine(frame: pd.DataFrame) -> str:
 
 
 def baseline_file_name(frame: pd.DataFrame) -> str:
-    """Return the file name of a CI baseline measured on frame's machine, e.g. ci-amd-epyc-2-cores-2-threads.csv."""
+    """Return the file name of a CI baseline measured on frame's machine, e.g. ci-amd-epyc-family-26-model-2-2-cores-2-threads.csv."""
     return "ci-" + re.sub(r"[^a-z0-9]+", "-", machine(frame).lower()).strip("-") + ".csv"
 
 
