@@ -100,7 +100,7 @@ exec {valgrind} "$@"
 """
 # torch checks that its process runs under Callgrind by finding it in `callgrind_control --stat`, which lists every
 # Callgrind process; callgrind_control 3.19 stops listing at the first one whose instrumentation is off, as the
-# other side's is while it sets up, so the check failed in one process of three. This stand-in asks about the
+# other side's is while it sets up, so the check failed in 2 of 6 paired runs (2026-12-04). This stand-in asks about the
 # caller (the shell's parent) only.
 _CALLGRIND_CONTROL_SHIM = """#!/bin/sh
 [ "$*" = "--stat" ] && set -- --stat "$PPID"
