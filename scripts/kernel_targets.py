@@ -48,6 +48,14 @@ def interval(ratios: pd.Series) -> str:
     return f"{ratios.median():.2f}x [{ratios.min():.2f}-{ratios.max():.2f}]"
 
 
+def verdict(values: pd.Series, target: float, at_least: bool = True, inconclusive: str = "inconclusive") -> str:
+    """Return 'met' when every round's value is on the target's side (>= it, or <= it when not at_least), 'not met'
+    when none is, else `inconclusive`; rounds without a value do not count, and no value at all is inconclusive."""
+    values = values.dropna()
+    good = values >= target if at_least else values <= target
+    return inconclusive if good.empty else "met" if good.all() else "not met" if not good.any() else inconclusive
+
+
 def judge_ops(rows: pd.DataFrame) -> list[str]:
     """Return the op-level table lines and verdicts."""
     lines = []
@@ -62,19 +70,17 @@ def judge_ops(rows: pd.DataFrame) -> list[str]:
         if pass_name == "forward_backward" and exact and "window" in medians.index:
             best = min(exact, key=lambda v: medians[v])
             ratio = times["window"] / times[best]  # > 1: the exact variant is faster
-            verdict = "met" if ratio.min() >= 1 else ("not met" if ratio.max() < 1 else "inconclusive (the rounds straddle 1)")
             lines.append(f"  target: fastest exact ({best}) at least as fast as window: window ms / {best} ms = "
-                         f"{interval(ratio)}: {verdict}")
+                         f"{interval(ratio)}: {verdict(ratio, 1, inconclusive='inconclusive (the rounds straddle 1)')}")
         if pass_name == "forward" and batch == 8:
             tiled = group[(group["variant"] == "local-tiled") & (group["status"] == "ok")]
             if len(tiled):
                 fraction = tiled["roofline_fraction"]
-                verdict = ("met" if fraction.min() >= ROOF_TARGET else "not met" if fraction.max() < ROOF_TARGET
-                           else "inconclusive (the rounds straddle the target)")
+                judged = verdict(fraction, ROOF_TARGET, inconclusive="inconclusive (the rounds straddle the target)")
                 peak = tiled["peak_gflop_per_s"].iloc[0]
                 lines.append(f"  target: local-tiled at >= {ROOF_TARGET:.0%} of the calibrated roof ({peak:.0f} GFLOP/s, "
                              f"torch's matmul): {fraction.median():.0%} [{fraction.min():.0%}-{fraction.max():.0%}], "
-                             f"{tiled['gflop_per_s'].median():.0f} GFLOP/s: {verdict}")
+                             f"{tiled['gflop_per_s'].median():.0f} GFLOP/s: {judged}")
     return lines
 
 
@@ -87,10 +93,9 @@ def judge_models(rows: pd.DataFrame) -> list[str]:
             lines.append(f"\nmodels, {pass_name}: no ok rows of both configs ({', '.join(group['status'].unique())})")
             continue
         ratio = times["fast-swin-t"] / times["swin-t"]
-        verdict = "met" if ratio.max() <= MODEL_TARGET else ("not met" if ratio.min() > MODEL_TARGET else "inconclusive")
         lines.append(f"\nmodels, batch 1, 224x224, {pass_name}: swin-t {times['swin-t'].median():.1f} ms, fast-swin-t "
                      f"{times['fast-swin-t'].median():.1f} ms; fast-swin-t / swin-t = {interval(ratio)} "
-                     f"(target <= {MODEL_TARGET:.2f}): {verdict}")
+                     f"(target <= {MODEL_TARGET:.2f}): {verdict(ratio, MODEL_TARGET, at_least=False)}")
     return lines
 
 
