@@ -47,12 +47,17 @@ def flags(kernel_size: int, march: str = "native", dtype: torch.dtype = torch.fl
     return ["-O3", f"-march={march}", *wide, "-ffast-math", "-fopenmp", "-shared", "-fPIC", f"-DKS={kernel_size}", *elements]
 
 
-def _machine_id() -> str:
-    """Return what -march=native depends on: the CPU's feature flags (Linux), else the processor name."""
+def machine_id() -> str:
+    """Return what tells CPUs apart: /proc/cpuinfo's vendor, family, model, stepping and flags of the first processor
+    (Linux), else the processor name. -march=native depends on them (a build is cached per value), and so does the
+    roofline's calibration (bench/measure/roofline.py): a VM moved to another host keeps its host name and brand
+    string ("AMD EPYC"), not these."""
     try:
-        return next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith(("flags", "Features")))
-    except (OSError, StopIteration):
+        first = Path("/proc/cpuinfo").read_text().split("\n\n", 1)[0]
+    except OSError:
         return platform.processor()
+    keep = {"vendor_id", "cpu family", "model", "stepping", "flags", "CPU implementer", "CPU part", "Features"}
+    return "\n".join(line for line in first.splitlines() if line.partition(":")[0].strip() in keep) or platform.processor()
 
 
 def private_cache() -> Path:
@@ -103,7 +108,7 @@ def compile_library(kernel_size: int, march: str = "native", dtype: torch.dtype 
     if cc is None:
         raise RuntimeError("local-tiled needs a C compiler: none of $CC, cc, gcc found")
     command = [cc, *flags(kernel_size, march, dtype)]
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), *command, _machine_id()]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), *command, machine_id()]).encode()).hexdigest()[:16]
     cache = private_cache()
     target = cache / f"local_tiled_k{kernel_size}_{str(dtype).removeprefix('torch.')}_{key}.so"
     with open(cache / ".build.lock", "a") as lock:  # workers may need it at once: one builds, the others wait

@@ -142,7 +142,7 @@ def test_tiled_backward_avx2_build_matches_oracle_with_huge_logits():
 
 # cooperlake: AVX-512 with BF16's dot products (vdpbf16ps), which the bfloat16 build uses for the logits and dP
 BF16_MARCHES = ["native", "x86-64-v3", pytest.param("cooperlake", marks=pytest.mark.skipif(
-    "avx512_bf16" not in local_tiled._machine_id().split(), reason="this CPU has no AVX-512 BF16"))
+    "avx512_bf16" not in local_tiled.machine_id().split(), reason="this CPU has no AVX-512 BF16"))
 ] if platform.machine() == "x86_64" else ["native"]
 
 

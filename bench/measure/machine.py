@@ -20,18 +20,6 @@ def gpu_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
 
 
-def cpu_identity() -> str:
-    """Return what tells CPUs of one brand string apart: /proc/cpuinfo's vendor, family, model, stepping and
-    flags of the first processor (Linux; '' elsewhere). A VM moved to another host keeps its host name and its
-    brand ("AMD EPYC"), not these."""
-    try:
-        first = Path("/proc/cpuinfo").read_text().split("\n\n", 1)[0]
-    except OSError:
-        return ""
-    keep = {"vendor_id", "cpu family", "model", "stepping", "flags", "CPU implementer", "CPU part", "Features"}
-    return "\n".join(line for line in first.splitlines() if line.partition(":")[0].strip() in keep)
-
-
 def device_name(device: str) -> str:
     """Return a human name for a device string (cpu, cuda, mps)."""
     if device.startswith("cuda"):

@@ -24,7 +24,7 @@ import torch
 from torch.utils import benchmark
 
 from attention_variants.case import DTYPES, Case
-from bench.measure.machine import cpu_identity, device_unavailable, fingerprint
+from bench.measure.machine import device_unavailable, fingerprint
 
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}  # square side of the calibration GEMM
 COPY_BYTES = {"cpu": 256 << 20, "cuda": 2 << 30}  # well past L3 / L2, so it measures DRAM
@@ -99,7 +99,7 @@ def cached_calibration(cases: list[Case], threads: int, known: dict[str, list[fl
 
     Why a cache: the calibration kernels take seconds at every start, for numbers that only change
     with the machine. The file is keyed by the machine's fingerprint (host, CPU, GPU, torch), the CPU's
-    family, model and flags (cpu_identity: a VM moved to another host keeps its name and brand string) and
+    family, model and flags (local_tiled.machine_id: a VM moved to another host keeps its name and brand string) and
     the thread count, so another machine, torch or thread count measures anew.
     """
     path = _cache_file(threads)
@@ -112,10 +112,10 @@ def cached_calibration(cases: list[Case], threads: int, known: dict[str, list[fl
 
 
 def _cache_file(threads: int) -> Path:
-    from attention_variants.local_tiled import private_cache  # the project's one user-private cache folder
+    from attention_variants.local_tiled import machine_id, private_cache  # the project's one reader of each
 
     machine = fingerprint(threads)
-    key = {name: machine[name] for name in ("host", "cpu", "gpu", "torch_version", "threads")} | {"cpu_identity": cpu_identity()}
+    key = {name: machine[name] for name in ("host", "cpu", "gpu", "torch_version", "threads")} | {"cpu_identity": machine_id()}
     key = json.dumps({**key, "kernels": [MATMUL_SIZE, COPY_BYTES, MIN_RUN_S]}, sort_keys=True)  # other kernels: other peaks
     return private_cache() / f"roofline-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
